@@ -1,0 +1,1 @@
+//! Raw CloudTrail records to ECS documents, as Elastic's AWS integration makes them.

@@ -1,0 +1,1 @@
+//! The Elasticsearch adapter: event source, alert sink and state store over the official client.

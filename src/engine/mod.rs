@@ -1,0 +1,9 @@
+//! The rule engine, independent of Elasticsearch: windows, gaps and catch-up, dedup, the
+//! `max_signals` cap, scheduling and per-rule state.
+
+pub mod ports;
+
+pub use ports::{
+    AlertDoc, AlertSink, EventHit, EventSource, HitStream, PortError, RuleState, RuleWindow,
+    StateStore, WindowQuery, WriteOutcome,
+};

@@ -1,0 +1,130 @@
+//! The narrow interfaces between the run logic and the outside world.
+//!
+//! The engine never talks to Elasticsearch directly: it searches an [`EventSource`], writes
+//! to an [`AlertSink`] and remembers where it got to in a [`StateStore`]. The Elasticsearch
+//! adapter implements all three; the tests and benchmarks use the in-memory versions, so
+//! every scheduling, dedup and cap rule is exercised without a cluster.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::rule::Rule;
+
+/// An inclusive time range `[start, end]` that one search covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RuleWindow {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+/// What to search: one rule over one window.
+#[derive(Debug, Clone)]
+pub struct WindowQuery {
+    pub rule: Arc<Rule>,
+    pub window: RuleWindow,
+    /// Hits per page (Kibana: `min(max_signals, 100)`).
+    pub page_size: usize,
+}
+
+/// One event found by a search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventHit {
+    /// The concrete index the event lives in (a backing index, never a pattern).
+    pub index: String,
+    pub id: String,
+    pub source: Value,
+    /// The event time used for ordering and for the watermark: the rule's timestamp
+    /// field, or `@timestamp` when the override is absent and fallback is allowed.
+    pub timestamp: DateTime<Utc>,
+    /// Opaque sort values for `search_after`.
+    pub sort: Vec<Value>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PortError {
+    /// Worth retrying later: the cluster is down, overloaded or timed out.
+    #[error("{0}")]
+    Transient(String),
+    /// Retrying will not help until someone changes something (auth, mapping, config).
+    #[error("{0}")]
+    Permanent(String),
+}
+
+/// A search in progress over one window, oldest events first.
+#[async_trait]
+pub trait HitStream: Send {
+    /// The next page, or `None` when the window is exhausted.
+    async fn next_page(&mut self) -> Result<Option<Vec<EventHit>>, PortError>;
+    /// Release server-side resources (a point in time). Safe to call more than once.
+    async fn close(&mut self) -> Result<(), PortError>;
+    /// Warnings met while searching (a missing index pattern, shard failures).
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// Where events come from.
+#[async_trait]
+pub trait EventSource: Send + Sync {
+    async fn search(&self, query: WindowQuery) -> Result<Box<dyn HitStream>, PortError>;
+}
+
+/// An alert ready to be written: its deterministic id and the full document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertDoc {
+    pub id: String,
+    pub rule_id: String,
+    /// Event time of the source event, for watermark bookkeeping.
+    pub event_time: DateTime<Utc>,
+    pub document: Value,
+}
+
+/// What happened to one alert in a bulk write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOutcome {
+    Created,
+    /// The id exists already (HTTP 409): not an error.
+    Duplicate,
+    /// Still failing after retries (429, 5xx, timeout): the watermark must not pass it.
+    Failed(String),
+    /// The cluster refused the document for good (400-class): dead-letter it.
+    Rejected(String),
+}
+
+/// Where alerts go.
+#[async_trait]
+pub trait AlertSink: Send + Sync {
+    /// Which of these ids already exist.
+    async fn existing_ids(&self, ids: &[String]) -> Result<HashSet<String>, PortError>;
+    /// Create the alerts; one outcome per input, in order.
+    async fn create(&self, alerts: &[AlertDoc]) -> Result<Vec<WriteOutcome>, PortError>;
+    /// Keep an alert the cluster refused, with the reason, for a person to look at.
+    async fn dead_letter(&self, alert: &AlertDoc, reason: &str) -> Result<(), PortError>;
+}
+
+/// Per-rule progress, persisted so a restart neither repeats nor skips work.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuleState {
+    pub rule_id: String,
+    /// End of the last window whose matching events were all alerted (or dead-lettered).
+    pub watermark: Option<DateTime<Utc>>,
+    pub last_run_start: Option<DateTime<Utc>>,
+    pub last_outcome: Option<String>,
+    /// Time ranges that were not searched and are beyond the catch-up limit.
+    #[serde(default)]
+    pub open_gaps: Vec<RuleWindow>,
+}
+
+/// Where rule state and run records are kept.
+#[async_trait]
+pub trait StateStore: Send + Sync {
+    async fn load(&self, rule_id: &str) -> Result<Option<RuleState>, PortError>;
+    async fn save(&self, state: &RuleState) -> Result<(), PortError>;
+    /// Append one run's record (what Kibana's rule monitoring shows).
+    async fn record_execution(&self, record: &Value) -> Result<(), PortError>;
+}

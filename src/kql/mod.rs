@@ -1,0 +1,1 @@
+//! Kibana Query Language: parser, Elasticsearch DSL translator and in-memory evaluator.

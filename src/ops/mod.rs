@@ -1,0 +1,1 @@
+//! Operating the service: health and metrics endpoints, leases for scale-out.

@@ -1,0 +1,153 @@
+//! The rule as rule-runner runs it: one type for every source format.
+//!
+//! Field names follow Kibana's snake_case rule parameters, so a rule serializes to the
+//! `kibana.alert.rule.parameters` object and to Kibana's export format without renaming.
+
+use serde::{Deserialize, Serialize};
+
+/// Kibana's defaults for a rule that omits them (`kibana-detection-engine.md` §3.1).
+pub const DEFAULT_FROM: &str = "now-6m";
+pub const DEFAULT_TO: &str = "now";
+pub const DEFAULT_INTERVAL: &str = "5m";
+pub const DEFAULT_MAX_SIGNALS: u32 = 100;
+
+/// A detection rule, whatever file it came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rule {
+    pub rule_id: String,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Kibana's rule type: `query`, `eql`, `esql`, `threshold`, `new_terms`, ...
+    #[serde(rename = "type")]
+    pub rule_type: String,
+    /// `kuery`, `lucene`, `eql`, `esql`; absent for machine-learning rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    #[serde(default)]
+    pub index: Vec<String>,
+    /// Elasticsearch date math resolved against the run's start, e.g. `now-60m`.
+    pub from: String,
+    pub to: String,
+    /// How often the rule runs, e.g. `10m`.
+    pub interval: String,
+    pub max_signals: u32,
+    pub risk_score: u32,
+    pub severity: Severity,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub threat: Vec<Threat>,
+    #[serde(default)]
+    pub references: Vec<String>,
+    #[serde(default)]
+    pub author: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub license: Option<String>,
+    /// The investigation guide (Markdown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    #[serde(default)]
+    pub false_positives: Vec<String>,
+    /// Field to use instead of `@timestamp` for the window, e.g. `event.ingested`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp_override: Option<String>,
+    #[serde(default)]
+    pub timestamp_override_fallback_disabled: bool,
+    /// Kibana filter objects (`{"meta": {...}, "query": {...}}`), kept as written.
+    #[serde(default)]
+    pub filters: Vec<serde_json::Value>,
+    pub version: u32,
+    pub enabled: bool,
+    /// rule-runner extension: a cron expression that aligns runs to the clock instead of
+    /// running every `interval`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Severity {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "low" => Ok(Severity::Low),
+            "medium" => Ok(Severity::Medium),
+            "high" => Ok(Severity::High),
+            "critical" => Ok(Severity::Critical),
+            other => Err(format!(
+                "unknown severity `{other}` (expected low, medium, high or critical)"
+            )),
+        }
+    }
+}
+
+/// One MITRE ATT&CK mapping, in Kibana's shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Threat {
+    pub framework: String,
+    pub tactic: ThreatRef,
+    #[serde(default)]
+    pub technique: Vec<Technique>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreatRef {
+    pub id: String,
+    pub name: String,
+    pub reference: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Technique {
+    pub id: String,
+    pub name: String,
+    pub reference: String,
+    #[serde(default)]
+    pub subtechnique: Vec<ThreatRef>,
+}
+
+impl Rule {
+    /// Whether rule-runner can execute this rule: a KQL query rule.
+    pub fn is_kql_query_rule(&self) -> bool {
+        self.rule_type == "query" && self.language.as_deref().unwrap_or("kuery") == "kuery"
+    }
+
+    /// The field that places an event in a window, and whether `@timestamp` is the
+    /// fallback for events that lack it (Kibana's default when an override is set).
+    pub fn timestamp_fields(&self) -> (&str, Option<&str>) {
+        match self.timestamp_override.as_deref() {
+            Some(field) if field != "@timestamp" => {
+                let fallback = (!self.timestamp_override_fallback_disabled).then_some("@timestamp");
+                (field, fallback)
+            }
+            _ => ("@timestamp", None),
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! rule-runner's integration tests: one binary, one module per area, shared helpers in `util`.
+
+#[macro_use]
+mod util;
+
+mod alert;
+mod cloudtrail;
+mod elasticsearch;
+mod engine;
+mod kql;
+mod ops;
+mod rules;
+mod scan;
