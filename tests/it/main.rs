@@ -4,6 +4,7 @@
 mod util;
 
 mod alert;
+mod cli;
 mod cloudtrail;
 mod elasticsearch;
 mod engine;

@@ -1,4 +1,5 @@
 //! Helpers shared by every test module.
+#![allow(dead_code)] // each test module uses a different subset of the helpers
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
