@@ -29,6 +29,6 @@ fn help_lists_every_command() {
 #[test]
 fn unknown_command_is_a_usage_error() {
     let out = run_cli(&["frobnicate"]);
-    assert_exit!(out, 2);
+    assert_exit!(out, 1);
     assert!(String::from_utf8_lossy(&out.stderr).contains("frobnicate"));
 }
