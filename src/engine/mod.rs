@@ -4,6 +4,6 @@
 pub mod ports;
 
 pub use ports::{
-    AlertDoc, AlertSink, EventHit, EventSource, HitStream, PortError, RuleState, RuleWindow,
-    StateStore, WindowQuery, WriteOutcome,
+    AlertDoc, AlertSink, EventHit, EventSource, HitStream, Leases, PortError, RuleState,
+    RuleWindow, SoleInstance, StateStore, WindowQuery, WriteOutcome,
 };

@@ -128,3 +128,31 @@ pub trait StateStore: Send + Sync {
     /// Append one run's record (what Kibana's rule monitoring shows).
     async fn record_execution(&self, record: &Value) -> Result<(), PortError>;
 }
+
+/// Who may run a rule now, when several instances share one cluster.
+///
+/// The scheduler asks before every run and releases afterwards; a single instance uses
+/// [`SoleInstance`], which always grants. The lease store behind a real implementation must
+/// make a claim atomic (Elasticsearch: `if_seq_no` / `if_primary_term`).
+#[async_trait]
+pub trait Leases: Send + Sync {
+    /// Take or renew the lease on `rule_id` for `ttl`; `false` when another live instance
+    /// holds it.
+    async fn acquire(&self, rule_id: &str, ttl: std::time::Duration) -> Result<bool, PortError>;
+    /// Give the lease up early (after a run), so another instance need not wait for expiry.
+    async fn release(&self, rule_id: &str) -> Result<(), PortError>;
+}
+
+/// The only instance: every claim succeeds.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SoleInstance;
+
+#[async_trait]
+impl Leases for SoleInstance {
+    async fn acquire(&self, _rule_id: &str, _ttl: std::time::Duration) -> Result<bool, PortError> {
+        Ok(true)
+    }
+    async fn release(&self, _rule_id: &str) -> Result<(), PortError> {
+        Ok(())
+    }
+}
