@@ -431,12 +431,12 @@ fn normalize_reads_stdin() {
         .stdin
         .take()
         .unwrap()
-        .write_all(br#"[{"eventName":"CreateUser","eventTime":"2024-01-01T00:00:00Z"}]"#)
+        .write_all(br#"[{"eventName":"RunInstances","eventTime":"2024-01-01T00:00:00Z"}]"#)
         .unwrap();
     let out = child.wait_with_output().unwrap();
     assert_exit!(out, 0);
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(doc["event"]["action"], "CreateUser");
+    assert_eq!(doc["event"]["action"], "RunInstances");
     assert_eq!(doc["event"]["type"], "info");
     assert_eq!(doc["@timestamp"], "2024-01-01T00:00:00.000Z");
 }
