@@ -48,3 +48,23 @@ macro_rules! assert_exit {
         );
     }};
 }
+
+/// Run `rule-runner` with `args` and `input` on stdin; returns the output.
+pub fn run_cli_stdin(args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = rule_runner()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the rule-runner binary runs");
+    if let Some(mut stdin) = child.stdin.take() {
+        // A command may exit without reading all of its input; that is not a test failure.
+        let _ = stdin.write_all(input.as_bytes());
+    }
+    child
+        .wait_with_output()
+        .expect("the rule-runner binary runs")
+}
