@@ -7,6 +7,8 @@
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod sink;
+pub mod state;
 pub mod templates;
 
 pub use client::{Body, Call, ClusterInfo, EsClient, Reply};
@@ -15,3 +17,5 @@ pub use config::{
     ServiceConfig, ServiceSettings,
 };
 pub use error::EsError;
+pub use sink::EsAlertSink;
+pub use state::EsStateStore;

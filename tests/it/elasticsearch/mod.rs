@@ -6,3 +6,4 @@
 mod config;
 mod mock;
 mod setup;
+mod sink;
