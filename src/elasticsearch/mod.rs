@@ -8,6 +8,7 @@ pub mod client;
 pub mod config;
 pub mod error;
 pub mod sink;
+pub mod source;
 pub mod state;
 pub mod templates;
 
@@ -18,4 +19,5 @@ pub use config::{
 };
 pub use error::EsError;
 pub use sink::EsAlertSink;
+pub use source::EsEventSource;
 pub use state::EsStateStore;

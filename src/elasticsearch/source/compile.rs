@@ -9,7 +9,10 @@ use crate::rule::{Rule, filters};
 /// Parse the rule's KQL (an absent query is an empty one: every event).
 pub fn parse(rule: &Rule) -> Result<Query, String> {
     kql::parse(rule.query.as_deref().unwrap_or("")).map_err(|e| {
-        format!("rule `{}` ({}): its query does not parse: {e}", rule.name, rule.rule_id)
+        format!(
+            "rule `{}` ({}): its query does not parse: {e}",
+            rule.name, rule.rule_id
+        )
     })
 }
 
@@ -64,10 +67,16 @@ pub fn rule_query(rule: &Rule, query: &Query, field_types: &Value) -> Result<Val
         .map_err(|e| format!("rule `{}` ({}): {e}", rule.name, rule.rule_id))?;
     let clauses = filters::es_clauses(&rule.filters)
         .map_err(|e| format!("rule `{}` ({}): {e}", rule.name, rule.rule_id))?;
-    if let Some(filter) = dsl.pointer_mut("/bool/filter").and_then(Value::as_array_mut) {
+    if let Some(filter) = dsl
+        .pointer_mut("/bool/filter")
+        .and_then(Value::as_array_mut)
+    {
         filter.extend(clauses.filter);
     }
-    if let Some(must_not) = dsl.pointer_mut("/bool/must_not").and_then(Value::as_array_mut) {
+    if let Some(must_not) = dsl
+        .pointer_mut("/bool/must_not")
+        .and_then(Value::as_array_mut)
+    {
         must_not.extend(clauses.must_not);
     }
     Ok(dsl)

@@ -29,7 +29,11 @@ pub async fn fetch(
     timestamp_fields: &[&str],
 ) -> Result<FieldCapsInfo, EsError> {
     let mut asked: Vec<String> = Vec::new();
-    for field in fields.iter().map(String::as_str).chain(timestamp_fields.iter().copied()) {
+    for field in fields
+        .iter()
+        .map(String::as_str)
+        .chain(timestamp_fields.iter().copied())
+    {
         let mut prefix = String::new();
         for part in field.split('.') {
             if !prefix.is_empty() {
@@ -59,10 +63,18 @@ pub fn reduce(body: &Value, timestamp_fields: &[&str]) -> FieldCapsInfo {
     let indices: Vec<String> = body
         .get("indices")
         .and_then(Value::as_array)
-        .map(|list| list.iter().filter_map(Value::as_str).map(String::from).collect())
+        .map(|list| {
+            list.iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect()
+        })
         .unwrap_or_default();
     let empty = Map::new();
-    let caps = body.get("fields").and_then(Value::as_object).unwrap_or(&empty);
+    let caps = body
+        .get("fields")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
 
     let nested: Vec<&str> = caps
         .iter()
@@ -86,7 +98,9 @@ pub fn reduce(body: &Value, timestamp_fields: &[&str]) -> FieldCapsInfo {
         }
         let nested_path = nested
             .iter()
-            .filter(|p| name.len() > p.len() && name.starts_with(*p) && name.as_bytes()[p.len()] == b'.')
+            .filter(|p| {
+                name.len() > p.len() && name.starts_with(*p) && name.as_bytes()[p.len()] == b'.'
+            })
             .max_by_key(|p| p.len());
         field_types.insert(
             name.clone(),
@@ -106,7 +120,12 @@ pub fn reduce(body: &Value, timestamp_fields: &[&str]) -> FieldCapsInfo {
                     Some(unmapped) => unmapped
                         .get("indices")
                         .and_then(Value::as_array)
-                        .map(|l| l.iter().filter_map(Value::as_str).map(String::from).collect())
+                        .map(|l| {
+                            l.iter()
+                                .filter_map(Value::as_str)
+                                .map(String::from)
+                                .collect()
+                        })
                         .unwrap_or_default(),
                 },
             };
@@ -158,10 +177,16 @@ mod tests {
         );
         assert_eq!(info.field_types["a.b"]["nested_path"], "a");
         assert!(info.field_types.get("event").is_none());
-        assert_eq!(info.field_types["event.ingested"]["es_types"], json!(["date"]));
+        assert_eq!(
+            info.field_types["event.ingested"]["es_types"],
+            json!(["date"])
+        );
         assert_eq!(
             info.timestamp_unmapped,
-            vec![("event.ingested".to_string(), vec!["filebeat-8.17.0".to_string()])]
+            vec![(
+                "event.ingested".to_string(),
+                vec!["filebeat-8.17.0".to_string()]
+            )]
         );
     }
 }

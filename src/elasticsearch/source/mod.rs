@@ -28,12 +28,13 @@ use crate::engine::{EventSource, HitStream, PortError, WindowQuery};
 pub const FIELD_CAPS_TTL: Duration = Duration::from_secs(60);
 
 type CapsKey = (Vec<String>, Vec<String>);
+type CapsCache = HashMap<CapsKey, (Instant, Arc<FieldCapsInfo>)>;
 
 /// Searches Elasticsearch for a rule's events.
 #[derive(Debug, Clone)]
 pub struct EsEventSource {
     client: EsClient,
-    caps_cache: Arc<Mutex<HashMap<CapsKey, (Instant, Arc<FieldCapsInfo>)>>>,
+    caps_cache: Arc<Mutex<CapsCache>>,
     caps_ttl: Duration,
 }
 
@@ -60,7 +61,11 @@ impl EsEventSource {
     ) -> Result<Arc<FieldCapsInfo>, PortError> {
         let key = (
             patterns.to_vec(),
-            fields.iter().cloned().chain(timestamp_fields.iter().map(|f| format!("@ts:{f}"))).collect(),
+            fields
+                .iter()
+                .cloned()
+                .chain(timestamp_fields.iter().map(|f| format!("@ts:{f}")))
+                .collect(),
         );
         let cached = {
             let cache = self.caps_cache.lock().unwrap_or_else(|p| p.into_inner());
@@ -72,7 +77,8 @@ impl EsEventSource {
         if let Some(info) = cached {
             return Ok(info);
         }
-        let info = Arc::new(field_caps::fetch(&self.client, patterns, fields, timestamp_fields).await?);
+        let info =
+            Arc::new(field_caps::fetch(&self.client, patterns, fields, timestamp_fields).await?);
         let mut cache = self.caps_cache.lock().unwrap_or_else(|p| p.into_inner());
         cache.retain(|_, (at, _)| at.elapsed() < self.caps_ttl);
         cache.insert(key, (Instant::now(), info.clone()));
@@ -103,7 +109,11 @@ impl EventSource for EsEventSource {
         let (primary, fallback) = rule.timestamp_fields();
         let timestamp_fields: Vec<&str> = std::iter::once(primary).chain(fallback).collect();
         let caps = self
-            .field_caps(&rule.index, &compile::query_fields(&kql_query), &timestamp_fields)
+            .field_caps(
+                &rule.index,
+                &compile::query_fields(&kql_query),
+                &timestamp_fields,
+            )
             .await?;
 
         let mut warnings = Vec::new();
@@ -125,8 +135,8 @@ impl EventSource for EsEventSource {
         }
         warnings.extend(missing_timestamp_warning(&caps, primary, fallback));
 
-        let rule_query =
-            compile::rule_query(&rule, &kql_query, &caps.field_types).map_err(PortError::Permanent)?;
+        let rule_query = compile::rule_query(&rule, &kql_query, &caps.field_types)
+            .map_err(PortError::Permanent)?;
         let full_query = request::query(rule_query, &rule, query.window);
         let pit_id = open_pit(&self.client, &rule.index).await?;
         Ok(Box::new(EsHitStream::new(
@@ -144,7 +154,11 @@ impl EventSource for EsEventSource {
 /// Kibana warns about indices lacking the rule's timestamp field. With the `@timestamp`
 /// fallback an index lacking only the override is still searched correctly, so the warning
 /// names only indices lacking both.
-fn missing_timestamp_warning(caps: &FieldCapsInfo, primary: &str, fallback: Option<&str>) -> Option<String> {
+fn missing_timestamp_warning(
+    caps: &FieldCapsInfo,
+    primary: &str,
+    fallback: Option<&str>,
+) -> Option<String> {
     let missing = |field: &str| {
         caps.timestamp_unmapped
             .iter()
@@ -164,5 +178,7 @@ fn missing_timestamp_warning(caps: &FieldCapsInfo, primary: &str, fallback: Opti
         Some(fallback) => format!("\"{primary}\" (nor \"{fallback}\")"),
         None => format!("\"{primary}\""),
     };
-    Some(format!("The following indices are missing the timestamp field {field}: {lacking:?}"))
+    Some(format!(
+        "The following indices are missing the timestamp field {field}: {lacking:?}"
+    ))
 }

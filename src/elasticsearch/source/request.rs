@@ -122,7 +122,9 @@ pub fn next_search_after(sort: &[Value]) -> Option<Vec<Value>> {
         return None;
     }
     let negative = sort.iter().any(|v| match v {
-        Value::Number(n) => n.as_i64().is_some_and(|i| i < 0) || n.as_f64().is_some_and(|f| f < 0.0),
+        Value::Number(n) => {
+            n.as_i64().is_some_and(|i| i < 0) || n.as_f64().is_some_and(|f| f < 0.0)
+        }
         _ => false,
     });
     if negative {
@@ -158,6 +160,9 @@ mod tests {
         );
         // Beyond JavaScript's safe range, still exact here: passed back as it came.
         let big = json!(9223372036854775807u64);
-        assert_eq!(next_search_after(&[big.clone()]), Some(vec![big]));
+        assert_eq!(
+            next_search_after(std::slice::from_ref(&big)),
+            Some(vec![big])
+        );
     }
 }

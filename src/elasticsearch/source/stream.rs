@@ -73,7 +73,12 @@ impl EsHitStream {
     }
 
     /// A stream with nothing to search (no index matched), carrying its warnings.
-    pub fn empty(client: EsClient, rule: Arc<Rule>, window: RuleWindow, warnings: Vec<String>) -> Self {
+    pub fn empty(
+        client: EsClient,
+        rule: Arc<Rule>,
+        window: RuleWindow,
+        warnings: Vec<String>,
+    ) -> Self {
         EsHitStream {
             client,
             rule,
@@ -127,7 +132,10 @@ impl EsHitStream {
 /// An event's time from the `fields` section (formatted by the request), else `_source`
 /// (dotted key or nested objects).
 fn event_time(hit: &Value, field: &str) -> Option<DateTime<Utc>> {
-    let from_fields = hit.get("fields").and_then(|f| f.get(field)).and_then(|v| v.get(0));
+    let from_fields = hit
+        .get("fields")
+        .and_then(|f| f.get(field))
+        .and_then(|v| v.get(0));
     let source = hit.get("_source");
     let from_source = source.and_then(|s| s.get(field)).or_else(|| {
         field
@@ -154,11 +162,17 @@ fn shard_failures(body: &Value) -> Vec<String> {
             failures
                 .iter()
                 .map(|f| {
-                    let reason = f.pointer("/reason/reason").and_then(Value::as_str).unwrap_or("unknown reason");
+                    let reason = f
+                        .pointer("/reason/reason")
+                        .and_then(Value::as_str)
+                        .unwrap_or("unknown reason");
                     let index = f.get("index").and_then(Value::as_str).unwrap_or("?");
                     format!("shard of `{index}`: {reason}")
                 })
-                .filter(|text| !(text.contains("No mapping found for [") && text.contains("in order to sort on")))
+                .filter(|text| {
+                    !(text.contains("No mapping found for [")
+                        && text.contains("in order to sort on"))
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -170,9 +184,19 @@ impl HitStream for EsHitStream {
         let Some(pit_id) = self.pit_id.clone().filter(|_| !self.done) else {
             return Ok(None);
         };
-        let body = pit_page_body(&self.query, &self.rule, self.size, &pit_id, self.search_after.as_deref());
+        let body = pit_page_body(
+            &self.query,
+            &self.rule,
+            self.size,
+            &pit_id,
+            self.search_after.as_deref(),
+        );
         let call = Call::new(
-            format!("search {} for rule `{}`", self.rule.index.join(", "), self.rule.name),
+            format!(
+                "search {} for rule `{}`",
+                self.rule.index.join(", "),
+                self.rule.name
+            ),
             Method::Post,
             "/_search",
         )
@@ -237,7 +261,8 @@ impl HitStream for EsHitStream {
         let Some(pit_id) = self.pit_id.take() else {
             return Ok(());
         };
-        let call = Call::new("close the point in time", Method::Delete, "/_pit").json(json!({ "id": pit_id }));
+        let call = Call::new("close the point in time", Method::Delete, "/_pit")
+            .json(json!({ "id": pit_id }));
         let reply = self.client.send(&call).await?;
         // 404: already gone (expired); nothing left to free.
         if reply.status != 404 {

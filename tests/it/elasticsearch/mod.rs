@@ -7,3 +7,5 @@ mod config;
 mod mock;
 mod setup;
 mod sink;
+mod source;
+mod state;
