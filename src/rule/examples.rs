@@ -38,6 +38,9 @@ pub enum Expect {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Example {
+    /// 1-based line in the example file.
+    #[serde(skip)]
+    pub line: usize,
     pub expect: Expect,
     #[serde(default)]
     pub description: Option<String>,
@@ -60,7 +63,7 @@ pub fn examples_path(rule_file: &Path) -> PathBuf {
 }
 
 /// Parse an example file: the examples with their line numbers, and the bad lines.
-pub fn parse_examples(text: &str) -> (Vec<(usize, Example)>, Vec<(usize, String)>) {
+pub fn parse_examples(text: &str) -> (Vec<Example>, Vec<(usize, String)>) {
     let mut examples = Vec::new();
     let mut errors = Vec::new();
     for (index, line) in text.lines().enumerate() {
@@ -68,7 +71,10 @@ pub fn parse_examples(text: &str) -> (Vec<(usize, Example)>, Vec<(usize, String)
             continue;
         }
         match serde_json::from_str::<Example>(line) {
-            Ok(example) => examples.push((index + 1, example)),
+            Ok(example) => examples.push(Example {
+                line: index + 1,
+                ..example
+            }),
             Err(err) => errors.push((index + 1, format!("invalid example: {err}"))),
         }
     }
@@ -108,7 +114,11 @@ impl TestReport {
 /// Evaluate every runnable rule of `report` against its examples.
 pub fn run_examples(report: &LoadReport) -> TestReport {
     let mut out = TestReport::default();
-    let mut files: Vec<&Path> = report.rules.iter().map(|r| r.origin.path.as_path()).collect();
+    let mut files: Vec<&Path> = report
+        .rules
+        .iter()
+        .map(|r| r.origin.path.as_path())
+        .collect();
     files.dedup();
     for rule_file in files {
         let rules: Vec<&LoadedRule> = report
@@ -126,37 +136,51 @@ pub fn run_examples(report: &LoadReport) -> TestReport {
             }
             Err(err) => {
                 let origin = Origin { path, line: None };
-                out.problems.push((origin, format!("cannot read examples: {err}")));
+                out.problems
+                    .push((origin, format!("cannot read examples: {err}")));
                 continue;
             }
         };
         let (examples, errors) = parse_examples(&examples);
         for (line, message) in errors {
-            let origin = Origin { path: path.clone(), line: Some(line) };
+            let origin = Origin {
+                path: path.clone(),
+                line: Some(line),
+            };
             out.problems.push((origin, message));
         }
         for loaded in rules {
-            test_rule(loaded, &path, &examples, rules_in_file(report, rule_file), &mut out);
+            test_rule(
+                loaded,
+                &path,
+                &examples,
+                rules_in_file(report, rule_file),
+                &mut out,
+            );
         }
     }
     out
 }
 
 fn rules_in_file(report: &LoadReport, file: &Path) -> usize {
-    report.rules.iter().filter(|r| r.origin.path == file).count()
+    report
+        .rules
+        .iter()
+        .filter(|r| r.origin.path == file)
+        .count()
 }
 
 fn test_rule(
     loaded: &LoadedRule,
     path: &Path,
-    examples: &[(usize, Example)],
+    examples: &[Example],
     rules_in_file: usize,
     out: &mut TestReport,
 ) {
     let rule = &loaded.rule;
     let mine: Vec<_> = examples
         .iter()
-        .filter(|(_, e)| match &e.rule_id {
+        .filter(|e| match &e.rule_id {
             Some(id) => *id == rule.rule_id,
             None => rules_in_file == 1,
         })
@@ -169,28 +193,38 @@ fn test_rule(
     }
     let origin = Origin {
         path: path.to_owned(),
-        line: mine.first().map(|(line, _)| *line),
+        line: mine.first().map(|e| e.line),
     };
     if !loaded.is_runnable() {
-        let why = format!("{}: the rule has examples but is {}", rule.name, loaded.status.label());
+        let why = format!(
+            "{}: the rule has examples but is {}",
+            rule.name,
+            loaded.status.label()
+        );
         out.problems.push((origin, why));
         return;
     }
     let fields = FieldTypes::ecs_cloudtrail();
-    let matcher = match RuleMatcher::new(rule, loaded.query.as_deref(), Some(fields), &MatchOptions::default()) {
+    let matcher = match RuleMatcher::new(
+        rule,
+        loaded.query.as_deref(),
+        Some(fields),
+        &MatchOptions::default(),
+    ) {
         Ok(matcher) => matcher,
         Err(err) => {
-            out.problems.push((origin, format!("{}: cannot evaluate: {err}", rule.name)));
+            out.problems
+                .push((origin, format!("{}: cannot evaluate: {err}", rule.name)));
             return;
         }
     };
-    for (line, example) in mine {
+    for example in mine {
         let alerted = matcher.matches(&example.event);
         out.results.push(ExampleResult {
             rule_name: rule.name.clone(),
             origin: Origin {
                 path: path.to_owned(),
-                line: Some(*line),
+                line: Some(example.line),
             },
             expect: example.expect,
             description: example.description.clone(),
@@ -217,8 +251,14 @@ mod tests {
 
     #[test]
     fn example_file_names() {
-        assert_eq!(examples_path(Path::new("rules/aws/x.toml")), Path::new("rules/aws/x.events.ndjson"));
-        assert_eq!(examples_path(Path::new("export.ndjson")), Path::new("export.events.ndjson"));
+        assert_eq!(
+            examples_path(Path::new("rules/aws/x.toml")),
+            Path::new("rules/aws/x.events.ndjson")
+        );
+        assert_eq!(
+            examples_path(Path::new("export.ndjson")),
+            Path::new("export.events.ndjson")
+        );
     }
 
     #[test]
@@ -226,8 +266,12 @@ mod tests {
         let text = "{\"expect\":\"alert\",\"event\":{}}\n\n{\"expect\":\"maybe\",\"event\":{}}\n{\"expect\":\"no_alert\",\"event\":{},\"extra\":1}\n";
         let (examples, errors) = parse_examples(text);
         assert_eq!(examples.len(), 1);
-        assert_eq!(examples[0].0, 1);
+        assert_eq!(examples[0].line, 1);
         assert_eq!(errors.iter().map(|e| e.0).collect::<Vec<_>>(), [3, 4]);
-        assert!(errors[0].1.contains("unknown variant `maybe`"), "{}", errors[0].1);
+        assert!(
+            errors[0].1.contains("unknown variant `maybe`"),
+            "{}",
+            errors[0].1
+        );
     }
 }

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::model::Rule;
-use crate::kql::Query;
 use super::{filters, ndjson, toml};
+use crate::kql::Query;
 
 /// Suffix of the example-event files `rules test` reads; never loaded as rules.
 pub const EXAMPLES_SUFFIX: &str = ".events.ndjson";

@@ -26,6 +26,15 @@ impl Rule {
     /// The rule's KQL query, parsed as the detection engine does (leading wildcards allowed).
     pub fn kql_query(&self) -> Result<Query, MatcherError> {
         let text = self.query.as_deref().ok_or(MatcherError::MissingQuery)?;
+        // TOML block strings end with a newline; without it, an error at the end of the query
+        // is shown on its last line instead of an empty one. Trailing whitespace means nothing
+        // in KQL unless escaped.
+        let trimmed = text.trim_end();
+        let text = if trimmed.ends_with('\\') {
+            text
+        } else {
+            trimmed
+        };
         kql::parse(text).map_err(|error| MatcherError::Query {
             rendered: error.render(text),
             error,

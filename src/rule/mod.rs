@@ -21,7 +21,7 @@ pub mod time;
 mod toml;
 
 pub use embedded::shipped_rules;
-pub use matcher::{MatcherError, RuleMatcher};
 pub use load::{LoadReport, LoadedRule, Origin, Problem, ProblemKind, RuleStatus, load_paths};
+pub use matcher::{MatcherError, RuleMatcher};
 pub use model::{Rule, Severity, Technique, Threat, ThreatRef};
 pub use time::{DateMath, RuleTiming, TimeError, parse_interval};

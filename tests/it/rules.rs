@@ -286,27 +286,46 @@ fn example_events(file: &str) -> Vec<(Expect, serde_json::Value)> {
     let text = std::fs::read_to_string(repo("rules/aws").join(file)).unwrap();
     let (examples, errors) = parse_examples(&text);
     assert!(errors.is_empty(), "{errors:?}");
-    examples.into_iter().map(|(_, e)| (e.expect, e.event)).collect()
+    examples.into_iter().map(|e| (e.expect, e.event)).collect()
 }
 
 fn matcher(path: std::path::PathBuf) -> RuleMatcher {
     let report = load_paths(&[path]);
     let loaded = &report.rules[0];
-    RuleMatcher::new(&loaded.rule, None, Some(FieldTypes::ecs_cloudtrail()), &MatchOptions::default()).unwrap()
+    RuleMatcher::new(
+        &loaded.rule,
+        None,
+        Some(FieldTypes::ecs_cloudtrail()),
+        &MatchOptions::default(),
+    )
+    .unwrap()
 }
 
 #[test]
 fn seed_layer_query_misses_the_versioned_event_name_and_the_shipped_one_catches_it() {
-    let seed = matcher(data("rules/detection-rules/seed-versions/aws_lambda_layer_added_to_existing_function.toml"));
-    let shipped = matcher(repo("rules/aws/execution_lambda_external_layer_added_to_function.toml"));
+    let seed = matcher(data(
+        "rules/detection-rules/seed-versions/aws_lambda_layer_added_to_existing_function.toml",
+    ));
+    let shipped = matcher(repo(
+        "rules/aws/execution_lambda_external_layer_added_to_function.toml",
+    ));
     let events = example_events("execution_lambda_external_layer_added_to_function.events.ndjson");
     let update = events
         .iter()
         .map(|(_, e)| e)
-        .find(|e| e["event"]["action"] == "UpdateFunctionConfiguration20150331v2" && e["event"]["outcome"] == "success")
+        .find(|e| {
+            e["event"]["action"] == "UpdateFunctionConfiguration20150331v2"
+                && e["event"]["outcome"] == "success"
+        })
         .unwrap();
-    assert!(!seed.matches(update), "the seed's exact `UpdateFunctionConfiguration` must miss the real name");
-    assert!(shipped.matches(update), "the shipped `UpdateFunctionConfiguration*` must catch it");
+    assert!(
+        !seed.matches(update),
+        "the seed's exact `UpdateFunctionConfiguration` must miss the real name"
+    );
+    assert!(
+        shipped.matches(update),
+        "the shipped `UpdateFunctionConfiguration*` must catch it"
+    );
     let publish = events
         .iter()
         .map(|(_, e)| e)
@@ -353,7 +372,10 @@ fn cli_rules_test_reports_pass_and_fail() {
     let out = run_cli(&["rules", "test", dir.path().to_str().unwrap()]);
     assert_exit!(out, 1);
     let text = stdout(&out);
-    assert!(text.contains("FAIL  ") && text.contains("public.events.ndjson:1:"), "{text}");
+    assert!(
+        text.contains("FAIL  ") && text.contains("public.events.ndjson:1:"),
+        "{text}"
+    );
     assert!(text.contains("5 examples: 4 passed, 1 failed"), "{text}");
 }
 
@@ -361,7 +383,13 @@ fn cli_rules_test_reports_pass_and_fail() {
 fn invalid_kql_is_reported_with_its_caret() {
     let report = load_paths(&[data("rules/bad/invalid_kql.toml")]);
     let problem = only_problem(&report);
-    assert!(problem.starts_with(&format!("{}:9: Invalid KQL: `query` is not valid KQL", data("rules/bad/invalid_kql.toml").display())), "{problem}");
+    assert!(
+        problem.starts_with(&format!(
+            "{}:9: Invalid KQL: `query` is not valid KQL",
+            data("rules/bad/invalid_kql.toml").display()
+        )),
+        "{problem}"
+    );
     assert!(problem.contains('^'), "{problem}");
     assert!(matches!(report.rules[0].status, RuleStatus::Error(_)));
     assert!(report.rules[0].query.is_none());

@@ -33,7 +33,9 @@ impl FilterClauses {
 
 fn clause_to_kql(clause: &Json) -> Result<Query, NotEvaluable> {
     let not_evaluable = |what: &str| NotEvaluable(what.to_owned());
-    let object = clause.as_object().ok_or_else(|| not_evaluable("(not an object)"))?;
+    let object = clause
+        .as_object()
+        .ok_or_else(|| not_evaluable("(not an object)"))?;
     let [(kind, body)] = object.iter().collect::<Vec<_>>()[..] else {
         return Err(not_evaluable("(several queries in one object)"));
     };
@@ -106,7 +108,9 @@ fn clause_to_kql(clause: &Json) -> Result<Query, NotEvaluable> {
 }
 
 fn bool_to_kql(body: &Json) -> Result<Query, NotEvaluable> {
-    let body = body.as_object().ok_or_else(|| NotEvaluable("bool".to_owned()))?;
+    let body = body
+        .as_object()
+        .ok_or_else(|| NotEvaluable("bool".to_owned()))?;
     let list = |key: &str| -> Result<Vec<Query>, NotEvaluable> {
         match body.get(key) {
             None => Ok(Vec::new()),
@@ -116,7 +120,11 @@ fn bool_to_kql(body: &Json) -> Result<Query, NotEvaluable> {
     };
     let mut all = list("must")?;
     all.extend(list("filter")?);
-    all.extend(list("must_not")?.into_iter().map(|q| Query::Not(Box::new(q))));
+    all.extend(
+        list("must_not")?
+            .into_iter()
+            .map(|q| Query::Not(Box::new(q))),
+    );
     let should = list("should")?;
     let minimum = match body.get("minimum_should_match") {
         None => usize::from(all.is_empty()),
@@ -128,7 +136,11 @@ fn bool_to_kql(body: &Json) -> Result<Query, NotEvaluable> {
         0 => {}
         1 if !should.is_empty() => all.push(Query::Or(should)),
         1 => all.push(Query::Or(Vec::new())),
-        _ => return Err(NotEvaluable("bool with minimum_should_match above 1".to_owned())),
+        _ => {
+            return Err(NotEvaluable(
+                "bool with minimum_should_match above 1".to_owned(),
+            ));
+        }
     }
     Ok(Query::And(all))
 }
@@ -197,21 +209,48 @@ mod tests {
             {"meta": {"negate": true}, "query": {"exists": {"field": "error.code"}}},
             {"meta": {"disabled": true}, "query": {"match_phrase": {"event.outcome": "failure"}}},
         ]);
-        assert!(matches(filters.clone(), json!({"event": {"outcome": "success"}})));
-        assert!(!matches(filters.clone(), json!({"event": {"outcome": "failure"}})));
-        assert!(!matches(filters, json!({"event": {"outcome": "success"}, "error": {"code": "x"}})));
+        assert!(matches(
+            filters.clone(),
+            json!({"event": {"outcome": "success"}})
+        ));
+        assert!(!matches(
+            filters.clone(),
+            json!({"event": {"outcome": "failure"}})
+        ));
+        assert!(!matches(
+            filters,
+            json!({"event": {"outcome": "success"}, "error": {"code": "x"}})
+        ));
     }
 
     #[test]
     fn terms_range_wildcard_prefix_and_bool() {
         let doc = json!({"event.action": "AddPermission20150331v2", "risk": 47, "host": {"name": "web-1"}});
         let query = |q: Json| json!([{"meta": {}, "query": q}]);
-        assert!(matches(query(json!({"terms": {"event.action": ["x", "AddPermission20150331v2"]}})), doc.clone()));
-        assert!(matches(query(json!({"range": {"risk": {"gte": 21, "lt": 73}}})), doc.clone()));
-        assert!(!matches(query(json!({"range": {"risk": {"gt": 47}}})), doc.clone()));
-        assert!(matches(query(json!({"wildcard": {"event.action": {"value": "AddPermission*"}}})), doc.clone()));
-        assert!(matches(query(json!({"prefix": {"host.name": "web-"}})), doc.clone()));
-        assert!(matches(query(json!({"term": {"host.name": {"value": "web-1"}}})), doc.clone()));
+        assert!(matches(
+            query(json!({"terms": {"event.action": ["x", "AddPermission20150331v2"]}})),
+            doc.clone()
+        ));
+        assert!(matches(
+            query(json!({"range": {"risk": {"gte": 21, "lt": 73}}})),
+            doc.clone()
+        ));
+        assert!(!matches(
+            query(json!({"range": {"risk": {"gt": 47}}})),
+            doc.clone()
+        ));
+        assert!(matches(
+            query(json!({"wildcard": {"event.action": {"value": "AddPermission*"}}})),
+            doc.clone()
+        ));
+        assert!(matches(
+            query(json!({"prefix": {"host.name": "web-"}})),
+            doc.clone()
+        ));
+        assert!(matches(
+            query(json!({"term": {"host.name": {"value": "web-1"}}})),
+            doc.clone()
+        ));
         let either = json!({"bool": {"should": [{"term": {"host.name": "db-1"}}, {"term": {"host.name": "web-1"}}]}});
         assert!(matches(query(either), doc.clone()));
         let neither = json!({"bool": {"should": [{"term": {"host.name": "db-1"}}], "must_not": [{"match_all": {}}]}});
@@ -223,7 +262,8 @@ mod tests {
         let filters = vec![json!({"meta": {}, "query": {"query_string": {"query": "a:b"}}})];
         let err = es_clauses(&filters).unwrap().to_kql().unwrap_err();
         assert_eq!(err, NotEvaluable("query_string".to_owned()));
-        let many = vec![json!({"meta": {}, "query": {"bool": {"should": [], "minimum_should_match": 2}}})];
+        let many =
+            vec![json!({"meta": {}, "query": {"bool": {"should": [], "minimum_should_match": 2}}})];
         assert!(es_clauses(&many).unwrap().to_kql().is_err());
     }
 }
