@@ -96,7 +96,7 @@ mod duration_text {
         if text.trim() == "0s" || text.trim() == "0" {
             return Ok(Duration::ZERO);
         }
-        parse_interval(&text).ok_or_else(|| {
+        parse_interval(&text).map_err(|_| {
             D::Error::custom(format!(
                 "invalid duration `{text}`: expected a whole number followed by s, m, h or d (e.g. `24h`)"
             ))

@@ -1,7 +1,8 @@
 //! Dedup, the `max_signals` cap and writing, for one window, one page of hits at a time.
 //!
 //! Order per page: drop events already handled in this run (and repeats inside the page: the
-//! same event read from two index patterns), ask the sink which ids exist already, keep the
+//! same event read from two index patterns), ask the sink which ids exist already (or were
+//! dead-lettered before), keep the
 //! oldest new ones up to the window's remaining budget, write them, and sort the outcomes.
 //! Only created alerts consume budget. Whatever is not safely handled (cut by the cap, failed
 //! writes) holds the watermark at its event time so a later run picks it up.
@@ -85,13 +86,30 @@ impl<'a> WindowWriter<'a> {
         }
 
         let candidate_ids: Vec<String> = fresh.iter().map(|(id, _)| id.clone()).collect();
-        let existing = match self.sink.existing_ids(&candidate_ids).await {
+        let mut existing = match self.sink.existing_ids(&candidate_ids).await {
             Ok(existing) => existing,
             Err(error) => {
                 self.fail_all(&fresh, &format!("checking existing alerts failed: {error}"));
                 return Err(SinkDown);
             }
         };
+        if existing.len() < candidate_ids.len() {
+            let unknown: Vec<String> = candidate_ids
+                .iter()
+                .filter(|id| !existing.contains(*id))
+                .cloned()
+                .collect();
+            match self.sink.dead_lettered_ids(&unknown).await {
+                Ok(dead) => existing.extend(dead),
+                Err(error) => {
+                    self.fail_all(
+                        &fresh,
+                        &format!("checking dead-lettered alerts failed: {error}"),
+                    );
+                    return Err(SinkDown);
+                }
+            }
+        }
         fresh.retain(|(id, _)| {
             let exists = existing.contains(id);
             if exists {

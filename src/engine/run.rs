@@ -104,14 +104,17 @@ impl Engine {
                 return self.finish_failed(scope, message, clock_start).await;
             }
         };
-        let (from, to) = timing.window(now);
-        let current = RuleWindow {
-            start: from,
-            end: to,
+        let current = match timing.window(now) {
+            Ok(window) => window,
+            Err(error) => {
+                return self
+                    .finish_failed(scope, error.to_string(), clock_start)
+                    .await;
+            }
         };
         let plan = plan_scheduled(
             current,
-            timing.interval,
+            timing.interval(),
             state.watermark,
             self.config.max_catch_up,
         );
@@ -166,7 +169,7 @@ impl Engine {
         let clock_start = Instant::now();
         let ctx = self.run_context(RunContext::manual(now, end));
         let mut scope = self.scope(rule, ctx, shutdown);
-        let windows: Vec<PlannedWindow> = split_forward(start, end, timing.interval)
+        let windows: Vec<PlannedWindow> = split_forward(start, end, timing.interval())
             .into_iter()
             .map(|window| PlannedWindow {
                 window,

@@ -66,7 +66,7 @@ impl Schedule {
         if let Some(expression) = global_cron {
             return Ok(Schedule::Cron(Box::new(parse_cron(expression, None)?)));
         }
-        Ok(Schedule::Every(Timing::of(rule)?.interval))
+        Ok(Schedule::Every(Timing::of(rule)?.interval()))
     }
 
     fn cron_after(schedule: &cron::Schedule, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
@@ -133,6 +133,11 @@ pub enum RunOutcome {
     /// Another instance holds the rule's lease and runs it.
     HeldElsewhere {
         rule_id: String,
+    },
+    /// Another instance already ran this slot (its start is in the rule's state).
+    AlreadyRan {
+        rule_id: String,
+        at: DateTime<Utc>,
     },
     /// The lease store failed; the run was skipped and the next slot tries again.
     LeaseFailed {
@@ -332,6 +337,7 @@ impl Scheduler {
         let leases = Arc::clone(&self.leases);
         let clock = Arc::clone(&self.clock);
         let rule = Arc::clone(&self.entries[i].rule);
+        let schedule = self.entries[i].schedule.clone();
         async move {
             let rule_id = rule.rule_id.clone();
             let ttl = engine.config().run_timeout + LEASE_MARGIN;
@@ -345,6 +351,14 @@ impl Scheduler {
                     };
                 }
             }
+            // With several instances, the lease only stops two runs at once; the state tells
+            // whether another instance already ran this slot.
+            if let Some(last) = last_start(engine.state_store().as_ref(), &rule_id).await
+                && schedule.next_run(last, last, last) > clock.now() + schedule.once_tolerance()
+            {
+                release(leases.as_ref(), &rule_id).await;
+                return RunOutcome::AlreadyRan { rule_id, at: last };
+            }
             let started = clock.now();
             let run =
                 AssertUnwindSafe(engine.run_scheduled(&rule, started, &shutdown)).catch_unwind();
@@ -355,11 +369,15 @@ impl Scheduler {
                     message: panic_message(panic.as_ref()),
                 },
             };
-            if let Err(error) = leases.release(&rule_id).await {
-                tracing::warn!(rule = %rule_id, %error, "releasing the rule's lease failed; it expires on its own");
-            }
+            release(leases.as_ref(), &rule_id).await;
             outcome
         }
+    }
+}
+
+async fn release(leases: &dyn Leases, rule_id: &str) {
+    if let Err(error) = leases.release(rule_id).await {
+        tracing::warn!(rule = %rule_id, %error, "releasing the rule's lease failed; it expires on its own");
     }
 }
 
@@ -384,6 +402,9 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 fn log_outcome(outcome: &RunOutcome) {
     match outcome {
         RunOutcome::Ran(_) => {}
+        RunOutcome::AlreadyRan { rule_id, at } => {
+            tracing::debug!(rule = %rule_id, %at, "another instance already ran this slot; skipped")
+        }
         RunOutcome::HeldElsewhere { rule_id } => {
             tracing::debug!(rule = %rule_id, "another instance holds the rule's lease; skipped")
         }

@@ -72,25 +72,13 @@ pub fn plan_scheduled(
 }
 
 /// `[start, end]` in interval-sized windows aligned on `end` (the oldest may be shorter),
-/// oldest first. Empty when `start >= end`.
+/// oldest first: catch-up windows. Empty when `start >= end`.
 pub fn split_backward(
     start: DateTime<Utc>,
     end: DateTime<Utc>,
     interval: Duration,
 ) -> Vec<RuleWindow> {
-    let step = delta(interval);
-    let mut windows = Vec::new();
-    let mut window_end = end;
-    while window_end > start {
-        let window_start = window_end
-            .checked_sub_signed(step)
-            .map_or(start, |s| s.max(start));
-        windows.push(RuleWindow {
-            start: window_start,
-            end: window_end,
-        });
-        window_end = window_start;
-    }
+    let mut windows = split(end, start, -delta(interval));
     windows.reverse();
     windows
 }
@@ -102,18 +90,23 @@ pub fn split_forward(
     end: DateTime<Utc>,
     interval: Duration,
 ) -> Vec<RuleWindow> {
-    let step = delta(interval);
+    split(start, end, delta(interval))
+}
+
+/// Windows of `step` from `from` towards `to` (either direction), the last one clipped.
+fn split(from: DateTime<Utc>, to: DateTime<Utc>, step: TimeDelta) -> Vec<RuleWindow> {
+    let forward = step > TimeDelta::zero();
     let mut windows = Vec::new();
-    let mut window_start = start;
-    while window_start < end {
-        let window_end = window_start
+    let mut edge = from;
+    while (forward && edge < to) || (!forward && edge > to) {
+        let next = edge
             .checked_add_signed(step)
-            .map_or(end, |e| e.min(end));
+            .map_or(to, |n| if forward { n.min(to) } else { n.max(to) });
         windows.push(RuleWindow {
-            start: window_start,
-            end: window_end,
+            start: edge.min(next),
+            end: edge.max(next),
         });
-        window_start = window_end;
+        edge = next;
     }
     windows
 }

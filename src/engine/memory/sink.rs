@@ -110,7 +110,24 @@ impl AlertSink for MemorySink {
     async fn dead_letter(&self, alert: &AlertDoc, reason: &str) -> Result<(), PortError> {
         let mut inner = self.lock();
         Self::check_available(&inner)?;
-        inner.dead_letters.push((alert.clone(), reason.to_owned()));
+        // Like a `create` into the dead-letter index: one entry per alert id.
+        if !inner
+            .dead_letters
+            .iter()
+            .any(|(kept, _)| kept.id == alert.id)
+        {
+            inner.dead_letters.push((alert.clone(), reason.to_owned()));
+        }
         Ok(())
+    }
+
+    async fn dead_lettered_ids(&self, ids: &[String]) -> Result<HashSet<String>, PortError> {
+        let inner = self.lock();
+        Self::check_available(&inner)?;
+        Ok(ids
+            .iter()
+            .filter(|id| inner.dead_letters.iter().any(|(kept, _)| kept.id == **id))
+            .cloned()
+            .collect())
     }
 }

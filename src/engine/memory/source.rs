@@ -73,6 +73,17 @@ impl MemorySource {
         if let Some(found) = cache.get(&key) {
             return Ok(Arc::clone(found));
         }
+        if rule
+            .filters
+            .iter()
+            .any(|filter| filter["meta"]["disabled"] != Value::Bool(true))
+        {
+            return Err(PortError::Permanent(format!(
+                "rule `{}`: the in-memory source evaluates the KQL query only, not Kibana filters; \
+                 run this rule against Elasticsearch",
+                rule.rule_id
+            )));
+        }
         let compiled = (self.matcher)(rule).map_err(|why| {
             PortError::Permanent(format!(
                 "rule `{}`: cannot evaluate its query: {why}",
@@ -85,18 +96,33 @@ impl MemorySource {
 }
 
 /// Whether the concrete index `name` is selected by Elasticsearch-style `patterns`: `*`
-/// wildcards, and `-pattern` entries that remove what earlier entries selected.
+/// wildcards, and `-pattern` entries that remove what earlier entries selected. A data
+/// stream's backing index (`.ds-<stream>-<yyyy.MM.dd>-<generation>`) is selected through its
+/// stream's name, as Elasticsearch resolves `logs-aws.cloudtrail-*`.
 pub fn index_matches(patterns: &[String], name: &str) -> bool {
+    let stream = data_stream_of(name);
+    let hit = |pattern: &str| glob(pattern, name) || stream.is_some_and(|s| glob(pattern, s));
     let mut selected = false;
     for pattern in patterns {
         match pattern.strip_prefix('-') {
-            Some(excluded) if selected && glob(excluded, name) => selected = false,
+            Some(excluded) if selected && hit(excluded) => selected = false,
             Some(_) => {}
-            None if glob(pattern, name) => selected = true,
+            None if hit(pattern) => selected = true,
             None => {}
         }
     }
     selected
+}
+
+/// The data stream a backing index belongs to, e.g. `logs-aws.cloudtrail-default` for
+/// `.ds-logs-aws.cloudtrail-default-2025.01.01-000001`.
+fn data_stream_of(name: &str) -> Option<&str> {
+    let rest = name.strip_prefix(".ds-")?;
+    let (rest, generation) = rest.rsplit_once('-')?;
+    let (stream, date) = rest.rsplit_once('-')?;
+    let numeric =
+        |s: &str, extra: char| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit() || c == extra);
+    (numeric(generation, '0') && numeric(date, '.')).then_some(stream)
 }
 
 /// `*`-only wildcard matching, as index patterns have. Written here because it is a few lines
@@ -229,6 +255,14 @@ mod tests {
         let p = patterns(&["filebeat-*", "logs-aws.cloudtrail-*"]);
         assert!(index_matches(&p, "filebeat-8.17.0-2025.01.01"));
         assert!(index_matches(&p, "logs-aws.cloudtrail-default"));
+        assert!(index_matches(
+            &p,
+            ".ds-logs-aws.cloudtrail-default-2025.01.01-000001"
+        ));
+        assert!(!index_matches(
+            &p,
+            ".ds-logs-aws.s3access-default-2025.01.01-000001"
+        ));
         assert!(!index_matches(&p, "logs-aws.s3access-default"));
         assert!(!index_matches(&p, "xfilebeat-1"));
         let p = patterns(&["logs-*", "-logs-debug*"]);
