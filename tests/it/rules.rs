@@ -397,3 +397,17 @@ fn invalid_kql_is_reported_with_its_caret() {
     let shipped = shipped_rules();
     assert!(shipped.rules.iter().all(|r| r.query.is_some()));
 }
+
+#[test]
+fn every_elastic_aws_rule_survives_the_ndjson_round_trip() {
+    let report = load_paths(&[data("rules/detection-rules/aws")]);
+    let rules: Vec<_> = report.rules.iter().map(|l| l.rule.as_ref()).collect();
+    let text = rule_runner::rule::ndjson::export(&rules).unwrap();
+    let reloaded = load_bytes(Path::new("export.ndjson"), text.as_bytes());
+    assert!(!reloaded.has_errors());
+    assert_eq!(reloaded.rules.len(), 194);
+    for (before, after) in report.rules.iter().zip(&reloaded.rules) {
+        assert_eq!(before.rule, after.rule);
+        assert_eq!(before.status, after.status, "{}", before.rule.name);
+    }
+}
