@@ -22,7 +22,7 @@ pub mod templates;
 pub use client::{Body, Call, ClusterInfo, EsClient, Reply};
 pub use config::{
     Auth, ConfigError, ConnectionConfig, ConnectionFlags, IndexNames, RetryPolicy, Secret,
-    ServiceConfig, ServiceSettings,
+    ServiceConfig,
 };
 pub use error::EsError;
 pub use sink::EsAlertSink;
