@@ -17,8 +17,8 @@ use crate::elasticsearch::{
     ConnectionFlags, EsAlertSink, EsClient, EsEventSource, EsStateStore, ServiceConfig, status,
 };
 use crate::engine::{
-    Engine, ExecutionRecord, RunOutcome, RunStatus, Schedule, Scheduler, Shutdown,
-    ShutdownTrigger, SoleInstance, StateStore, SystemClock,
+    Engine, ExecutionRecord, RunOutcome, RunStatus, Schedule, Scheduler, ShutdownTrigger,
+    SoleInstance, StateStore, SystemClock,
 };
 use crate::rule::time::DateMath;
 use crate::rule::{Rule, load_paths, shipped_rules};
@@ -93,13 +93,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let client = connect(&config).await?;
         templates::check(&client, &config.indices).await?;
         let engine = engine(&client, &config);
-        let (mut scheduler, problems) = Scheduler::new(
-            engine,
-            rules,
-            Arc::new(SoleInstance),
-            Arc::new(SystemClock),
-        )
-        .await;
+        let (mut scheduler, problems) =
+            Scheduler::new(engine, rules, Arc::new(SoleInstance), Arc::new(SystemClock)).await;
         for problem in &problems {
             tracing::warn!("not scheduled: {problem}");
         }
@@ -118,7 +113,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             "running {} rules; stop with Ctrl-C or SIGTERM",
             scheduler.next_runs().len()
         );
-        scheduler.run_until(ShutdownTrigger::new().on_signals()).await;
+        scheduler
+            .run_until(ShutdownTrigger::new().on_signals())
+            .await;
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -203,7 +200,11 @@ pub fn backfill(args: BackfillArgs) -> anyhow::Result<ExitCode> {
                 Some(rule) => chosen.push(Arc::clone(rule)),
                 None => bail!(
                     "no rule with id `{id}`; known rules: {}",
-                    all_rules.iter().map(|r| r.rule_id.as_str()).collect::<Vec<_>>().join(", ")
+                    all_rules
+                        .iter()
+                        .map(|r| r.rule_id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             }
         }
@@ -260,8 +261,16 @@ fn engine(client: &EsClient, config: &ServiceConfig) -> Arc<Engine> {
     let names = &config.indices;
     Arc::new(Engine::new(
         Arc::new(EsEventSource::new(client.clone())),
-        Arc::new(EsAlertSink::new(client.clone(), &names.alerts, &names.dead_letter)),
-        Arc::new(EsStateStore::new(client.clone(), &names.state, &names.executions)),
+        Arc::new(EsAlertSink::new(
+            client.clone(),
+            &names.alerts,
+            &names.dead_letter,
+        )),
+        Arc::new(EsStateStore::new(
+            client.clone(),
+            &names.state,
+            &names.executions,
+        )),
         config.engine.clone(),
     ))
 }
@@ -284,7 +293,11 @@ fn load_rules(flag: &RulesFlag) -> anyhow::Result<Vec<Arc<Rule>>> {
             if flag.paths.is_empty() {
                 "the built-in rules".to_string()
             } else {
-                flag.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+                flag.paths
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             }
         );
     }
@@ -304,7 +317,7 @@ fn time_text(time: DateTime<Utc>) -> String {
 fn succeeded(outcome: &RunOutcome) -> bool {
     match outcome {
         RunOutcome::Ran(record) => record.status != RunStatus::Failed,
-        RunOutcome::HeldElsewhere { .. } => true,
+        RunOutcome::HeldElsewhere { .. } | RunOutcome::AlreadyRan { .. } => true,
         RunOutcome::LeaseFailed { .. } | RunOutcome::Crashed { .. } => false,
     }
 }
@@ -350,9 +363,13 @@ fn render_outcomes(outcomes: &[RunOutcome], next_runs: &[(String, DateTime<Utc>)
             RunOutcome::HeldElsewhere { rule_id } => {
                 out.push_str(&format!("{rule_id}: skipped, another instance runs it\n"))
             }
-            RunOutcome::LeaseFailed { rule_id, error } => {
-                out.push_str(&format!("{rule_id}: skipped, cannot take its lease: {error}\n"))
-            }
+            RunOutcome::AlreadyRan { rule_id, at } => out.push_str(&format!(
+                "{rule_id}: skipped, another instance ran it at {}\n",
+                time_text(*at)
+            )),
+            RunOutcome::LeaseFailed { rule_id, error } => out.push_str(&format!(
+                "{rule_id}: skipped, cannot take its lease: {error}\n"
+            )),
             RunOutcome::Crashed { rule_id, message } => {
                 out.push_str(&format!("{rule_id}: crashed: {message}\n"))
             }
@@ -394,7 +411,11 @@ fn render_status(rows: &[serde_json::Value]) -> String {
             "{} ({}){}\n",
             row["name"].as_str().unwrap_or("?"),
             row["rule_id"].as_str().unwrap_or("?"),
-            if row["enabled"] == false { " [disabled]" } else { "" }
+            if row["enabled"] == false {
+                " [disabled]"
+            } else {
+                ""
+            }
         ));
         let last_run = match (text(&row["last_run"]), text(&row["outcome"])) {
             (Some(at), Some(outcome)) => format!("{at}, {outcome}"),
@@ -415,13 +436,25 @@ fn render_status(rows: &[serde_json::Value]) -> String {
             "none".to_string()
         } else {
             gaps.iter()
-                .map(|g| format!("{} to {}", g["start"].as_str().unwrap_or("?"), g["end"].as_str().unwrap_or("?")))
+                .map(|g| {
+                    format!(
+                        "{} to {}",
+                        g["start"].as_str().unwrap_or("?"),
+                        g["end"].as_str().unwrap_or("?")
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join("; ")
         };
         out.push_str(&format!("  last run    {last_run}{counts}\n"));
-        out.push_str(&format!("  watermark   {}\n", text(&row["watermark"]).unwrap_or_else(|| "none".into())));
-        out.push_str(&format!("  next run    {}\n", text(&row["next_run"]).unwrap_or_else(|| "not scheduled".into())));
+        out.push_str(&format!(
+            "  watermark   {}\n",
+            text(&row["watermark"]).unwrap_or_else(|| "none".into())
+        ));
+        out.push_str(&format!(
+            "  next run    {}\n",
+            text(&row["next_run"]).unwrap_or_else(|| "not scheduled".into())
+        ));
         out.push_str(&format!("  open gaps   {gaps}\n"));
         out.push_str(&format!("  alerts 24h  {}\n", row["alerts_last_24h"]));
     }

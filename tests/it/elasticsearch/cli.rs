@@ -12,7 +12,9 @@ use crate::util::rule_runner;
 /// An AddPermission event making a function public, as the AWS integration indexes it,
 /// ingested at `ingested`.
 fn public_invocation_hit(ingested: &str) -> Value {
-    let sort = chrono::DateTime::parse_from_rfc3339(ingested).unwrap().timestamp_millis();
+    let sort = chrono::DateTime::parse_from_rfc3339(ingested)
+        .unwrap()
+        .timestamp_millis();
     json!({
         "_index": ".ds-logs-aws.cloudtrail-default-2025.01.01-000001",
         "_id": "AbCdEf123",
@@ -40,7 +42,11 @@ fn public_invocation_hit(ingested: &str) -> Value {
 async fn cluster(already_alerted: bool) -> MockServer {
     let server = MockServer::start().await;
     let ok = |body: Value| ResponseTemplate::new(200).set_body_json(body);
-    Mock::given(method("GET")).and(path("/")).respond_with(ok(root_info())).mount(&server).await;
+    Mock::given(method("GET"))
+        .and(path("/"))
+        .respond_with(ok(root_info()))
+        .mount(&server)
+        .await;
     Mock::given(method("HEAD"))
         .and(path_regex(r"^/rule-runner-[a-z-]+$"))
         .respond_with(ResponseTemplate::new(200))
@@ -57,7 +63,10 @@ async fn cluster(already_alerted: bool) -> MockServer {
         .await;
     Mock::given(method("GET"))
         .and(path_regex(r"^/rule-runner-state/_doc/.+$"))
-        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"_index": "rule-runner-state", "_id": "x", "found": false})))
+        .respond_with(
+            ResponseTemplate::new(404)
+                .set_body_json(json!({"_index": "rule-runner-state", "_id": "x", "found": false})),
+        )
         .mount(&server)
         .await;
     Mock::given(method("POST"))
@@ -75,7 +84,10 @@ async fn cluster(already_alerted: bool) -> MockServer {
     Mock::given(method("POST"))
         .and(path("/_search"))
         .and(body_string_contains("AddPermission*"))
-        .respond_with(search_reply("pit-1", vec![public_invocation_hit(&ingested)]))
+        .respond_with(search_reply(
+            "pit-1",
+            vec![public_invocation_hit(&ingested)],
+        ))
         .with_priority(1)
         .mount(&server)
         .await;
@@ -103,14 +115,17 @@ async fn cluster(already_alerted: bool) -> MockServer {
     Mock::given(method("POST"))
         .and(path("/rule-runner-alerts/_bulk"))
         .respond_with(|req: &wiremock::Request| {
-            let items: Vec<Value> = String::from_utf8_lossy(&req.body).lines().step_by(2)
+            let items: Vec<Value> = String::from_utf8_lossy(&req.body)
+                .lines()
+                .step_by(2)
                 .map(|l| {
                     let id = serde_json::from_str::<Value>(l).unwrap()["create"]["_id"].clone();
                     json!({"create": {"_index": "rule-runner-alerts", "_id": id, "_version": 1,
                         "result": "created", "_seq_no": 0, "_primary_term": 1, "status": 201}})
                 })
                 .collect();
-            ResponseTemplate::new(200).set_body_json(json!({"errors": false, "took": 5, "items": items}))
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"errors": false, "took": 5, "items": items}))
         })
         .mount(&server)
         .await;
@@ -122,7 +137,11 @@ async fn cluster(already_alerted: bool) -> MockServer {
     server
 }
 
-fn requests_matching<'a>(requests: &'a [wiremock::Request], method: &str, path_prefix: &str) -> Vec<&'a wiremock::Request> {
+fn requests_matching<'a>(
+    requests: &'a [wiremock::Request],
+    method: &str,
+    path_prefix: &str,
+) -> Vec<&'a wiremock::Request> {
     requests
         .iter()
         .filter(|r| r.method.as_str() == method && r.url.path().starts_with(path_prefix))
@@ -133,28 +152,43 @@ fn requests_matching<'a>(requests: &'a [wiremock::Request], method: &str, path_p
 fn run_once_writes_the_alert_records_the_run_and_saves_state() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let server = runtime.block_on(cluster(false));
-    let out = rule_runner().args(["run", "--once", "--url", &server.uri()]).output().unwrap();
+    let out = rule_runner()
+        .args(["run", "--once", "--url", &server.uri()])
+        .output()
+        .unwrap();
     assert_exit!(out, 0);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains(&format!("AWS Lambda Function Policy Updated to Allow Public Invocation ({PUBLIC_INVOCATION}): succeeded")),
         "{stdout}"
     );
-    assert!(stdout.contains("1 hits, 1 created, 0 duplicates"), "{stdout}");
-    assert!(stdout.contains(&format!("({LAYER_ADDED}): succeeded")), "{stdout}");
+    assert!(
+        stdout.contains("1 hits, 1 created, 0 duplicates"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("({LAYER_ADDED}): succeeded")),
+        "{stdout}"
+    );
     assert!(stdout.contains("0 hits, 0 created"), "{stdout}");
 
     let requests = runtime.block_on(server.received_requests()).unwrap();
     let bulks = requests_matching(&requests, "POST", "/rule-runner-alerts/_bulk");
     assert_eq!(bulks.len(), 1);
     let body = String::from_utf8_lossy(&bulks[0].body).to_string();
-    let lines: Vec<Value> = body.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let alert = &lines[1];
     let id = lines[0]["create"]["_id"].as_str().unwrap();
     assert_eq!(alert["kibana.alert.uuid"], id);
     assert_eq!(alert["kibana.alert.rule.rule_id"], PUBLIC_INVOCATION);
     assert_eq!(alert["kibana.alert.rule.rule_type_id"], "siem.queryRule");
-    assert_eq!(alert["kibana.alert.original_event.id"], "98675cf5-df23-4169-8411-58429782c464");
+    assert_eq!(
+        alert["kibana.alert.original_event.id"],
+        "98675cf5-df23-4169-8411-58429782c464"
+    );
     assert_eq!(alert["kibana.space_ids"], json!(["default"]));
     assert_eq!(alert["event.kind"], "signal");
 
@@ -171,10 +205,16 @@ fn run_once_writes_the_alert_records_the_run_and_saves_state() {
 fn run_once_over_an_alerted_event_writes_nothing() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let server = runtime.block_on(cluster(true));
-    let out = rule_runner().args(["run", "--once", "--url", &server.uri()]).output().unwrap();
+    let out = rule_runner()
+        .args(["run", "--once", "--url", &server.uri()])
+        .output()
+        .unwrap();
     assert_exit!(out, 0);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("1 hits, 0 created, 1 duplicates"), "{stdout}");
+    assert!(
+        stdout.contains("1 hits, 0 created, 1 duplicates"),
+        "{stdout}"
+    );
     let requests = runtime.block_on(server.received_requests()).unwrap();
     assert!(requests_matching(&requests, "POST", "/rule-runner-alerts/_bulk").is_empty());
 }
@@ -184,17 +224,31 @@ fn run_refuses_to_start_before_setup() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let server = runtime.block_on(async {
         let server = MockServer::start().await;
-        Mock::given(method("GET")).and(path("/"))
+        Mock::given(method("GET"))
+            .and(path("/"))
             .respond_with(ResponseTemplate::new(200).set_body_json(root_info()))
-            .mount(&server).await;
-        Mock::given(method("HEAD")).respond_with(ResponseTemplate::new(404)).mount(&server).await;
+            .mount(&server)
+            .await;
+        Mock::given(method("HEAD"))
+            .respond_with(ResponseTemplate::new(404))
+            .mount(&server)
+            .await;
         server
     });
-    let out = rule_runner().args(["run", "--once", "--url", &server.uri()]).output().unwrap();
+    let out = rule_runner()
+        .args(["run", "--once", "--url", &server.uri()])
+        .output()
+        .unwrap();
     assert_exit!(out, 1);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("error: Elasticsearch is not set up for rule-runner"), "{stderr}");
-    assert!(stderr.contains("the alerts index `rule-runner-alerts` does not exist"), "{stderr}");
+    assert!(
+        stderr.contains("error: Elasticsearch is not set up for rule-runner"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("the alerts index `rule-runner-alerts` does not exist"),
+        "{stderr}"
+    );
     assert!(stderr.contains("Run `rule-runner setup`"), "{stderr}");
 }
 
@@ -204,7 +258,12 @@ fn commands_explain_an_unreachable_cluster() {
     let config = dir.path().join("rule-runner.toml");
     std::fs::write(&config, "[retry]\nmax_attempts = 1\n").unwrap();
     let url = super::mock::unused_port_uri();
-    for command in [&["run", "--once"][..], &["setup"], &["status"], &["backfill", "--all", "--start", "now-1h", "--end", "now"]] {
+    for command in [
+        &["run", "--once"][..],
+        &["setup"],
+        &["status"],
+        &["backfill", "--all", "--start", "now-1h", "--end", "now"],
+    ] {
         let out = rule_runner()
             .args(command)
             .arg("--config")
@@ -214,7 +273,10 @@ fn commands_explain_an_unreachable_cluster() {
             .unwrap();
         assert_exit!(out, 1);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains(&format!("error: cannot reach Elasticsearch at {url}")), "{command:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("error: cannot reach Elasticsearch at {url}")),
+            "{command:?}: {stderr}"
+        );
         assert!(stderr.contains("is it running?"), "{stderr}");
     }
 }
@@ -259,7 +321,10 @@ fn status_shows_each_rule() {
             .await;
         server
     });
-    let out = rule_runner().args(["status", "--url", &server.uri()]).output().unwrap();
+    let out = rule_runner()
+        .args(["status", "--url", &server.uri()])
+        .output()
+        .unwrap();
     assert_exit!(out, 0);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let expected = format!(
@@ -269,47 +334,77 @@ fn status_shows_each_rule() {
          \x20 next run    "
     );
     assert!(stdout.contains(&expected), "{stdout}");
-    assert!(stdout.contains("  open gaps   2024-12-30T00:00:00Z to 2024-12-31T11:00:00Z\n  alerts 24h  7\n"), "{stdout}");
-    assert!(stdout.contains(&format!("({LAYER_ADDED})\n  last run    never\n")), "{stdout}");
+    assert!(
+        stdout.contains(
+            "  open gaps   2024-12-30T00:00:00Z to 2024-12-31T11:00:00Z\n  alerts 24h  7\n"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("({LAYER_ADDED})\n  last run    never\n")),
+        "{stdout}"
+    );
 
-    let out = rule_runner().args(["status", "--format", "json", "--url", &server.uri()]).output().unwrap();
+    let out = rule_runner()
+        .args(["status", "--format", "json", "--url", &server.uri()])
+        .output()
+        .unwrap();
     assert_exit!(out, 0);
     let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let public = rows.as_array().unwrap().iter().find(|r| r["rule_id"] == PUBLIC_INVOCATION).unwrap();
+    let public = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["rule_id"] == PUBLIC_INVOCATION)
+        .unwrap();
     assert_eq!(public["alerts_last_24h"], 7);
     assert_eq!(public["watermark"], "2025-01-01T12:00:00Z");
     assert_eq!(public["open_gaps"][0]["end"], "2024-12-31T11:00:00Z");
     // Last started long ago: due at once.
-    let next_run = chrono::DateTime::parse_from_rfc3339(public["next_run"].as_str().unwrap()).unwrap();
-    assert!((chrono::Utc::now() - next_run.with_timezone(&chrono::Utc)).num_minutes().abs() < 5);
+    let next_run =
+        chrono::DateTime::parse_from_rfc3339(public["next_run"].as_str().unwrap()).unwrap();
+    assert!(
+        (chrono::Utc::now() - next_run.with_timezone(&chrono::Utc))
+            .num_minutes()
+            .abs()
+            < 5
+    );
 }
 
 #[test]
 fn backfill_searches_the_range_in_interval_windows() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let server = runtime.block_on(cluster(false));
-    let out = rule_runner()
-        .args(["backfill", "--rule", PUBLIC_INVOCATION, "--start", "now-1h", "--end", "now", "--url", &server.uri()])
-        .output()
-        .unwrap();
+    let backfill = |which: &[&str], start: &str| {
+        rule_runner()
+            .arg("backfill")
+            .args(which)
+            .args(["--start", start, "--end", "now", "--url", &server.uri()])
+            .output()
+            .unwrap()
+    };
+    let out = backfill(&["--rule", PUBLIC_INVOCATION], "now-1h");
     assert_exit!(out, 0);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains(&format!("({PUBLIC_INVOCATION}): succeeded")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("({PUBLIC_INVOCATION}): succeeded")),
+        "{stdout}"
+    );
     assert!(stdout.contains("6 windows"), "{stdout}");
     assert!(stdout.contains("1 created"), "{stdout}");
-    assert!(!stdout.contains(LAYER_ADDED), "only the rule asked for: {stdout}");
+    assert!(
+        !stdout.contains(LAYER_ADDED),
+        "only the rule asked for: {stdout}"
+    );
 
-    let out = rule_runner()
-        .args(["backfill", "--rule", "no-such-rule", "--start", "now-1h", "--end", "now", "--url", &server.uri()])
-        .output()
-        .unwrap();
+    let out = backfill(&["--rule", "no-such-rule"], "now-1h");
     assert_exit!(out, 1);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no rule with id `no-such-rule`; known rules:"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("no rule with id `no-such-rule`; known rules:")
+    );
 
-    let out = rule_runner()
-        .args(["backfill", "--all", "--start", "yesterday", "--end", "now", "--url", &server.uri()])
-        .output()
-        .unwrap();
+    let out = backfill(&["--all"], "yesterday");
     assert_exit!(out, 1);
     assert!(String::from_utf8_lossy(&out.stderr).contains("--start `yesterday`"));
 }

@@ -237,11 +237,17 @@ fn file_errors_name_the_file_and_the_field() {
     assert!(err.contains("line 2"), "{err}");
 
     let (err, _) = file_error(&dir, "[engine]\nrun_timeout = \"five minutes\"\n");
-    assert!(err.contains("run_timeout") && err.contains("invalid duration"), "{err}");
+    assert!(
+        err.contains("run_timeout") && err.contains("invalid duration"),
+        "{err}"
+    );
     let (err, _) = file_error(&dir, "[engine]\ncron = \"every ten minutes\"\n");
     assert!(err.contains("[engine]") && err.contains("cron"), "{err}");
     let (err, _) = file_error(&dir, "[retry]\ninitial_backoff = \"soon\"\n");
-    assert!(err.contains("initial_backoff") && err.contains("not a duration"), "{err}");
+    assert!(
+        err.contains("initial_backoff") && err.contains("not a duration"),
+        "{err}"
+    );
     let (err, _) = file_error(&dir, "[indices]\nalerts = \"Alerts*\"\n");
     assert!(err.contains("indices.alerts"), "{err}");
 

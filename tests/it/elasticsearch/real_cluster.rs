@@ -20,10 +20,16 @@ fn cluster(test: &str) -> Option<ServiceConfig> {
         // Straight to the process's stderr: the test harness captures `eprintln!`, and a
         // skip must be visible in a normal `cargo test` run.
         use std::io::Write;
-        let _ = writeln!(std::io::stderr(), "skipped: ELASTICSEARCH_URL not set ({test})");
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped: ELASTICSEARCH_URL not set ({test})"
+        );
         return None;
     }
-    Some(ServiceConfig::load(&ConnectionFlags::default()).expect("ELASTICSEARCH_* variables are valid"))
+    Some(
+        ServiceConfig::load(&ConnectionFlags::default())
+            .expect("ELASTICSEARCH_* variables are valid"),
+    )
 }
 
 /// Index names no other test or user has: `rule-runner-it-<random>-<kind>`.
@@ -49,11 +55,19 @@ async fn send(client: &EsClient, method: Method, path: &str, body: Option<Value>
 /// Remove what a test created (indices and templates named after `prefix`).
 async fn clean_up(client: &EsClient, prefix: &str, names: &IndexNames) {
     let _ = client
-        .send(&Call::new("clean up", Method::Delete, format!("/{prefix}-*")))
+        .send(&Call::new(
+            "clean up",
+            Method::Delete,
+            format!("/{prefix}-*"),
+        ))
         .await;
     for (_, name) in names.all() {
         let _ = client
-            .send(&Call::new("clean up", Method::Delete, format!("/_index_template/{name}")))
+            .send(&Call::new(
+                "clean up",
+                Method::Delete,
+                format!("/_index_template/{name}"),
+            ))
             .await;
     }
 }
@@ -69,10 +83,16 @@ async fn real_setup_is_idempotent() {
     let second = templates::setup(&client, &names).await;
     let check = templates::check(&client, &names).await;
     clean_up(&client, &prefix, &names).await;
-    assert!(first.iter().all(|l| l.template == Step::Created && l.index_step == Step::Created));
+    assert!(
+        first
+            .iter()
+            .all(|l| l.template == Step::Created && l.index_step == Step::Created)
+    );
     let second = second.unwrap();
     assert!(
-        second.iter().all(|l| l.template == Step::Unchanged && l.index_step == Step::Unchanged),
+        second
+            .iter()
+            .all(|l| l.template == Step::Unchanged && l.index_step == Step::Unchanged),
         "{second:?}"
     );
     check.unwrap();
@@ -94,16 +114,26 @@ async fn real_bulk_create_is_created_then_duplicate() {
         document: json!({"@timestamp": "2025-01-01T12:00:00.000Z", "kibana.alert.uuid": id,
                          "source": {"port": port}}),
     };
-    let first = sink.create(&[alert("a1", json!(443)), alert("a2", json!(80))]).await;
+    let first = sink
+        .create(&[alert("a1", json!(443)), alert("a2", json!(80))])
+        .await;
     let again = sink.create(&[alert("a1", json!(443))]).await;
     // `source.port` was mapped as a number by the first document: text is refused for good.
     let refused = sink.create(&[alert("a3", json!("http"))]).await;
-    let existing = sink.existing_ids(&["a1".into(), "a2".into(), "zz".into()]).await;
+    let existing = sink
+        .existing_ids(&["a1".into(), "a2".into(), "zz".into()])
+        .await;
     clean_up(&client, &prefix, &names).await;
-    assert_eq!(first.unwrap(), [WriteOutcome::Created, WriteOutcome::Created]);
+    assert_eq!(
+        first.unwrap(),
+        [WriteOutcome::Created, WriteOutcome::Created]
+    );
     assert_eq!(again.unwrap(), [WriteOutcome::Duplicate]);
     assert!(matches!(&refused.unwrap()[0], WriteOutcome::Rejected(r) if r.starts_with("400")));
-    assert_eq!(existing.unwrap(), ["a1".to_string(), "a2".to_string()].into());
+    assert_eq!(
+        existing.unwrap(),
+        ["a1".to_string(), "a2".to_string()].into()
+    );
 }
 
 /// An AddPermission call making a function public, as Elastic's AWS integration indexes it,
@@ -141,8 +171,13 @@ async fn real_run_once_writes_each_alert_exactly_once() {
     }}))).await;
     let ids = [format!("{prefix}-e1"), format!("{prefix}-e2")];
     for (n, id) in ids.iter().enumerate() {
-        send(&client, Method::Put, &format!("/{source_index}/_doc/{id}?refresh=true"),
-            Some(public_invocation_event(id, 5 + n as i64))).await;
+        send(
+            &client,
+            Method::Put,
+            &format!("/{source_index}/_doc/{id}?refresh=true"),
+            Some(public_invocation_event(id, 5 + n as i64)),
+        )
+        .await;
     }
 
     let dir = tempfile::tempdir().unwrap();
@@ -165,20 +200,36 @@ async fn real_run_once_writes_each_alert_exactly_once() {
     for _ in 0..3 {
         outputs.push(cli(&["run", "--once"]));
     }
-    outputs.push(cli(&["backfill", "--all", "--start", "now-2h", "--end", "now"]));
+    outputs.push(cli(&[
+        "backfill", "--all", "--start", "now-2h", "--end", "now",
+    ]));
 
-    let count = send(&client, Method::Post, &format!("/{}/_search", names.alerts), Some(json!({
-        "size": 0,
-        "query": {"terms": {"kibana.alert.original_event.id": ids}},
-        "aggs": {"per_event": {"terms": {"field": "kibana.alert.original_event.id"}}}
-    }))).await;
+    let count = send(
+        &client,
+        Method::Post,
+        &format!("/{}/_search", names.alerts),
+        Some(json!({
+            "size": 0,
+            "query": {"terms": {"kibana.alert.original_event.id": ids}},
+            "aggs": {"per_event": {"terms": {"field": "kibana.alert.original_event.id"}}}
+        })),
+    )
+    .await;
     clean_up(&client, &prefix, &names).await;
-    let _ = client.send(&Call::new("clean up", Method::Delete, format!("/{source_index}"))).await;
+    let _ = client
+        .send(&Call::new(
+            "clean up",
+            Method::Delete,
+            format!("/{source_index}"),
+        ))
+        .await;
 
     for out in &outputs {
         assert_exit!(out, 0);
     }
-    let buckets = count["aggregations"]["per_event"]["buckets"].as_array().unwrap();
+    let buckets = count["aggregations"]["per_event"]["buckets"]
+        .as_array()
+        .unwrap();
     assert_eq!(buckets.len(), 2, "{count}");
     for bucket in buckets {
         assert_eq!(bucket["doc_count"], 1, "{count}");
