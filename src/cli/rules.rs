@@ -70,11 +70,22 @@ pub enum ExportFormat {
 }
 
 pub fn run(args: RulesArgs) -> anyhow::Result<ExitCode> {
-    match args.command {
+    let result = match args.command {
         RulesCommand::List(args) => list(&args),
         RulesCommand::Validate(args) => validate(&args),
         RulesCommand::Test(args) => test(&args),
         RulesCommand::Export(args) => export(&args),
+    };
+    // `rules list | head` closes the pipe early: that is the reader's choice, not a failure.
+    match result {
+        Err(err)
+            if err
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            Ok(ExitCode::SUCCESS)
+        }
+        other => other,
     }
 }
 

@@ -405,6 +405,16 @@ fn validate(path: &Path, parsed: ParsedRule) -> (LoadedRule, Vec<Problem>) {
             }
         }
     }
+    if unsupported.is_none() && rule.index.is_empty() {
+        let message = match rule.extra.get("data_view_id").and_then(Value::as_str) {
+            Some(view) => format!(
+                "the rule searches Kibana data view `{view}`, which rule-runner cannot resolve: \
+                 list its index patterns in `index`"
+            ),
+            None => "the rule names no index patterns: set `index` (e.g. [\"logs-*\"])".to_owned(),
+        };
+        report(ProblemKind::Warning, "index", message);
+    }
     if !rule.extra.get("exceptions_list").is_none_or(is_empty_value) {
         let message = "the rule references exception lists, which rule-runner does not apply";
         report(ProblemKind::Warning, "exceptions_list", message.to_owned());
