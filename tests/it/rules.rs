@@ -385,7 +385,7 @@ fn invalid_kql_is_reported_with_its_caret() {
     let problem = only_problem(&report);
     assert!(
         problem.starts_with(&format!(
-            "{}:9: Invalid KQL: `query` is not valid KQL",
+            "{}:11: Invalid KQL: `query` is not valid KQL",
             data("rules/bad/invalid_kql.toml").display()
         )),
         "{problem}"
