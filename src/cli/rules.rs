@@ -9,7 +9,7 @@ use clap::{Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
 use crate::rule::examples::{Expect, run_examples};
-use crate::rule::{LoadReport, ProblemKind, load_paths, ndjson, shipped_rules};
+use crate::rule::{LoadReport, ProblemKind, RuleStatus, load_paths, ndjson, shipped_rules};
 
 #[derive(Debug, clap::Args)]
 pub struct RulesArgs {
@@ -136,10 +136,8 @@ fn list_rows(report: &LoadReport) -> Vec<Value> {
         .map(|loaded| {
             let rule = &loaded.rule;
             let reason = match &loaded.status {
-                crate::rule::RuleStatus::Runnable => None,
-                crate::rule::RuleStatus::Unsupported(why) | crate::rule::RuleStatus::Error(why) => {
-                    Some(why.clone())
-                }
+                RuleStatus::Runnable => None,
+                RuleStatus::Unsupported(why) | RuleStatus::Error(why) => Some(why.clone()),
             };
             json!({
                 "rule_id": rule.rule_id,
@@ -152,6 +150,7 @@ fn list_rows(report: &LoadReport) -> Vec<Value> {
                 "from": rule.from,
                 "to": rule.to,
                 "index": rule.index,
+                "enabled": rule.enabled,
                 "status": loaded.status.label(),
                 "reason": reason,
                 "file": loaded.origin.path.display().to_string(),
