@@ -49,8 +49,8 @@ macro_rules! assert_exit {
     }};
 }
 
-/// Run `rule-runner` with `args` and `input` on stdin; returns the output.
-pub fn run_cli_stdin(args: &[&str], input: &str) -> Output {
+/// Run `rule-runner` with `args`, feeding `stdin`; returns the output.
+pub fn run_cli_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
     use std::io::Write;
     use std::process::Stdio;
     let mut child = rule_runner()
@@ -60,9 +60,9 @@ pub fn run_cli_stdin(args: &[&str], input: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("the rule-runner binary runs");
-    if let Some(mut stdin) = child.stdin.take() {
-        // A command may exit without reading all of its input; that is not a test failure.
-        let _ = stdin.write_all(input.as_bytes());
+    if let Some(mut input) = child.stdin.take() {
+        // The command may exit before reading everything (that is its business).
+        let _ = input.write_all(stdin);
     }
     child
         .wait_with_output()

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::util::{run_cli, run_cli_stdin};
+use crate::util::{run_cli, run_cli_with_stdin};
 
 fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -97,7 +97,7 @@ fn dsl_reports_bad_queries_and_bad_field_files() {
 fn match_prints_matching_lines_unchanged_and_reports_bad_ones() {
     let input =
         "{\"a\": \"b\",  \"n\": 1}\n{\"a\":\"c\"}\nnot json\n[1]\n\n{\"a\":[\"x\",\"b\"]}\r\n";
-    let out = run_cli_stdin(&["kql", "match", "a: b"], input);
+    let out = run_cli_with_stdin(&["kql", "match", "a: b"], input.as_bytes());
     assert_exit!(out, 2);
     assert_eq!(
         stdout(&out),
@@ -106,7 +106,7 @@ fn match_prints_matching_lines_unchanged_and_reports_bad_ones() {
     let err = stderr(&out);
     assert!(err.contains("<stdin>:3: not valid JSON"), "{err}");
     assert!(err.contains("<stdin>:4: not a JSON object"), "{err}");
-    let out = run_cli_stdin(&["kql", "match", "a: b"], "{\"a\":\"b\"}\n");
+    let out = run_cli_with_stdin(&["kql", "match", "a: b"], b"{\"a\":\"b\"}\n");
     assert_exit!(out, 0);
 }
 
@@ -136,7 +136,7 @@ fn match_runs_the_seed_rule_with_ecs_types() {
         json!("{action=lambda:InvokeFunction, principal=sns.amazonaws.com}");
     let input = format!("{doc}\n{other}\n");
     let query = crate::kql::eval::PUBLIC_INVOCATION;
-    let out = run_cli_stdin(&["kql", "match", "--ecs", query, "-"], &input);
+    let out = run_cli_with_stdin(&["kql", "match", "--ecs", query, "-"], input.as_bytes());
     assert_exit!(out, 0);
     assert_eq!(stdout(&out), format!("{doc}\n"));
 }
