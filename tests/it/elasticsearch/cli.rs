@@ -413,7 +413,7 @@ fn backfill_searches_the_range_in_interval_windows() {
 fn the_service_runs_until_sigterm_and_exits_cleanly() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let server = runtime.block_on(cluster(false));
-    let mut child = rule_runner()
+    let child = rule_runner()
         .args(["run", "--url", &server.uri()])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
