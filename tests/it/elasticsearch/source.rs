@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
 use rule_runner::elasticsearch::source::EsEventSource;
-use rule_runner::engine::{EventSource, PortError, RuleWindow, WindowQuery};
+use rule_runner::engine::{EventHit, EventSource, PortError, RuleWindow, WindowQuery};
 use rule_runner::rule::{Rule, shipped_rules};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path, query_param};
@@ -150,6 +150,37 @@ fn requests_to<'a>(
         .iter()
         .filter(|r| r.method.as_str() == method && r.url.path() == path)
         .collect()
+}
+
+/// A mock cluster with the rule indices' field caps and a point in time to open `opens`
+/// times; the test mounts its `_search` replies.
+async fn searchable_cluster(opens: u64) -> MockServer {
+    let server = MockServer::start().await;
+    mount_field_caps(&server, field_caps_reply()).await;
+    mount_pit(&server, opens).await;
+    server
+}
+
+/// The first page of the Public Invocation rule's window.
+async fn first_page(server: &MockServer) -> Result<Option<Vec<EventHit>>, PortError> {
+    let source = EsEventSource::new(client_for(server));
+    let mut stream = source
+        .search(query(shipped(PUBLIC_INVOCATION), 100))
+        .await
+        .unwrap();
+    stream.next_page().await
+}
+
+/// Assert a transient error mentioning each of `needles`.
+fn assert_transient<T: std::fmt::Debug>(result: Result<T, PortError>, needles: &[&str]) {
+    match result {
+        Err(PortError::Transient(message)) => {
+            for needle in needles {
+                assert!(message.contains(needle), "{message}");
+            }
+        }
+        other => panic!("expected a transient error, got {other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -354,9 +385,7 @@ async fn field_caps_are_reused_within_a_run_and_timestamps_checked() {
 
 #[tokio::test]
 async fn shard_failures_fail_the_page_unless_harmless() {
-    let server = MockServer::start().await;
-    mount_field_caps(&server, field_caps_reply()).await;
-    mount_pit(&server, 2).await;
+    let server = searchable_cluster(2).await;
     let failure = |reason: &str| {
         json!({"shard": 0, "index": "filebeat-8.17.0-2025.01.01", "node": "dOsmVcCaQzqWnJ5Sxk9VlQ",
         "reason": {"type": "query_shard_exception", "reason": reason, "index": "filebeat-8.17.0-2025.01.01"}})
@@ -383,32 +412,16 @@ async fn shard_failures_fail_the_page_unless_harmless() {
         )]))
         .mount(&server)
         .await;
-    let source = EsEventSource::new(client_for(&server));
-    let mut harmless = source
-        .search(query(shipped(PUBLIC_INVOCATION), 100))
-        .await
-        .unwrap();
-    assert_eq!(harmless.next_page().await.unwrap(), None);
-    let mut failing = source
-        .search(query(shipped(PUBLIC_INVOCATION), 100))
-        .await
-        .unwrap();
-    match failing.next_page().await {
-        Err(PortError::Transient(message)) => {
-            assert!(
-                message.contains("1 shard failure(s)") && message.contains("maxClauseCount"),
-                "{message}"
-            )
-        }
-        other => panic!("expected a transient error, got {other:?}"),
-    }
+    assert_eq!(first_page(&server).await.unwrap(), None, "harmless");
+    assert_transient(
+        first_page(&server).await,
+        &["1 shard failure(s)", "maxClauseCount"],
+    );
 }
 
 #[tokio::test]
 async fn an_expired_point_in_time_is_transient() {
-    let server = MockServer::start().await;
-    mount_field_caps(&server, field_caps_reply()).await;
-    mount_pit(&server, 1).await;
+    let server = searchable_cluster(1).await;
     Mock::given(method("POST"))
         .and(path("/_search"))
         .respond_with(es_error(
@@ -418,17 +431,7 @@ async fn an_expired_point_in_time_is_transient() {
         ))
         .mount(&server)
         .await;
-    let source = EsEventSource::new(client_for(&server));
-    let mut stream = source
-        .search(query(shipped(PUBLIC_INVOCATION), 100))
-        .await
-        .unwrap();
-    match stream.next_page().await {
-        Err(PortError::Transient(message)) => {
-            assert!(message.contains("point in time expired"), "{message}")
-        }
-        other => panic!("expected a transient error, got {other:?}"),
-    }
+    assert_transient(first_page(&server).await, &["point in time expired"]);
 }
 
 #[tokio::test]
@@ -449,9 +452,7 @@ async fn a_query_that_does_not_parse_is_permanent() {
 
 #[tokio::test]
 async fn an_overloaded_search_is_retried() {
-    let server = MockServer::start().await;
-    mount_field_caps(&server, field_caps_reply()).await;
-    mount_pit(&server, 1).await;
+    let server = searchable_cluster(1).await;
     Mock::given(method("POST"))
         .and(path("/_search"))
         .respond_with(es_error(
@@ -469,12 +470,7 @@ async fn an_overloaded_search_is_retried() {
         .expect(1)
         .mount(&server)
         .await;
-    let source = EsEventSource::new(client_for(&server));
-    let mut stream = source
-        .search(query(shipped(PUBLIC_INVOCATION), 100))
-        .await
-        .unwrap();
-    assert_eq!(stream.next_page().await.unwrap(), None);
+    assert_eq!(first_page(&server).await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -496,15 +492,9 @@ async fn a_slow_cluster_times_out_with_advice() {
     let client =
         rule_runner::elasticsearch::EsClient::connect(&connection, super::mock::quick_retry())
             .unwrap();
-    match EsEventSource::new(client)
+    let result = EsEventSource::new(client)
         .search(query(shipped(LAYER_ADDED), 100))
         .await
-    {
-        Err(PortError::Transient(message)) => {
-            assert!(message.contains("did not answer in time"), "{message}");
-            assert!(message.contains("request_timeout"), "{message}");
-        }
-        Err(other) => panic!("expected a transient error, got {other:?}"),
-        Ok(_) => panic!("expected a timeout"),
-    }
+        .map(|_| ());
+    assert_transient(result, &["did not answer in time", "request_timeout"]);
 }
