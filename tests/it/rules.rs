@@ -279,6 +279,16 @@ fn cli_list_and_validate() {
     assert!(text.contains(LAYER_ID) && text.contains(PUBLIC_ID));
     assert!(text.contains("2 rules in 2 files: 2 runnable"), "{text}");
 
+    let out = run_cli(&["rules", "list", "--format", "json"]);
+    assert_exit!(out, 0);
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows.len(), 2);
+    for row in &rows {
+        assert_eq!(row["additional_look_back"], "50m");
+        assert_eq!(row["status"], "runnable");
+        assert!(row["file"].as_str().unwrap().starts_with("<built-in>/aws/"));
+    }
+
     let out = run_cli(&["rules", "list", "--format", "json", "tests/data/rules/bad"]);
     assert_exit!(out, 0);
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
