@@ -533,3 +533,47 @@ fn examples_of_a_multi_rule_export_name_their_rule() {
             .contains("holds 2 rules: say which one with `rule_id`")
     );
 }
+
+#[test]
+fn byte_order_marks_crlf_and_missing_fields() {
+    let shipped = std::fs::read_to_string(repo(
+        "rules/aws/execution_lambda_external_layer_added_to_function.toml",
+    ))
+    .unwrap();
+    let windows = format!("\u{feff}{}", shipped.replace('\n', "\r\n"));
+    let report = load_bytes(Path::new("windows.toml"), windows.as_bytes());
+    assert!(report.problems.is_empty(), "{:#?}", report.problems);
+    assert_eq!(report.rules[0].rule.rule_id, LAYER_ID);
+
+    let no_id = shipped.replace("rule_id = \"7d091a76-0737-11ef-8469-f661ea17fbcc\"\n", "");
+    let report = load_bytes(Path::new("no_id.toml"), no_id.as_bytes());
+    let problem = only_problem(&report);
+    assert!(
+        problem.contains("no_id.toml:11: AWS Lambda Layer Added to Existing Function: in `[rule]`: missing field `rule_id`"),
+        "{problem}"
+    );
+
+    let line = b"\xef\xbb\xbf{\"rule_id\":\"x\",\"type\":\"query\",\"query\":\"a:b\",\"risk_score\":1,\"severity\":\"low\"}\n";
+    let report = load_bytes(Path::new("no_name.ndjson"), line);
+    assert!(only_problem(&report).contains("no_name.ndjson:1: missing field `name`"));
+}
+
+#[test]
+fn toml_filters_reach_the_dsl_and_the_in_memory_matcher() {
+    let dir = data("rules/filters");
+    let report = load_paths(&[&dir]);
+    assert!(report.problems.is_empty(), "{:#?}", report.problems);
+    let rule = &report.rules[0].rule;
+    let clauses = rule_runner::rule::filters::es_clauses(&rule.filters).unwrap();
+    assert_eq!(
+        clauses.filter,
+        [serde_json::json!({"match_phrase": {"event.outcome": "success"}})]
+    );
+    assert_eq!(
+        clauses.must_not,
+        [serde_json::json!({"match_phrase": {"user.name": "deploy-bot"}})]
+    );
+    let tests = run_examples(&report);
+    assert!(tests.is_success(), "{tests:#?}");
+    assert_eq!(tests.results.len(), 3);
+}
