@@ -1,1 +1,4 @@
-//! Tests for the `ops` area.
+//! Operations: the Docker files, Kibana saved objects, health and metrics endpoints, leases
+//! for scale-out, and the `load` command.
+
+mod docker;
