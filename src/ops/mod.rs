@@ -1,1 +1,4 @@
-//! Operating the service: health and metrics endpoints, leases for scale-out.
+//! Operating the service: health and metrics endpoints, leases for scale-out, and the Kibana
+//! saved objects that show the alerts.
+
+pub mod kibana;

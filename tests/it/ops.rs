@@ -2,3 +2,4 @@
 //! for scale-out, and the `load` command.
 
 mod docker;
+mod kibana;
