@@ -2,4 +2,5 @@
 //! for scale-out, and the `load` command.
 
 mod docker;
+mod http;
 mod kibana;
