@@ -1,1 +1,17 @@
 //! Kibana-compatible alert documents and their deterministic ids, shared by `run` and `scan`.
+//!
+//! - [`id`]: the alert id `sha256_hex(rule_id + ":" + identity)` and the stable rule uuid.
+//! - [`reason`]: the human sentence Kibana writes into `kibana.alert.reason`.
+//! - [`builder`]: the document itself (event `_source` plus flat `kibana.alert.*` fields).
+//! - [`fields`]: reading dotted paths out of event documents that mix nested and flat keys.
+
+pub mod builder;
+pub mod fields;
+pub mod id;
+pub mod reason;
+
+pub use builder::{
+    AlertBuilder, AlertEvent, DEFAULT_KIBANA_VERSION, DEFAULT_SPACE, ExecutionType, RunContext,
+};
+pub use id::{IdentityStrategy, alert_id, event_identity, rule_uuid, sha256_hex};
+pub use reason::reason;

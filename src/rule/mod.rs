@@ -1,6 +1,22 @@
 //! Detection rules: the model, the loaders for detection-rules TOML and Kibana NDJSON, and the
 //! time expressions (`interval`, date math) rules are written in.
+//!
+//! - [`model`]: the [`Rule`] every format loads into.
+//! - [`load`]: files and directories to a [`LoadReport`] (rules with a status, and problems).
+//! - `toml` / [`ndjson`]: the two formats (NDJSON also exports).
+//! - [`time`]: intervals, date math, Kibana's look-back.
+//! - [`filters`]: Kibana filter objects to Query DSL clauses.
+//! - [`embedded`]: the shipped `rules/` directory, built in.
 
+pub mod embedded;
+pub mod filters;
+pub mod load;
 pub mod model;
+pub mod ndjson;
+pub mod time;
+mod toml;
 
+pub use embedded::shipped_rules;
+pub use load::{LoadReport, LoadedRule, Origin, Problem, ProblemKind, RuleStatus, load_paths};
 pub use model::{Rule, Severity, Technique, Threat, ThreatRef};
+pub use time::{DateMath, RuleTiming, TimeError, parse_interval};

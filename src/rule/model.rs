@@ -11,6 +11,25 @@ pub const DEFAULT_TO: &str = "now";
 pub const DEFAULT_INTERVAL: &str = "5m";
 pub const DEFAULT_MAX_SIGNALS: u32 = 100;
 
+fn default_from() -> String {
+    DEFAULT_FROM.to_owned()
+}
+fn default_to() -> String {
+    DEFAULT_TO.to_owned()
+}
+fn default_interval() -> String {
+    DEFAULT_INTERVAL.to_owned()
+}
+fn default_max_signals() -> u32 {
+    DEFAULT_MAX_SIGNALS
+}
+fn default_version() -> u32 {
+    1
+}
+fn default_enabled() -> bool {
+    true
+}
+
 /// A detection rule, whatever file it came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rule {
@@ -29,10 +48,14 @@ pub struct Rule {
     #[serde(default)]
     pub index: Vec<String>,
     /// Elasticsearch date math resolved against the run's start, e.g. `now-60m`.
+    #[serde(default = "default_from")]
     pub from: String,
+    #[serde(default = "default_to")]
     pub to: String,
     /// How often the rule runs, e.g. `10m`.
+    #[serde(default = "default_interval")]
     pub interval: String,
+    #[serde(default = "default_max_signals")]
     pub max_signals: u32,
     pub risk_score: u32,
     pub severity: Severity,
@@ -59,12 +82,58 @@ pub struct Rule {
     /// Kibana filter objects (`{"meta": {...}, "query": {...}}`), kept as written.
     #[serde(default)]
     pub filters: Vec<serde_json::Value>,
+    #[serde(default = "default_version")]
     pub version: u32,
+    #[serde(default = "default_enabled")]
     pub enabled: bool,
     /// rule-runner extension: a cron expression that aligns runs to the clock instead of
     /// running every `interval`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cron: Option<String>,
+    /// `default` marks a building-block rule, whose alerts Kibana hides by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub building_block_type: Option<String>,
+    /// Parameters rule-runner does not interpret (type-specific ones such as `threshold` or
+    /// `new_terms`, `setup`, `investigation_fields`, ...), kept so that exports and alert
+    /// parameters carry them unchanged.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Default for Rule {
+    /// An empty KQL query rule with Kibana's defaults for everything a rule may omit.
+    fn default() -> Self {
+        Rule {
+            rule_id: String::new(),
+            name: String::new(),
+            description: String::new(),
+            rule_type: "query".to_owned(),
+            language: Some("kuery".to_owned()),
+            query: None,
+            index: Vec::new(),
+            from: DEFAULT_FROM.to_owned(),
+            to: DEFAULT_TO.to_owned(),
+            interval: DEFAULT_INTERVAL.to_owned(),
+            max_signals: DEFAULT_MAX_SIGNALS,
+            risk_score: 21,
+            severity: Severity::Low,
+            tags: Vec::new(),
+            threat: Vec::new(),
+            references: Vec::new(),
+            author: Vec::new(),
+            license: None,
+            note: None,
+            false_positives: Vec::new(),
+            timestamp_override: None,
+            timestamp_override_fallback_disabled: false,
+            filters: Vec::new(),
+            version: 1,
+            enabled: true,
+            cron: None,
+            building_block_type: None,
+            extra: serde_json::Map::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -1,0 +1,321 @@
+//! The Kibana-compatible alert document (`kibana-detection-engine.md` §8).
+//!
+//! Shape: the event's `_source` (minus reserved `kibana*`, `signal*`, `threshold_result*`
+//! keys) with Kibana's own fields added as *flat dotted keys* next to the event's nested
+//! objects, exactly as Kibana writes them, so Kibana's alert views and any query written for
+//! Kibana's alerts work unchanged.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use super::fields::{copy_leaves, format_timestamp, lookup, parse_timestamp};
+use super::id::{IdentityStrategy, alert_id, event_identity, rule_uuid};
+use super::reason::reason;
+use crate::engine::ports::{AlertDoc, EventHit};
+use crate::rule::{Rule, Severity};
+
+/// Kibana's default space.
+pub const DEFAULT_SPACE: &str = "default";
+/// The Kibana version written into `kibana.version` unless configured otherwise.
+pub const DEFAULT_KIBANA_VERSION: &str = "8.17.0";
+
+/// Top-level key prefixes Kibana removes from the event before adding its own fields.
+const RESERVED_ROOTS: [&str; 3] = ["kibana", "signal", "threshold_result"];
+
+/// Whether a run was scheduled or started by hand (a backfill).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutionType {
+    #[default]
+    Scheduled,
+    Manual,
+}
+
+impl ExecutionType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutionType::Scheduled => "scheduled",
+            ExecutionType::Manual => "manual",
+        }
+    }
+}
+
+/// What every alert of one rule run shares.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunContext {
+    /// The alert creation time: `@timestamp`, `kibana.alert.start`, execution timestamp.
+    pub now: DateTime<Utc>,
+    pub execution_uuid: Uuid,
+    pub space_id: String,
+    pub kibana_version: String,
+    pub execution_type: ExecutionType,
+    pub identity: IdentityStrategy,
+    /// For manual runs, the time the run stands in for (`kibana.alert.intended_timestamp`);
+    /// `None` means `now`.
+    pub intended_time: Option<DateTime<Utc>>,
+}
+
+impl RunContext {
+    /// A scheduled run at `now` with a fresh execution uuid and the default space and version.
+    pub fn scheduled(now: DateTime<Utc>) -> Self {
+        RunContext {
+            now,
+            execution_uuid: Uuid::new_v4(),
+            space_id: DEFAULT_SPACE.to_owned(),
+            kibana_version: DEFAULT_KIBANA_VERSION.to_owned(),
+            execution_type: ExecutionType::Scheduled,
+            identity: IdentityStrategy::default(),
+            intended_time: None,
+        }
+    }
+
+    /// A manual run (backfill) at `now` standing in for a run at `intended`.
+    pub fn manual(now: DateTime<Utc>, intended: DateTime<Utc>) -> Self {
+        RunContext {
+            execution_type: ExecutionType::Manual,
+            intended_time: Some(intended),
+            ..RunContext::scheduled(now)
+        }
+    }
+}
+
+/// The event an alert is raised on.
+#[derive(Debug, Clone, Copy)]
+pub struct AlertEvent<'a> {
+    /// The concrete index the event was read from.
+    pub index: &'a str,
+    pub id: &'a str,
+    pub source: &'a Value,
+    /// The time that placed the event in the window (the rule's timestamp field).
+    pub timestamp: DateTime<Utc>,
+}
+
+impl<'a> From<&'a EventHit> for AlertEvent<'a> {
+    fn from(hit: &'a EventHit) -> Self {
+        AlertEvent {
+            index: &hit.index,
+            id: &hit.id,
+            source: &hit.source,
+            timestamp: hit.timestamp,
+        }
+    }
+}
+
+/// Builds the alerts of one rule in one run. The rule snapshot and run fields are rendered
+/// once in [`AlertBuilder::new`]; each alert then only adds what depends on its event.
+#[derive(Debug, Clone)]
+pub struct AlertBuilder {
+    rule_id: String,
+    rule_name: String,
+    severity: Severity,
+    rule_uuid: Uuid,
+    identity: IdentityStrategy,
+    now: String,
+    shared: Map<String, Value>,
+}
+
+impl AlertBuilder {
+    pub fn new(rule: &Rule, ctx: &RunContext) -> Self {
+        let rule_uuid = rule_uuid(&rule.rule_id);
+        AlertBuilder {
+            rule_id: rule.rule_id.clone(),
+            rule_name: rule.name.clone(),
+            severity: rule.severity,
+            rule_uuid,
+            identity: ctx.identity,
+            now: format_timestamp(ctx.now),
+            shared: shared_fields(rule, ctx, rule_uuid),
+        }
+    }
+
+    /// The rule's stable `kibana.alert.rule.uuid`.
+    pub fn rule_uuid(&self) -> Uuid {
+        self.rule_uuid
+    }
+
+    /// The deterministic id the alert on `event` gets; cheap, so callers can deduplicate
+    /// before paying for [`AlertBuilder::build_with_id`].
+    pub fn alert_id(&self, event: &AlertEvent<'_>) -> String {
+        let identity = event_identity(self.identity, event.index, event.id, event.source);
+        alert_id(&self.rule_id, &identity)
+    }
+
+    /// The alert on `event`.
+    pub fn build(&self, event: &AlertEvent<'_>) -> AlertDoc {
+        let id = self.alert_id(event);
+        self.build_with_id(event, id)
+    }
+
+    /// The alert on `event`, whose id the caller computed with [`AlertBuilder::alert_id`].
+    pub fn build_with_id(&self, event: &AlertEvent<'_>, id: String) -> AlertDoc {
+        let empty = Map::new();
+        let source = event.source.as_object().unwrap_or(&empty);
+        let mut doc = Map::with_capacity(source.len() + self.shared.len() + 24);
+        doc.insert("@timestamp".into(), Value::String(self.now.clone()));
+        copy_event_source(source, &mut doc);
+        doc.insert("event.kind".into(), json!("signal"));
+        copy_leaves(source, "event", "kibana.alert.original_event", &mut doc);
+        copy_leaves(
+            source,
+            "data_stream",
+            "kibana.alert.original_data_stream",
+            &mut doc,
+        );
+
+        // Kibana keeps `@timestamp` as the original time even under a timestamp override.
+        let original_time = lookup(event.source, "@timestamp")
+            .and_then(parse_timestamp)
+            .unwrap_or(event.timestamp);
+        doc.insert(
+            "kibana.alert.original_time".into(),
+            json!(format_timestamp(original_time)),
+        );
+        doc.insert(
+            "kibana.alert.ancestors".into(),
+            json!([{"id": event.id, "type": "event", "index": event.index, "depth": 0}]),
+        );
+        doc.insert(
+            "kibana.alert.reason".into(),
+            json!(reason(event.source, self.severity, &self.rule_name)),
+        );
+        doc.insert("kibana.alert.uuid".into(), Value::String(id.clone()));
+        doc.extend(self.shared.iter().map(|(k, v)| (k.clone(), v.clone())));
+
+        AlertDoc {
+            id,
+            rule_id: self.rule_id.clone(),
+            event_time: event.timestamp,
+            document: Value::Object(doc),
+        }
+    }
+}
+
+/// The event's `_source` minus reserved keys, with `event.kind` taken out (it becomes the flat
+/// `"event.kind": "signal"`) and `@timestamp` left to the caller.
+fn copy_event_source(source: &Map<String, Value>, doc: &mut Map<String, Value>) {
+    for (key, value) in source {
+        let root = key.split('.').next().unwrap_or(key);
+        if RESERVED_ROOTS.contains(&root) || key == "@timestamp" || key == "event.kind" {
+            continue;
+        }
+        if key == "event"
+            && let Value::Object(event) = value
+        {
+            let mut event = event.clone();
+            event.remove("kind");
+            if !event.is_empty() {
+                doc.insert(key.clone(), Value::Object(event));
+            }
+            continue;
+        }
+        doc.insert(key.clone(), value.clone());
+    }
+}
+
+/// The fields every alert of this rule and run carries: lifecycle, execution, rule snapshot.
+fn shared_fields(rule: &Rule, ctx: &RunContext, rule_uuid: Uuid) -> Map<String, Value> {
+    let now = format_timestamp(ctx.now);
+    let intended = ctx
+        .intended_time
+        .map_or_else(|| now.clone(), format_timestamp);
+    let mut f = Map::new();
+    let mut put = |key: &str, value: Value| {
+        f.insert(key.to_owned(), value);
+    };
+    put("kibana.alert.depth", json!(1));
+    put("kibana.alert.status", json!("active"));
+    put("kibana.alert.workflow_status", json!("open"));
+    put("kibana.alert.workflow_tags", json!([]));
+    put("kibana.alert.workflow_assignee_ids", json!([]));
+    put("kibana.alert.severity", json!(rule.severity.as_str()));
+    put("kibana.alert.risk_score", json!(rule.risk_score));
+    put("kibana.alert.intended_timestamp", json!(intended));
+    put("kibana.alert.start", json!(now));
+    put("kibana.alert.last_detected", json!(now));
+    put("kibana.alert.rule.execution.timestamp", json!(now));
+    put(
+        "kibana.alert.rule.execution.uuid",
+        json!(ctx.execution_uuid.to_string()),
+    );
+    put(
+        "kibana.alert.rule.execution.type",
+        json!(ctx.execution_type.as_str()),
+    );
+    put("kibana.alert.rule.uuid", json!(rule_uuid.to_string()));
+    put("kibana.alert.rule.rule_id", json!(rule.rule_id));
+    put("kibana.alert.rule.name", json!(rule.name));
+    put("kibana.alert.rule.rule_type_id", json!("siem.queryRule"));
+    put("kibana.alert.rule.category", json!("Custom Query Rule"));
+    put("kibana.alert.rule.consumer", json!("siem"));
+    put("kibana.alert.rule.producer", json!("siem"));
+    put("kibana.alert.rule.type", json!(rule.rule_type));
+    put("kibana.alert.rule.revision", json!(0));
+    put("kibana.alert.rule.version", json!(rule.version));
+    put("kibana.alert.rule.enabled", json!(rule.enabled));
+    put("kibana.alert.rule.from", json!(rule.from));
+    put("kibana.alert.rule.to", json!(rule.to));
+    put("kibana.alert.rule.interval", json!(rule.interval));
+    put("kibana.alert.rule.indices", json!(rule.index));
+    put("kibana.alert.rule.max_signals", json!(rule.max_signals));
+    if let Some(field) = &rule.timestamp_override {
+        put("kibana.alert.rule.timestamp_override", json!(field));
+    }
+    put("kibana.alert.rule.risk_score", json!(rule.risk_score));
+    put("kibana.alert.rule.severity", json!(rule.severity.as_str()));
+    put("kibana.alert.rule.risk_score_mapping", json!([]));
+    put("kibana.alert.rule.severity_mapping", json!([]));
+    put("kibana.alert.rule.author", json!(rule.author));
+    if let Some(license) = &rule.license {
+        put("kibana.alert.rule.license", json!(license));
+    }
+    put("kibana.alert.rule.description", json!(rule.description));
+    put(
+        "kibana.alert.rule.false_positives",
+        json!(rule.false_positives),
+    );
+    put("kibana.alert.rule.references", json!(rule.references));
+    put("kibana.alert.rule.exceptions_list", json!([]));
+    // rule-runner runs rules from files; none is a Kibana-managed prebuilt rule.
+    put("kibana.alert.rule.immutable", json!(false));
+    put("kibana.alert.rule.tags", json!(rule.tags));
+    put("kibana.alert.rule.actions", json!([]));
+    if let Some(note) = &rule.note {
+        put("kibana.alert.rule.note", json!(note));
+    }
+    put(
+        "kibana.alert.rule.threat",
+        serde_json::to_value(&rule.threat).unwrap_or_else(|_| json!([])),
+    );
+    put("kibana.alert.rule.parameters", rule_parameters(rule));
+    put("kibana.space_ids", json!([ctx.space_id]));
+    put("kibana.version", json!(ctx.kibana_version));
+    f
+}
+
+/// `kibana.alert.rule.parameters`: the rule's parameters in snake_case, as Kibana stores them
+/// (schedule and saved-object attributes such as `name`, `tags`, `interval` are not parameters).
+fn rule_parameters(rule: &Rule) -> Value {
+    let mut params = match serde_json::to_value(rule) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    };
+    for not_a_parameter in ["name", "tags", "interval", "enabled", "cron"] {
+        params.remove(not_a_parameter);
+    }
+    params.entry("language").or_insert_with(|| json!("kuery"));
+    for list in [
+        "filters",
+        "exceptions_list",
+        "risk_score_mapping",
+        "severity_mapping",
+        "related_integrations",
+        "required_fields",
+    ] {
+        params.entry(list).or_insert_with(|| json!([]));
+    }
+    params.entry("immutable").or_insert_with(|| json!(false));
+    params.entry("setup").or_insert_with(|| json!(""));
+    Value::Object(params)
+}

@@ -1,0 +1,531 @@
+//! One raw CloudTrail record to the ECS document Elastic's AWS integration indexes
+//! (docs/cloudtrail-ecs.md §2, in processing order), or the Filebeat module's (§6).
+
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use serde_json::{Map, Value};
+
+use super::javamap;
+use super::node::{self, Node, Obj};
+use super::{Flavor, NormalizeOptions};
+
+/// `ecs.version` the integration's pipeline (at the revision we follow) sets.
+pub const ECS_VERSION: &str = "8.11.0";
+/// Payload strings at least this long (UTF-16 units) get no `flattened` copy.
+const FLATTENED_MAX: usize = 32766;
+
+/// Keys every raw CloudTrail record has at least one of.
+const RAW_KEYS: [&str; 4] = ["eventName", "eventSource", "eventTime", "eventVersion"];
+
+/// What one record became.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Normalized {
+    /// An ECS document (normalized here, or passed through because it already was one).
+    Event(Value),
+    /// A CloudTrail digest record: integrity metadata, not an event. Skipped.
+    Digest,
+    /// An S3 delivery envelope (`{"Records": [...]}`) met where a record was expected; the
+    /// reader splits it.
+    Envelope,
+}
+
+/// Why one record could not be normalized.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RecordError {
+    #[error("invalid JSON: {0}")]
+    Json(String),
+    #[error("not a CloudTrail record: expected an object, found {0}")]
+    NotAnObject(&'static str),
+    /// Elasticsearch's parser refuses duplicate keys, so the pipeline would fail too.
+    #[error(
+        "not a CloudTrail record or ECS document: none of eventName, eventSource, eventTime, \
+         eventVersion, @timestamp"
+    )]
+    NotCloudTrail,
+    #[error("duplicate key `{0}` (Elasticsearch's JSON parser rejects the record)")]
+    DuplicateKey(String),
+}
+
+/// Normalize one record given as JSON text.
+pub fn normalize_record(raw: &[u8], opts: &NormalizeOptions) -> Result<Normalized, RecordError> {
+    let mut root = node::parse(raw).map_err(|e| RecordError::Json(e.to_string()))?;
+    let Node::Map(obj) = &root else {
+        return Err(RecordError::NotAnObject(root.kind()));
+    };
+    if let Some(key) = first_duplicate(obj) {
+        return Err(RecordError::DuplicateKey(key.to_string()));
+    }
+    if is_digest(obj) {
+        return Ok(Normalized::Digest);
+    }
+    if obj.get("Records").is_some() && obj.get("eventName").is_none() {
+        return Ok(Normalized::Envelope);
+    }
+    if is_ecs_document(obj) {
+        return Ok(Normalized::Event(root.to_json()));
+    }
+    if !RAW_KEYS.iter().any(|k| obj.get(k).is_some()) {
+        return Err(RecordError::NotCloudTrail);
+    }
+    // The `json` processor parsed `event.original`; the drop script then ran over the whole
+    // document, including `json`.
+    if opts.flavor == Flavor::Integration {
+        root.drop_empty();
+    }
+    let original = opts
+        .preserve_original
+        .then(|| String::from_utf8_lossy(raw).into_owned());
+    let Node::Map(json) = &root else {
+        return Err(RecordError::NotAnObject(root.kind()));
+    };
+    Ok(Normalized::Event(build(json, original, opts)))
+}
+
+fn first_duplicate<'a>(obj: &'a Obj) -> Option<&'a str> {
+    if let Some(key) = obj.duplicate_key() {
+        return Some(key);
+    }
+    obj.entries.iter().find_map(|e| match &e.value {
+        Node::Map(inner) => first_duplicate(inner),
+        Node::List(items) => items.iter().find_map(|item| match item {
+            Node::Map(inner) => first_duplicate(inner),
+            _ => None,
+        }),
+        _ => None,
+    })
+}
+
+fn is_digest(obj: &Obj) -> bool {
+    obj.get("eventName").is_none()
+        && (obj.get("digestS3Object").is_some() || obj.get("digestStartTime").is_some())
+}
+
+/// An ECS document (e.g. exported from Elasticsearch or printed by `normalize`) rather than
+/// a raw CloudTrail record.
+fn is_ecs_document(obj: &Obj) -> bool {
+    if RAW_KEYS.iter().any(|k| obj.get(k).is_some()) {
+        return false;
+    }
+    ["@timestamp", "ecs", "event", "data_stream"]
+        .iter()
+        .any(|k| obj.get(k).is_some())
+}
+
+/// A JSON object under construction, addressed by dotted paths.
+#[derive(Default)]
+struct Doc(Map<String, Value>);
+
+impl Doc {
+    fn set(&mut self, path: &str, value: Value) {
+        let mut map = &mut self.0;
+        let mut parts = path.split('.').peekable();
+        while let Some(part) = parts.next() {
+            if parts.peek().is_none() {
+                map.insert(part.to_string(), value);
+                return;
+            }
+            let slot = map
+                .entry(part.to_string())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if !slot.is_object() {
+                *slot = Value::Object(Map::new());
+            }
+            let Value::Object(inner) = slot else { return };
+            map = inner;
+        }
+    }
+
+    fn get(&self, path: &str) -> Option<&Value> {
+        let mut parts = path.split('.');
+        let first = self.0.get(parts.next()?)?;
+        parts.try_fold(first, |v, p| v.get(p))
+    }
+
+    /// The `append` processor: add to a list, optionally skipping values already there.
+    fn append(&mut self, path: &str, value: Value, allow_duplicates: bool) {
+        let list = match self.get(path) {
+            Some(Value::Array(items)) => {
+                if !allow_duplicates && items.contains(&value) {
+                    return;
+                }
+                let mut items = items.clone();
+                items.push(value);
+                items
+            }
+            Some(other) => {
+                if !allow_duplicates && *other == value {
+                    return;
+                }
+                vec![other.clone(), value]
+            }
+            None => vec![value],
+        };
+        self.set(path, Value::Array(list));
+    }
+}
+
+/// A value as a Mustache template (`'{{json.x}}'`) renders it: the text, not the JSON.
+fn template(node: &Node) -> String {
+    match node {
+        Node::Str(s) => s.to_string(),
+        other => javamap::render(other),
+    }
+}
+
+/// The `date` processor with format ISO8601, written as Elasticsearch writes it.
+fn iso8601(node: &Node) -> Option<String> {
+    let text = node.as_str()?;
+    let utc: DateTime<Utc> = match DateTime::parse_from_rfc3339(text) {
+        Ok(t) => t.with_timezone(&Utc),
+        Err(_) => [
+            "%Y-%m-%dT%H:%M:%S%.f",
+            "%Y-%m-%dT%H:%M:%S",
+            "%Y-%m-%d %H:%M:%S%.f",
+        ]
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())?
+        .and_utc(),
+    };
+    Some(utc.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+
+fn build(json: &Obj, original: Option<String>, opts: &NormalizeOptions) -> Value {
+    let integration = opts.flavor == Flavor::Integration;
+    let get = |path: &[&str]| -> Option<&Node> {
+        let (first, rest) = path.split_first()?;
+        rest.iter().try_fold(json.get(first)?, |n, k| n.get(k))
+    };
+    let mut doc = Doc::default();
+    let copy = |doc: &mut Doc, from: &[&str], to: &str| {
+        if let Some(n) = get(from) {
+            doc.set(to, n.to_json());
+        }
+    };
+
+    if let Some(original) = original {
+        doc.set("event.original", Value::String(original));
+        doc.set("tags", serde_json::json!(["preserve_original_event"]));
+    }
+    if let Some(read_time) = &opts.ingest_time {
+        // `@timestamp` arrives as the time the record was read; `event.created` keeps it.
+        doc.set("@timestamp", Value::String(read_time.clone()));
+        if integration {
+            doc.set("event.created", Value::String(read_time.clone()));
+        }
+    }
+    if integration {
+        doc.set("ecs.version", Value::String(ECS_VERSION.into()));
+    }
+    if let Some(t) = get(&["eventTime"]).and_then(iso8601) {
+        doc.set("@timestamp", Value::String(t));
+    }
+
+    copy(&mut doc, &["eventVersion"], "aws.cloudtrail.event_version");
+    let uid = ["userIdentity"];
+    copy(
+        &mut doc,
+        &[uid[0], "type"],
+        "aws.cloudtrail.user_identity.type",
+    );
+    if integration && let Some(name) = get(&[uid[0], "userName"]) {
+        doc.append("related.user", Value::String(template(name)), false);
+    }
+    copy(&mut doc, &[uid[0], "userName"], "user.name");
+    copy(&mut doc, &[uid[0], "principalId"], "user.id");
+    copy(
+        &mut doc,
+        &[uid[0], "arn"],
+        "aws.cloudtrail.user_identity.arn",
+    );
+    copy(&mut doc, &[uid[0], "accountId"], "cloud.account.id");
+    copy(
+        &mut doc,
+        &[uid[0], "accessKeyId"],
+        "aws.cloudtrail.user_identity.access_key_id",
+    );
+    copy(
+        &mut doc,
+        &[uid[0], "sessionContext", "attributes", "mfaAuthenticated"],
+        "aws.cloudtrail.user_identity.session_context.mfa_authenticated",
+    );
+    if let Some(t) =
+        get(&[uid[0], "sessionContext", "attributes", "creationDate"]).and_then(iso8601)
+    {
+        doc.set(
+            "aws.cloudtrail.user_identity.session_context.creation_date",
+            Value::String(t),
+        );
+    }
+    let issuer = [uid[0], "sessionContext", "sessionIssuer"];
+    let issuer_field = |k: &'static str| [issuer[0], issuer[1], issuer[2], k];
+    let prefix = "aws.cloudtrail.user_identity.session_context.session_issuer";
+    copy(&mut doc, &issuer_field("type"), &format!("{prefix}.type"));
+    // Assumed roles: the role name replaces the user name.
+    copy(&mut doc, &issuer_field("userName"), "user.name");
+    copy(
+        &mut doc,
+        &issuer_field("principalId"),
+        &format!("{prefix}.principal_id"),
+    );
+    copy(&mut doc, &issuer_field("arn"), &format!("{prefix}.arn"));
+    copy(
+        &mut doc,
+        &issuer_field("accountId"),
+        &format!("{prefix}.account_id"),
+    );
+    copy(
+        &mut doc,
+        &[uid[0], "invokedBy"],
+        "aws.cloudtrail.user_identity.invoked_by",
+    );
+
+    copy(&mut doc, &["eventSource"], "event.provider");
+    if let Some(name) = get(&["eventName"]).map(template).filter(|s| !s.is_empty()) {
+        doc.set("event.action", Value::String(name));
+    }
+    copy(
+        &mut doc,
+        &["eventCategory"],
+        "aws.cloudtrail.event_category",
+    );
+    match get(&["awsRegion"]) {
+        Some(Node::Str(r)) if r.is_empty() => {}
+        Some(region) => doc.set("cloud.region", region.to_json()),
+        None => {}
+    }
+    if let Some(address) = get(&["sourceIPAddress"]) {
+        doc.set("source.address", address.to_json());
+        // grok `^%{IP:source.ip}$`: only a whole IPv4 or IPv6 literal.
+        if let Some(text) = address.as_str()
+            && text.parse::<std::net::IpAddr>().is_ok()
+        {
+            doc.set("source.ip", Value::String(text.to_string()));
+        }
+    }
+    // The user_agent processor's parse (name, version, os, device) needs its regex database;
+    // `original` is what every document has.
+    copy(&mut doc, &["userAgent"], "user_agent.original");
+    copy(&mut doc, &["errorCode"], "aws.cloudtrail.error_code");
+    copy(&mut doc, &["errorMessage"], "aws.cloudtrail.error_message");
+
+    for (source, field) in [
+        ("requestParameters", "request_parameters"),
+        ("responseElements", "response_elements"),
+        ("additionalEventData", "additional_eventdata"),
+        ("serviceEventDetails", "service_event_details"),
+    ] {
+        let Some(payload) = get(&[source]).filter(|n| **n != Node::Null) else {
+            continue;
+        };
+        let text = javamap::render(payload);
+        let short = text.encode_utf16().count() < FLATTENED_MAX;
+        doc.set(&format!("aws.cloudtrail.{field}"), Value::String(text));
+        if short || !integration {
+            doc.set(
+                &format!("aws.cloudtrail.flattened.{field}"),
+                payload.to_json(),
+            );
+        }
+    }
+
+    let request_id = if integration {
+        "requestID"
+    } else {
+        "requestId"
+    };
+    copy(&mut doc, &[request_id], "aws.cloudtrail.request_id");
+    copy(&mut doc, &["eventID"], "event.id");
+    copy(&mut doc, &["eventType"], "aws.cloudtrail.event_type");
+    copy(&mut doc, &["apiVersion"], "aws.cloudtrail.api_version");
+    copy(
+        &mut doc,
+        &["managementEvent"],
+        "aws.cloudtrail.management_event",
+    );
+    copy(&mut doc, &["readOnly"], "aws.cloudtrail.read_only");
+    if integration && let Some(Node::List(resources)) = get(&["resources"]) {
+        doc.set("aws.cloudtrail.resources", unique_resources(resources));
+    }
+    copy(
+        &mut doc,
+        &["recipientAccountId"],
+        "aws.cloudtrail.recipient_account_id",
+    );
+    copy(
+        &mut doc,
+        &["sharedEventId"],
+        "aws.cloudtrail.shared_event_id",
+    );
+    copy(
+        &mut doc,
+        &["vpcEndpointId"],
+        "aws.cloudtrail.vpc_endpoint_id",
+    );
+
+    let request = |k: &str| get(&["requestParameters", k]);
+    for key in ["userName", "newUserName"] {
+        if let Some(name) = request(key) {
+            let value = if integration {
+                Value::String(template(name))
+            } else {
+                name.to_json()
+            };
+            doc.append("related.user", value, !integration);
+        }
+    }
+    if get(&["eventName"]).and_then(Node::as_str) == Some("ConsoleLogin") {
+        console_login(&mut doc, get(&["additionalEventData"]));
+    }
+    categorize(
+        &mut doc,
+        integration,
+        get(&["responseElements", "ConsoleLogin"]),
+    );
+
+    if integration && let Some(details) = get(&["insightDetails"]) {
+        doc.set(
+            "aws.cloudtrail.flattened.insight_details",
+            details.to_json(),
+        );
+    }
+    let response = |k: &[&str]| get(&[&["responseElements"], k].concat()).map(template);
+    for (value, field) in [
+        (response(&["group", "groupId"]), "group.id"),
+        (response(&["user", "userId"]), "user.target.id"),
+        (request("newUserName").map(template), "user.changes.name"),
+        (request("groupName").map(template), "group.name"),
+        (request("userName").map(template), "user.target.name"),
+    ] {
+        if let Some(v) = value.filter(|v| !v.is_empty()) {
+            doc.set(field, Value::String(v));
+        }
+    }
+    if integration {
+        tls(&mut doc, get(&["tlsDetails"]));
+    }
+
+    // Constant fields the index mapping supplies (constant_keyword) and Elastic Agent writes.
+    doc.set("event.dataset", Value::String("aws.cloudtrail".into()));
+    doc.set("event.module", Value::String("aws".into()));
+    if integration {
+        doc.set("data_stream.type", Value::String("logs".into()));
+        doc.set(
+            "data_stream.dataset",
+            Value::String("aws.cloudtrail".into()),
+        );
+        doc.set(
+            "data_stream.namespace",
+            Value::String(opts.namespace.clone()),
+        );
+    }
+    Value::Object(doc.0)
+}
+
+/// `resources`: `ARN` → `arn`, `accountId` → `account_id`, de-duplicated on
+/// `arn_account_type` through a `HashMap`, whose iteration order the result keeps.
+fn unique_resources(resources: &[Node]) -> Value {
+    let mut keys: Vec<String> = Vec::new();
+    let mut values: Vec<Map<String, Value>> = Vec::new();
+    for resource in resources {
+        let Node::Map(obj) = resource else { continue };
+        let mut renamed = Map::new();
+        for (k, v) in obj.live() {
+            let k = match k {
+                "ARN" => "arn",
+                "accountId" => "account_id",
+                other => other,
+            };
+            renamed.insert(k.to_string(), v.to_json());
+        }
+        let part = |k: &str| match renamed.get(k) {
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => String::new(),
+        };
+        let key = format!("{}_{}_{}", part("arn"), part("account_id"), part("type"));
+        match keys.iter().position(|k| *k == key) {
+            Some(i) => values[i] = renamed,
+            None => {
+                keys.push(key);
+                values.push(renamed);
+            }
+        }
+    }
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    Value::Array(
+        javamap::iteration_order(&refs)
+            .into_iter()
+            .map(|i| Value::Object(values[i].clone()))
+            .collect(),
+    )
+}
+
+fn console_login(doc: &mut Doc, extra: Option<&Node>) {
+    let field = |k: &str| extra.and_then(|n| n.get(k));
+    let mut aed = Map::new();
+    if let Some(v) = field("MobileVersion") {
+        aed.insert(
+            "mobile_version".into(),
+            Value::Bool(v.as_str() != Some("No")),
+        );
+    }
+    if let Some(v) = field("LoginTo") {
+        aed.insert("login_to".into(), v.to_json());
+    }
+    if let Some(v) = field("MFAUsed") {
+        aed.insert("mfa_used".into(), Value::Bool(v.as_str() != Some("No")));
+    }
+    if !aed.is_empty() {
+        doc.set(
+            "aws.cloudtrail.console_login.additional_eventdata",
+            Value::Object(aed),
+        );
+    }
+}
+
+/// The categorisation script: kind, type, outcome, then the per-eventName overrides.
+fn categorize(doc: &mut Doc, integration: bool, console_login: Option<&Node>) {
+    doc.set("event.kind", Value::String("event".into()));
+    let info = if integration {
+        serde_json::json!(["info"])
+    } else {
+        Value::String("info".into())
+    };
+    doc.set("event.type", info);
+    let failed = doc.get("aws.cloudtrail.error_code").is_some()
+        || doc.get("aws.cloudtrail.error_message").is_some();
+    let outcome = if failed { "failure" } else { "success" };
+    doc.set("event.outcome", Value::String(outcome.into()));
+    let Some(Value::String(action)) = doc.get("event.action").cloned() else {
+        return;
+    };
+    if action == "ConsoleLogin"
+        && let Some(Node::Str(result)) = console_login
+    {
+        doc.set("event.outcome", Value::String(result.to_lowercase()));
+    }
+    if let Some((category, types)) = super::categories::lookup(&action) {
+        doc.set("event.category", serde_json::json!([category]));
+        doc.set("event.type", serde_json::json!(types));
+    }
+}
+
+/// `tlsVersion` dissected as `<protocol>v<version>`, the protocol lower-cased.
+fn tls(doc: &mut Doc, details: Option<&Node>) {
+    let field = |k: &str| details.and_then(|n| n.get(k));
+    if let Some((protocol, version)) = field("tlsVersion")
+        .and_then(Node::as_str)
+        .and_then(|v| v.split_once('v'))
+    {
+        doc.set(
+            "tls.version_protocol",
+            Value::String(protocol.to_lowercase()),
+        );
+        doc.set("tls.version", Value::String(version.to_string()));
+    }
+    if let Some(cipher) = field("cipherSuite") {
+        doc.set("tls.cipher", cipher.to_json());
+    }
+    if let Some(host) = field("clientProvidedHostHeader") {
+        doc.set("tls.client.server_name", host.to_json());
+    }
+}

@@ -1,0 +1,659 @@
+//! Service configuration: where Elasticsearch is, how to authenticate, which indices to use and
+//! how the service behaves.
+//!
+//! Four layers, each overriding the one before: built-in defaults, the config file
+//! (`rule-runner.toml`), the environment (`ELASTICSEARCH_*`) and command-line flags.
+//! Credentials: the highest layer that names any credential decides the kind of
+//! authentication, so an API key from a flag replaces a username and password from the file;
+//! a username given there may take its password from a lower layer. Secrets are held in [`Secret`], whose `Debug` never shows the value.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+use url::Url;
+
+/// The config file read when `--config` is not given, if it exists in the working directory.
+pub const DEFAULT_CONFIG_FILE: &str = "rule-runner.toml";
+pub const DEFAULT_URL: &str = "http://localhost:9200";
+pub const DEFAULT_ALERTS_INDEX: &str = "rule-runner-alerts";
+pub const DEFAULT_STATE_INDEX: &str = "rule-runner-state";
+pub const DEFAULT_EXECUTIONS_INDEX: &str = "rule-runner-executions";
+pub const DEFAULT_DEAD_LETTER_INDEX: &str = "rule-runner-dead-letter";
+
+/// A password or API key. `Debug` prints `<redacted>`; there is no `Display`, so the value
+/// cannot reach a log line by accident; [`Secret::expose`] is the one explicit way out.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"<redacted>\"")
+    }
+}
+
+/// How to authenticate to Elasticsearch.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Auth {
+    None,
+    /// An API key, either the base64 `encoded` form Elasticsearch returns or `id:api_key`.
+    ApiKey(Secret),
+    Basic {
+        username: String,
+        password: Secret,
+    },
+}
+
+/// Where Elasticsearch is and how to talk to it.
+#[derive(Clone, PartialEq, Debug)]
+pub struct ConnectionConfig {
+    /// One or more node URLs (without credentials: those are moved into [`Auth`]).
+    pub urls: Vec<Url>,
+    pub auth: Auth,
+    /// PEM file with the CA certificate(s) that signed the cluster's HTTP certificate.
+    pub ca_cert: Option<PathBuf>,
+    /// Skip TLS certificate verification. Off unless asked for explicitly.
+    pub insecure: bool,
+    pub request_timeout: Duration,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        ConnectionConfig {
+            urls: vec![Url::parse(DEFAULT_URL).expect("the default URL is valid")],
+            auth: Auth::None,
+            ca_cert: None,
+            insecure: false,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The indices rule-runner owns.
+#[derive(Clone, PartialEq, Eq, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IndexNames {
+    pub alerts: String,
+    pub state: String,
+    pub executions: String,
+    pub dead_letter: String,
+}
+
+impl Default for IndexNames {
+    fn default() -> Self {
+        IndexNames {
+            alerts: DEFAULT_ALERTS_INDEX.into(),
+            state: DEFAULT_STATE_INDEX.into(),
+            executions: DEFAULT_EXECUTIONS_INDEX.into(),
+            dead_letter: DEFAULT_DEAD_LETTER_INDEX.into(),
+        }
+    }
+}
+
+impl IndexNames {
+    pub fn all(&self) -> [(&'static str, &str); 4] {
+        [
+            ("alerts", &self.alerts),
+            ("state", &self.state),
+            ("executions", &self.executions),
+            ("dead_letter", &self.dead_letter),
+        ]
+    }
+}
+
+/// How the service runs rules.
+#[derive(Clone, PartialEq, Eq, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceSettings {
+    /// Kibana space the alerts belong to (`kibana.space_ids`).
+    pub space_id: String,
+    /// Rules running at the same time, at most.
+    pub concurrency: usize,
+    /// A run is cut off after this long; what it found is still written.
+    #[serde(deserialize_with = "duration_text")]
+    pub run_timeout: Duration,
+    /// How far back a run catches up after an outage; older time is reported as a gap.
+    #[serde(deserialize_with = "duration_text")]
+    pub max_catch_up: Duration,
+    /// A cron expression (seconds first, `cron` crate syntax) that aligns every rule's runs
+    /// to the clock instead of running each rule every `interval`.
+    pub cron: Option<String>,
+}
+
+impl Default for ServiceSettings {
+    fn default() -> Self {
+        ServiceSettings {
+            space_id: "default".into(),
+            concurrency: 4,
+            run_timeout: Duration::from_secs(5 * 60),
+            max_catch_up: Duration::from_secs(24 * 3600),
+            cron: None,
+        }
+    }
+}
+
+/// Retries of requests that failed for a reason that may pass (429, 5xx, timeouts, refused
+/// connections): exponential backoff with jitter, bounded in attempts and in delay.
+#[derive(Clone, PartialEq, Eq, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included; 1 disables retries.
+    pub max_attempts: u32,
+    #[serde(deserialize_with = "duration_text")]
+    pub initial_backoff: Duration,
+    #[serde(deserialize_with = "duration_text")]
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 5,
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The pause before retry number `retry` (0-based): `initial * 2^retry`, capped at
+    /// `max_backoff`, then scaled by a random factor in `[0.5, 1.0]` so that several
+    /// instances backing off from one overloaded cluster do not retry in lockstep.
+    pub fn backoff(&self, retry: u32) -> Duration {
+        use rand::Rng;
+        let exp = self
+            .initial_backoff
+            .saturating_mul(2u32.saturating_pow(retry.min(20)));
+        let capped = exp.min(self.max_backoff);
+        capped.mul_f64(rand::thread_rng().gen_range(0.5..=1.0))
+    }
+}
+
+/// Everything the service commands need, resolved from all layers.
+#[derive(Clone, PartialEq, Debug, Default)]
+pub struct ServiceConfig {
+    pub connection: ConnectionConfig,
+    pub indices: IndexNames,
+    pub service: ServiceSettings,
+    pub retry: RetryPolicy,
+    /// The file the configuration was read from, if any.
+    pub source_file: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    /// `origin` names where the bad value came from: a flag, a variable or `file: key`.
+    #[error("{origin}: {message}")]
+    Invalid { origin: String, message: String },
+}
+
+/// The connection flags every service command accepts (also flattened into `load`).
+#[derive(Clone, Default, PartialEq, clap::Args)]
+pub struct ConnectionFlags {
+    /// Config file (default: ./rule-runner.toml when it exists).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Elasticsearch URL; repeat for several nodes [env: ELASTICSEARCH_URL, comma-separated].
+    #[arg(long = "url", value_name = "URL")]
+    pub urls: Vec<String>,
+    /// API key (base64 `encoded` form or `id:key`) [env: ELASTICSEARCH_API_KEY].
+    #[arg(long, value_name = "KEY")]
+    pub api_key: Option<String>,
+    /// User for basic authentication [env: ELASTICSEARCH_USERNAME].
+    #[arg(long, value_name = "USER")]
+    pub username: Option<String>,
+    /// Password for basic authentication; prefer ELASTICSEARCH_PASSWORD, which does not show
+    /// in the process list.
+    #[arg(long, value_name = "PASSWORD")]
+    pub password: Option<String>,
+    /// CA certificate (PEM) that signed the cluster's certificate [env: ELASTICSEARCH_CA_CERT].
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+    /// Do not verify the cluster's TLS certificate (test clusters only).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Timeout of one request to Elasticsearch, e.g. `30s`.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_flag)]
+    pub request_timeout: Option<Duration>,
+}
+
+impl fmt::Debug for ConnectionFlags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectionFlags")
+            .field("config", &self.config)
+            .field(
+                "urls",
+                &self.urls.iter().map(|u| redact_url(u)).collect::<Vec<_>>(),
+            )
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("ca_cert", &self.ca_cert)
+            .field("insecure", &self.insecure)
+            .field("request_timeout", &self.request_timeout)
+            .finish()
+    }
+}
+
+fn parse_duration_flag(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("`{text}` is not a duration ({e}); use e.g. 30s, 5m, 1h"))
+}
+
+/// A URL as it may be shown: any password in it replaced.
+pub fn redact_url(text: &str) -> String {
+    match Url::parse(text) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("redacted"));
+            url.to_string()
+        }
+        Ok(url) => url.to_string(),
+        Err(_) => "<unparseable URL>".into(),
+    }
+}
+
+// The file's shape. Every field optional, so a layer only overrides what it names.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    elasticsearch: FileConnection,
+    #[serde(default)]
+    indices: IndexNames,
+    #[serde(default)]
+    service: ServiceSettings,
+    #[serde(default)]
+    retry: RetryPolicy,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConnection {
+    /// A single URL or a list.
+    #[serde(default, deserialize_with = "one_or_many")]
+    urls: Option<Vec<String>>,
+    api_key: Option<Secret>,
+    username: Option<String>,
+    password: Option<Secret>,
+    ca_cert: Option<PathBuf>,
+    #[serde(default)]
+    insecure: bool,
+    #[serde(default, deserialize_with = "optional_duration_text")]
+    request_timeout: Option<Duration>,
+}
+
+fn duration_text<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    humantime::parse_duration(&text).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "`{text}` is not a duration ({e}); use e.g. \"30s\", \"5m\", \"24h\""
+        ))
+    })
+}
+
+fn optional_duration_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration_text(d).map(Some)
+}
+
+fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(Some(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(url) => vec![url],
+        OneOrMany::Many(urls) => urls,
+    }))
+}
+
+/// One layer's connection settings, with where they came from for error messages.
+#[derive(Default)]
+struct ConnectionLayer {
+    origin: LayerOrigin,
+    urls: Option<Vec<String>>,
+    api_key: Option<Secret>,
+    username: Option<String>,
+    password: Option<Secret>,
+    ca_cert: Option<PathBuf>,
+    insecure: bool,
+    request_timeout: Option<Duration>,
+}
+
+#[derive(Default, Clone)]
+enum LayerOrigin {
+    #[default]
+    Flags,
+    Env,
+    File(PathBuf),
+}
+
+impl LayerOrigin {
+    fn name(&self, flag: &str, var: &str, key: &str) -> String {
+        match self {
+            LayerOrigin::Flags => format!("--{flag}"),
+            LayerOrigin::Env => var.to_string(),
+            LayerOrigin::File(path) => {
+                format!("config file {}: elasticsearch.{key}", path.display())
+            }
+        }
+    }
+}
+
+impl ServiceConfig {
+    /// Resolve the configuration from the flags, the process environment and the config file
+    /// (`--config`, else `./rule-runner.toml` when present).
+    pub fn load(flags: &ConnectionFlags) -> Result<Self, ConfigError> {
+        Self::resolve(flags, &|name| {
+            std::env::var(name).ok().filter(|v| !v.is_empty())
+        })
+    }
+
+    /// As [`ServiceConfig::load`], with the environment given as a lookup function (tests).
+    pub fn resolve(
+        flags: &ConnectionFlags,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let file_path = match &flags.config {
+            Some(path) => Some(path.clone()),
+            None => Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.is_file()),
+        };
+        let (file, file_layer) = match &file_path {
+            Some(path) => {
+                let file = read_file(path)?;
+                let layer = file_connection_layer(path, &file.elasticsearch);
+                (file, Some(layer))
+            }
+            None => (FileConfig::default(), None),
+        };
+
+        let env_layer = ConnectionLayer {
+            origin: LayerOrigin::Env,
+            urls: env("ELASTICSEARCH_URL").map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            }),
+            api_key: env("ELASTICSEARCH_API_KEY").map(Secret),
+            username: env("ELASTICSEARCH_USERNAME"),
+            password: env("ELASTICSEARCH_PASSWORD").map(Secret),
+            ca_cert: env("ELASTICSEARCH_CA_CERT").map(PathBuf::from),
+            insecure: false,
+            request_timeout: None,
+        };
+        let flag_layer = ConnectionLayer {
+            origin: LayerOrigin::Flags,
+            urls: Some(flags.urls.clone()).filter(|u| !u.is_empty()),
+            api_key: flags.api_key.clone().map(Secret),
+            username: flags.username.clone(),
+            password: flags.password.clone().map(Secret),
+            ca_cert: flags.ca_cert.clone(),
+            insecure: flags.insecure,
+            request_timeout: flags.request_timeout,
+        };
+
+        // Highest precedence first.
+        let layers: Vec<&ConnectionLayer> =
+            [Some(&flag_layer), Some(&env_layer), file_layer.as_ref()]
+                .into_iter()
+                .flatten()
+                .collect();
+        let connection = merge_connection(&layers)?;
+        let config = ServiceConfig {
+            connection,
+            indices: file.indices,
+            service: file.service,
+            retry: file.retry,
+            source_file: file_path,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn file_origin(&self, key: &str) -> String {
+        match &self.source_file {
+            Some(path) => format!("config file {}: {key}", path.display()),
+            None => format!("default {key}"),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (key, name) in self.indices.all() {
+            validate_index_name(name).map_err(|message| ConfigError::Invalid {
+                origin: self.file_origin(&format!("indices.{key}")),
+                message,
+            })?;
+        }
+        let invalid = |key: &str, message: &str| ConfigError::Invalid {
+            origin: self.file_origin(key),
+            message: message.to_string(),
+        };
+        if self.service.concurrency == 0 {
+            return Err(invalid("service.concurrency", "must be at least 1"));
+        }
+        if self.service.space_id.is_empty() {
+            return Err(invalid("service.space_id", "must not be empty"));
+        }
+        if self.retry.max_attempts == 0 {
+            return Err(invalid("retry.max_attempts", "must be at least 1"));
+        }
+        if let Some(expr) = &self.service.cron {
+            use std::str::FromStr;
+            cron::Schedule::from_str(expr).map_err(|e| {
+                invalid(
+                    "service.cron",
+                    &format!("`{expr}` is not a cron expression ({e}); e.g. \"0 */10 * * * *\""),
+                )
+            })?;
+        }
+        Ok(())
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string().trim_end().to_string(),
+    })
+}
+
+fn file_connection_layer(path: &Path, file: &FileConnection) -> ConnectionLayer {
+    // A relative CA path in the file is relative to the file, not to the working directory.
+    let base = path.parent().unwrap_or(Path::new(""));
+    ConnectionLayer {
+        origin: LayerOrigin::File(path.to_path_buf()),
+        urls: file.urls.clone(),
+        api_key: file.api_key.clone(),
+        username: file.username.clone(),
+        password: file.password.clone(),
+        ca_cert: file.ca_cert.as_ref().map(|p| base.join(p)),
+        insecure: file.insecure,
+        request_timeout: file.request_timeout,
+    }
+}
+
+fn merge_connection(layers: &[&ConnectionLayer]) -> Result<ConnectionConfig, ConfigError> {
+    let mut config = ConnectionConfig::default();
+    let mut url_auth = None;
+    if let Some(layer) = layers.iter().find(|l| l.urls.is_some()) {
+        let texts = layer.urls.as_deref().unwrap_or_default();
+        if texts.is_empty() {
+            return Err(ConfigError::Invalid {
+                origin: layer.origin.name("url", "ELASTICSEARCH_URL", "urls"),
+                message: "no URL given".into(),
+            });
+        }
+        config.urls.clear();
+        for text in texts {
+            let (url, auth) = parse_url(text).map_err(|message| ConfigError::Invalid {
+                origin: layer.origin.name("url", "ELASTICSEARCH_URL", "urls"),
+                message,
+            })?;
+            config.urls.push(url);
+            url_auth = url_auth.or(auth);
+        }
+    }
+    if let Some(top) = layers
+        .iter()
+        .position(|l| l.api_key.is_some() || l.username.is_some() || l.password.is_some())
+    {
+        config.auth = layer_auth(&layers[top..])?;
+    } else if let Some(auth) = url_auth {
+        config.auth = auth;
+    }
+    config.ca_cert = layers.iter().find_map(|l| l.ca_cert.clone());
+    config.insecure = layers.iter().any(|l| l.insecure);
+    if let Some(timeout) = layers.iter().find_map(|l| l.request_timeout) {
+        config.request_timeout = timeout;
+    }
+    Ok(config)
+}
+
+/// Authentication from `layers[0]`, the highest layer naming a credential. An API key
+/// there wins outright; a username or password there may take its other half from a lower
+/// layer (`--username elastic` with `ELASTICSEARCH_PASSWORD` set is common).
+fn layer_auth(layers: &[&ConnectionLayer]) -> Result<Auth, ConfigError> {
+    let top = layers[0];
+    let origin = &top.origin;
+    if let Some(key) = &top.api_key {
+        if top.username.is_some() || top.password.is_some() {
+            return Err(ConfigError::Invalid {
+                origin: origin.name("api-key", "ELASTICSEARCH_API_KEY", "api_key"),
+                message: "give either an API key or a username and password, not both".into(),
+            });
+        }
+        if key.expose().trim().is_empty() {
+            return Err(ConfigError::Invalid {
+                origin: origin.name("api-key", "ELASTICSEARCH_API_KEY", "api_key"),
+                message: "the API key is empty".into(),
+            });
+        }
+        return Ok(Auth::ApiKey(key.clone()));
+    }
+    let username = layers.iter().find_map(|l| l.username.clone());
+    let password = layers.iter().find_map(|l| l.password.clone());
+    match (username, password) {
+        (Some(username), Some(password)) => Ok(Auth::Basic { username, password }),
+        (Some(_), None) => Err(ConfigError::Invalid {
+            origin: origin.name("username", "ELASTICSEARCH_USERNAME", "username"),
+            message: "a username needs a password (ELASTICSEARCH_PASSWORD)".into(),
+        }),
+        _ => Err(ConfigError::Invalid {
+            origin: origin.name("password", "ELASTICSEARCH_PASSWORD", "password"),
+            message: "a password needs a username (ELASTICSEARCH_USERNAME)".into(),
+        }),
+    }
+}
+
+/// Parse a node URL; credentials written into it become basic auth and leave the URL, so the
+/// URL can be logged.
+fn parse_url(text: &str) -> Result<(Url, Option<Auth>), String> {
+    let mut url = Url::parse(text.trim())
+        .map_err(|e| format!("`{}` is not a URL ({e})", redact_url(text)))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "`{}`: the scheme must be http or https",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none() {
+        return Err("the URL has no host".into());
+    }
+    let auth = if url.username().is_empty() {
+        None
+    } else {
+        let username = url.username().to_string();
+        let password = Secret(url.password().unwrap_or_default().to_string());
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        Some(Auth::Basic { username, password })
+    };
+    Ok((url, auth))
+}
+
+fn validate_index_name(name: &str) -> Result<(), String> {
+    const FORBIDDEN: &[char] = &['\\', '/', '*', '?', '"', '<', '>', '|', ' ', ',', '#', ':'];
+    if name.is_empty() {
+        return Err("an index name must not be empty".into());
+    }
+    if name != name.to_lowercase() {
+        return Err(format!("index name `{name}` must be lowercase"));
+    }
+    if name.starts_with(['-', '_', '+']) || name == "." || name == ".." {
+        return Err(format!("index name `{name}` must not start with -, _ or +"));
+    }
+    if let Some(c) = name.chars().find(|c| FORBIDDEN.contains(c)) {
+        return Err(format!("index name `{name}` must not contain `{c}`"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_bounded() {
+        let policy = RetryPolicy {
+            max_attempts: 10,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(1),
+        };
+        for retry in 0..30 {
+            let d = policy.backoff(retry);
+            let full =
+                (Duration::from_millis(100) * 2u32.pow(retry.min(10))).min(Duration::from_secs(1));
+            assert!(
+                d <= full && d >= full / 2,
+                "retry {retry}: {d:?} vs {full:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn url_credentials_move_to_basic_auth() {
+        let (url, auth) = parse_url("https://elastic:s3cret@es.example:9200").unwrap();
+        assert_eq!(url.as_str(), "https://es.example:9200/");
+        assert_eq!(
+            auth,
+            Some(Auth::Basic {
+                username: "elastic".into(),
+                password: Secret::new("s3cret")
+            })
+        );
+        assert!(!redact_url("https://elastic:s3cret@es.example:9200").contains("s3cret"));
+    }
+
+    #[test]
+    fn index_names_are_checked() {
+        assert!(validate_index_name("rule-runner-alerts").is_ok());
+        assert!(validate_index_name("Alerts").is_err());
+        assert!(validate_index_name("a*").is_err());
+        assert!(validate_index_name("_x").is_err());
+    }
+}

@@ -1,0 +1,193 @@
+//! What can go wrong talking to Elasticsearch, in words that say what to do about it.
+
+use serde_json::Value;
+
+use super::config::ConfigError;
+use crate::engine::PortError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EsError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The client could not be built (CA certificate, TLS setup).
+    #[error("{0}")]
+    Build(String),
+    #[error(
+        "cannot reach Elasticsearch at {urls} ({detail}); is it running? Set the address with \
+         --url, ELASTICSEARCH_URL or `urls` in rule-runner.toml"
+    )]
+    Unreachable { urls: String, detail: String },
+    #[error(
+        "{what}: Elasticsearch did not answer in time ({detail}); raise `request_timeout` if the cluster is slow"
+    )]
+    Timeout { what: String, detail: String },
+    #[error(
+        "{what}: Elasticsearch rejected the credentials (401 Unauthorized{reason}); set \
+         ELASTICSEARCH_API_KEY, or ELASTICSEARCH_USERNAME and ELASTICSEARCH_PASSWORD (or the \
+         same keys in rule-runner.toml)"
+    )]
+    Unauthorized { what: String, reason: String },
+    #[error(
+        "{what}: permission denied (403 Forbidden): {reason}; grant the user or API key the privileges listed in the README (service section)"
+    )]
+    Forbidden { what: String, reason: String },
+    #[error("{what}: Elasticsearch answered {status}: {reason}")]
+    Status {
+        what: String,
+        status: u16,
+        reason: String,
+    },
+    #[error(
+        "Elasticsearch is not set up for rule-runner: {problems}. Run `rule-runner setup` \
+         (with the same --config/--url) to install the index templates and indices"
+    )]
+    NotSetUp { problems: String },
+    /// The reply was not what the API promises.
+    #[error("{what}: unexpected reply from Elasticsearch: {message}")]
+    Response { what: String, message: String },
+}
+
+impl EsError {
+    /// Whether retrying later may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            EsError::Unreachable { .. } | EsError::Timeout { .. } => true,
+            EsError::Status { status, .. } => super::client::is_transient_status(*status),
+            _ => false,
+        }
+    }
+
+    /// The HTTP status Elasticsearch answered, when it answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            EsError::Unauthorized { .. } => Some(401),
+            EsError::Forbidden { .. } => Some(403),
+            EsError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn from_reply(what: &str, status: u16, body: &Value) -> Self {
+        let reason = error_reason(body);
+        let what = what.to_string();
+        match status {
+            401 => EsError::Unauthorized {
+                what,
+                reason: if reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {reason}")
+                },
+            },
+            403 => EsError::Forbidden { what, reason },
+            _ => EsError::Status {
+                what,
+                status,
+                reason: if reason.is_empty() {
+                    "no reason given".into()
+                } else {
+                    reason
+                },
+            },
+        }
+    }
+
+    pub(crate) fn from_transport(what: &str, urls: &str, err: &::elasticsearch::Error) -> Self {
+        let detail = error_chain(err);
+        if err.is_timeout() {
+            EsError::Timeout {
+                what: what.to_string(),
+                detail,
+            }
+        } else {
+            EsError::Unreachable {
+                urls: urls.to_string(),
+                detail,
+            }
+        }
+    }
+}
+
+impl From<EsError> for PortError {
+    fn from(err: EsError) -> Self {
+        if err.is_transient() {
+            PortError::Transient(err.to_string())
+        } else {
+            PortError::Permanent(err.to_string())
+        }
+    }
+}
+
+/// `type: reason` from an Elasticsearch error body (`{"error": {"type", "reason", ...}}`),
+/// the first root cause when it says more, or the raw text of a non-JSON body.
+pub fn error_reason(body: &Value) -> String {
+    match body {
+        Value::Object(map) => match map.get("error") {
+            Some(Value::Object(error)) => {
+                let ty = error.get("type").and_then(Value::as_str).unwrap_or("");
+                let reason = error.get("reason").and_then(Value::as_str).unwrap_or("");
+                let caused = error
+                    .get("caused_by")
+                    .and_then(|c| c.get("reason"))
+                    .and_then(Value::as_str);
+                let mut text = match (ty.is_empty(), reason.is_empty()) {
+                    (false, false) => format!("{ty}: {reason}"),
+                    (false, true) => ty.to_string(),
+                    _ => reason.to_string(),
+                };
+                if let Some(caused) = caused {
+                    text.push_str(&format!(" (caused by: {caused})"));
+                }
+                text
+            }
+            Some(Value::String(text)) => text.clone(),
+            _ => String::new(),
+        },
+        Value::String(text) => text.chars().take(300).collect(),
+        _ => String::new(),
+    }
+}
+
+/// An error and its causes on one line: reqwest's own message rarely names the real cause
+/// (refused connection, DNS failure, bad certificate) without its sources.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let line = cause.to_string();
+        if !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reasons_from_elasticsearch_error_bodies() {
+        let body = json!({"error": {"root_cause": [], "type": "index_not_found_exception",
+            "reason": "no such index [x]"}, "status": 404});
+        assert_eq!(
+            error_reason(&body),
+            "index_not_found_exception: no such index [x]"
+        );
+        assert_eq!(error_reason(&json!("plain text")), "plain text");
+    }
+
+    #[test]
+    fn classification() {
+        let e = EsError::from_reply("search", 503, &Value::Null);
+        assert!(e.is_transient());
+        let e = EsError::from_reply("search", 400, &Value::Null);
+        assert!(!e.is_transient());
+        let e = EsError::from_reply("search", 401, &Value::Null);
+        assert!(e.to_string().contains("ELASTICSEARCH_API_KEY"));
+        assert!(matches!(PortError::from(e), PortError::Permanent(_)));
+    }
+}

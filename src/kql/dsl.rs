@@ -1,0 +1,400 @@
+//! Translation to Elasticsearch Query DSL, exactly as Kibana's `toElasticsearchQuery` (query
+//! level) and `buildEsQuery` (the detection engine's request body) produce it.
+
+use serde_json::{Map, Value as Json, json};
+
+use super::ast::{Query, RangeOp, Value};
+use super::fields::{FieldInfo, FieldTypes};
+use super::parser::ParseOptions;
+
+/// Translation options, named after Kibana's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DslOptions {
+    /// `dateFormatTZ`: `time_zone` of ranges on date fields. The detection engine uses "Zulu".
+    pub date_format_tz: Option<String>,
+    /// `caseInsensitive`: adds `case_insensitive: true` to `term` and `wildcard` queries.
+    pub case_insensitive: bool,
+    /// `nestedIgnoreUnmapped`: adds `ignore_unmapped` to `nested` queries when set.
+    pub nested_ignore_unmapped: Option<bool>,
+}
+
+impl DslOptions {
+    /// What Kibana's detection engine passes: `dateFormatTZ: "Zulu"`, nothing else.
+    pub fn detection_engine() -> Self {
+        DslOptions {
+            date_format_tz: Some("Zulu".to_string()),
+            ..DslOptions::default()
+        }
+    }
+
+    /// Options from a Kibana-style config object (`allowLeadingWildcards`, `dateFormatTZ`,
+    /// `caseInsensitive`, `nestedIgnoreUnmapped`); unknown keys are ignored.
+    pub fn from_kibana_config(config: &Json) -> (ParseOptions, DslOptions) {
+        let parse = ParseOptions {
+            allow_leading_wildcards: config
+                .get("allowLeadingWildcards")
+                .and_then(Json::as_bool)
+                .unwrap_or(true),
+        };
+        let dsl = DslOptions {
+            date_format_tz: config
+                .get("dateFormatTZ")
+                .and_then(Json::as_str)
+                .map(str::to_string),
+            case_insensitive: config
+                .get("caseInsensitive")
+                .and_then(Json::as_bool)
+                .unwrap_or(false),
+            nested_ignore_unmapped: config.get("nestedIgnoreUnmapped").and_then(Json::as_bool),
+        };
+        (parse, dsl)
+    }
+}
+
+/// Why a parsed query cannot be translated with the given field metadata.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TranslateError {
+    /// A field and its nested mapping disagree (Kibana rejects these queries too).
+    #[error("{0}")]
+    Nested(String),
+}
+
+/// Translate the KQL part (what appears as `bool.filter[0]` of the detection engine's query).
+/// `fields: None` (or an empty list) means no metadata: field names are used as written.
+pub fn to_dsl(
+    query: &Query,
+    fields: Option<&FieldTypes>,
+    options: &DslOptions,
+) -> Result<Json, TranslateError> {
+    let translator = Translator {
+        fields: fields.filter(|f| !f.is_empty()),
+        options,
+    };
+    translator.query(query, None)
+}
+
+/// A Kibana filter reduced to what `buildEsQuery` needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EsFilter {
+    pub query: Json,
+    pub negate: bool,
+    pub disabled: bool,
+}
+
+impl EsFilter {
+    /// Read a Kibana filter object (`{"meta": {"negate", "disabled", ...}, "query": {...}}`,
+    /// or the older form with the query keys at the top level next to `meta`).
+    pub fn from_kibana(filter: &Json) -> Option<EsFilter> {
+        let object = filter.as_object()?;
+        let meta = object.get("meta");
+        let flag = |name: &str| {
+            meta.and_then(|m| m.get(name))
+                .and_then(Json::as_bool)
+                .unwrap_or(false)
+        };
+        let query = match object.get("query") {
+            Some(q) => q.clone(),
+            None => Json::Object(
+                object
+                    .iter()
+                    .filter(|(k, _)| k.as_str() != "meta" && k.as_str() != "$state")
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
+        };
+        Some(EsFilter {
+            query,
+            negate: flag("negate"),
+            disabled: flag("disabled"),
+        })
+    }
+}
+
+/// Kibana's `buildEsQuery` for one KQL query and some filters:
+/// `{"bool":{"must":[],"filter":[<kql>, <filters>…],"should":[],"must_not":[<negated>…]}}`.
+/// Disabled filters are dropped.
+pub fn build_es_query(
+    query: &Query,
+    filters: &[EsFilter],
+    fields: Option<&FieldTypes>,
+    options: &DslOptions,
+) -> Result<Json, TranslateError> {
+    let kql = to_dsl(query, fields, options)?;
+    let active = filters.iter().filter(|f| !f.disabled);
+    let filter: Vec<Json> = std::iter::once(kql)
+        .chain(
+            active
+                .clone()
+                .filter(|f| !f.negate)
+                .map(|f| f.query.clone()),
+        )
+        .collect();
+    let must_not: Vec<Json> = active
+        .filter(|f| f.negate)
+        .map(|f| f.query.clone())
+        .collect();
+    Ok(json!({"bool": {"must": [], "filter": filter, "should": [], "must_not": must_not}}))
+}
+
+/// A field reference after applying the nested prefix (Kibana's `getFullFieldNameNode`).
+enum FieldName {
+    /// Field-less (free text); also Kibana's reading of an unquoted `null` field name.
+    None,
+    Name(String),
+    Pattern(Vec<String>),
+}
+
+impl FieldName {
+    fn of(field: Option<&Value>, nested: Option<&str>) -> FieldName {
+        let prefix = |s: &str| match nested {
+            Some(p) => format!("{p}.{s}"),
+            None => s.to_string(),
+        };
+        match field {
+            None => FieldName::None,
+            Some(Value::Null) if nested.is_none() => FieldName::None,
+            Some(Value::Wildcard(w)) => {
+                let mut pieces = w.pieces.clone();
+                pieces[0] = prefix(&pieces[0]);
+                FieldName::Pattern(pieces)
+            }
+            Some(other) => FieldName::Name(prefix(&other.as_field_name())),
+        }
+    }
+
+    fn is_lone_wildcard(&self) -> bool {
+        matches!(self, FieldName::Pattern(p) if p.len() == 2 && p.iter().all(String::is_empty))
+    }
+}
+
+/// A field a clause is built for: known metadata or a name used as written.
+struct Resolved<'f> {
+    name: String,
+    info: Option<&'f FieldInfo>,
+}
+
+struct Translator<'a> {
+    fields: Option<&'a FieldTypes>,
+    options: &'a DslOptions,
+}
+
+impl<'a> Translator<'a> {
+    fn query(&self, query: &Query, nested: Option<&str>) -> Result<Json, TranslateError> {
+        Ok(match query {
+            Query::And(items) => json!({"bool": {"filter": self.all(items, nested)?}}),
+            Query::Or(items) => {
+                json!({"bool": {"should": self.all(items, nested)?, "minimum_should_match": 1}})
+            }
+            Query::Not(inner) => json!({"bool": {"must_not": self.query(inner, nested)?}}),
+            Query::Nested { path, query } => {
+                let path = path.as_field_name();
+                let full = match nested {
+                    Some(outer) => format!("{outer}.{path}"),
+                    None => path,
+                };
+                let inner = self.query(query, Some(&full))?;
+                self.nested_wrap(&full, inner)
+            }
+            Query::Exists { field } => {
+                let name = FieldName::of(Some(field), nested);
+                let name = match name {
+                    FieldName::Name(n) => n,
+                    FieldName::Pattern(p) => p.join("*"),
+                    FieldName::None => "null".to_string(),
+                };
+                json!({"exists": {"field": name}})
+            }
+            Query::Is { field, value } => self.is(field.as_ref(), value, nested)?,
+            Query::Range { field, op, value } => self.range(field, *op, value, nested)?,
+        })
+    }
+
+    fn all(&self, items: &[Query], nested: Option<&str>) -> Result<Vec<Json>, TranslateError> {
+        items.iter().map(|q| self.query(q, nested)).collect()
+    }
+
+    fn nested_wrap(&self, path: &str, query: Json) -> Json {
+        let mut body = Map::new();
+        body.insert("path".into(), json!(path));
+        body.insert("query".into(), query);
+        body.insert("score_mode".into(), json!("none"));
+        if let Some(ignore) = self.options.nested_ignore_unmapped {
+            body.insert("ignore_unmapped".into(), json!(ignore));
+        }
+        json!({ "nested": body })
+    }
+
+    /// Kibana's `getFields` plus the nested-group checks of `getFullFieldNameNode`.
+    fn resolve(
+        &self,
+        name: &FieldName,
+        nested: Option<&str>,
+    ) -> Result<Vec<Resolved<'a>>, TranslateError> {
+        let found: Vec<&'a FieldInfo> = match (self.fields, name) {
+            (None, _) | (_, FieldName::None) => Vec::new(),
+            (Some(types), FieldName::Name(n)) => types.get(n).into_iter().collect(),
+            (Some(types), FieldName::Pattern(p)) => types.matching(p),
+        };
+        let checked = !(matches!(name, FieldName::Pattern(_)) && nested.is_none());
+        if checked {
+            let errors: Vec<String> = found
+                .iter()
+                .filter_map(|f| nested_mismatch(f, nested))
+                .collect();
+            if !errors.is_empty() {
+                return Err(TranslateError::Nested(errors.join("\n")));
+            }
+        }
+        if found.is_empty() {
+            let written = match name {
+                FieldName::Name(n) => n.clone(),
+                FieldName::Pattern(p) => p.join("*"),
+                FieldName::None => "null".to_string(),
+            };
+            return Ok(vec![Resolved {
+                name: written,
+                info: None,
+            }]);
+        }
+        Ok(found
+            .into_iter()
+            .map(|f| Resolved {
+                name: f.name.clone(),
+                info: Some(f),
+            })
+            .collect())
+    }
+
+    /// Wildcard field names that resolve into a nested mapping get a `nested` query for free.
+    fn auto_nest(&self, name: &FieldName, field: &Resolved, nested: Option<&str>, q: Json) -> Json {
+        match (
+            name,
+            field.info.and_then(|f| f.nested_path.as_deref()),
+            nested,
+        ) {
+            (FieldName::Pattern(_), Some(path), None) => self.nested_wrap(path, q),
+            _ => q,
+        }
+    }
+
+    fn is(
+        &self,
+        field: Option<&Value>,
+        value: &Value,
+        nested: Option<&str>,
+    ) -> Result<Json, TranslateError> {
+        let name = FieldName::of(field, nested);
+        let exists = value.is_lone_wildcard();
+        if exists && name.is_lone_wildcard() {
+            return Ok(json!({"match_all": {}}));
+        }
+        if let FieldName::None = name {
+            return Ok(match value {
+                Value::Wildcard(w) => json!({"query_string": {"query": w.query_string()}}),
+                _ => {
+                    let kind = if matches!(value, Value::Quoted(_)) {
+                        "phrase"
+                    } else {
+                        "best_fields"
+                    };
+                    json!({"multi_match": {"type": kind, "query": value.to_json(), "lenient": true}})
+                }
+            });
+        }
+        let mut clauses = Vec::new();
+        for field in self.resolve(&name, nested)? {
+            let keyword = field.info.is_some_and(FieldInfo::is_keyword_only);
+            let date = field.info.is_some_and(FieldInfo::is_date);
+            let f = field.name.as_str();
+            let clause = if exists {
+                json!({"exists": {"field": f}})
+            } else if let Value::Wildcard(w) = value {
+                let pattern = w.query_string();
+                if keyword {
+                    let mut body = Map::new();
+                    body.insert("value".into(), json!(pattern));
+                    self.case_insensitive(&mut body);
+                    json!({"wildcard": {f: body}})
+                } else {
+                    json!({"query_string": {"fields": [f], "query": pattern}})
+                }
+            } else if date {
+                let v = value.to_json();
+                let mut body = Map::new();
+                body.insert("gte".into(), v.clone());
+                body.insert("lte".into(), v.clone());
+                self.time_zone(&mut body, &v);
+                json!({"range": {f: body}})
+            } else if keyword {
+                let mut body = Map::new();
+                body.insert("value".into(), value.to_json());
+                self.case_insensitive(&mut body);
+                json!({"term": {f: body}})
+            } else if matches!(value, Value::Quoted(_)) {
+                json!({"match_phrase": {f: value.to_json()}})
+            } else {
+                json!({"match": {f: value.to_json()}})
+            };
+            clauses.push(self.auto_nest(&name, &field, nested, clause));
+        }
+        Ok(json!({"bool": {"should": clauses, "minimum_should_match": 1}}))
+    }
+
+    fn range(
+        &self,
+        field: &Value,
+        op: RangeOp,
+        value: &Value,
+        nested: Option<&str>,
+    ) -> Result<Json, TranslateError> {
+        let name = match FieldName::of(Some(field), nested) {
+            // Only `is` reads a `null` field as "no field"; range uses the text.
+            FieldName::None => FieldName::Name("null".to_string()),
+            other => other,
+        };
+        let v = value.to_json();
+        let mut clauses = Vec::new();
+        for resolved in self.resolve(&name, nested)? {
+            let mut body = Map::new();
+            body.insert(op.es_key().into(), v.clone());
+            if resolved.info.is_some_and(FieldInfo::is_date) {
+                self.time_zone(&mut body, &v);
+            }
+            let clause = json!({"range": {resolved.name.as_str(): body}});
+            clauses.push(self.auto_nest(&name, &resolved, nested, clause));
+        }
+        Ok(json!({"bool": {"should": clauses, "minimum_should_match": 1}}))
+    }
+
+    fn case_insensitive(&self, body: &mut Map<String, Json>) {
+        if self.options.case_insensitive {
+            body.insert("case_insensitive".into(), json!(true));
+        }
+    }
+
+    /// `time_zone` for date fields, except for epoch-millisecond values (newer Kibana).
+    fn time_zone(&self, body: &mut Map<String, Json>, value: &Json) {
+        let epoch = value
+            .as_str()
+            .is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
+        if let (Some(tz), false) = (&self.options.date_format_tz, epoch) {
+            body.insert("time_zone".into(), json!(tz));
+        }
+    }
+}
+
+fn nested_mismatch(field: &FieldInfo, nested: Option<&str>) -> Option<String> {
+    let name = &field.name;
+    match (nested, field.nested_path.as_deref()) {
+        (Some(group), None) => Some(format!(
+            "{name} is not a nested field but is in nested group \"{group}\" in the KQL expression."
+        )),
+        (None, Some(_)) => Some(format!(
+            "{name} is a nested field, but is not in a nested group in the KQL expression."
+        )),
+        (Some(group), Some(path)) if group != path => Some(format!(
+            "Nested field {name} is being queried with the incorrect nested path. The correct path is {path}."
+        )),
+        _ => None,
+    }
+}

@@ -1,0 +1,331 @@
+//! In-memory evaluation: a [`Query`] compiled once into a [`Matcher`] that tells whether a JSON
+//! document would be returned by the query Elasticsearch runs for it.
+//!
+//! Field names are resolved, wildcard patterns split and date bounds computed at compile time;
+//! [`Matcher::matches`] then walks the document without allocating (except for field-name
+//! patterns that match no known field and free text, which walk every value).
+
+mod date;
+mod doc;
+mod leaf;
+mod text;
+
+use serde_json::Value as Json;
+
+use super::ast::{Query, RangeOp, Value};
+use super::fields::{FieldInfo, FieldTypes};
+use leaf::{Bound, RangeMode, Scalar, Test};
+
+/// Evaluation options.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MatchOptions {
+    /// Kibana's `caseInsensitive` (term and wildcard compare case-insensitively).
+    pub case_insensitive: bool,
+    /// "now" for date math in range bounds, in epoch milliseconds; the compile time if unset.
+    pub now_millis: Option<i64>,
+}
+
+/// A compiled query.
+#[derive(Debug, Clone)]
+pub struct Matcher {
+    root: Node,
+}
+
+#[derive(Debug, Clone)]
+enum Node {
+    And(Vec<Node>),
+    Or(Vec<Node>),
+    Not(Box<Node>),
+    Const(bool),
+    /// Any of the resolved fields passes its test.
+    Fields(Vec<FieldTest>),
+    /// A field-name pattern no known field matched: every document value whose dotted path
+    /// matches the pattern.
+    PathPattern {
+        pieces: Vec<String>,
+        test: Test,
+    },
+    /// Free text: any value anywhere in the document (approximates `multi_match` over `*`).
+    AnyValue(Vec<Test>),
+    /// Every condition inside holds for one and the same object under `path`.
+    Nested {
+        path: String,
+        inner: Box<Node>,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct FieldTest {
+    /// Path relative to the enclosing nested object (or the document).
+    path: String,
+    ignore_above: Option<usize>,
+    test: Test,
+}
+
+struct Compiler<'a> {
+    fields: Option<&'a FieldTypes>,
+    options: &'a MatchOptions,
+    now: i64,
+}
+
+impl Matcher {
+    /// Compile `query`. With `fields`, each field gets the semantics of its mapping (keyword,
+    /// text, date, numeric, ip, boolean); unknown fields behave as keyword.
+    pub fn new(query: &Query, fields: Option<&FieldTypes>, options: &MatchOptions) -> Matcher {
+        let compiler = Compiler {
+            fields: fields.filter(|f| !f.is_empty()),
+            options,
+            now: options
+                .now_millis
+                .unwrap_or_else(|| chrono::Utc::now().timestamp_millis()),
+        };
+        Matcher {
+            root: compiler.node(query, None),
+        }
+    }
+
+    /// Whether `doc` matches.
+    pub fn matches(&self, doc: &Json) -> bool {
+        self.root.eval(doc)
+    }
+}
+
+impl Node {
+    fn eval(&self, doc: &Json) -> bool {
+        match self {
+            Node::And(items) => items.iter().all(|n| n.eval(doc)),
+            Node::Or(items) => items.iter().any(|n| n.eval(doc)),
+            Node::Not(inner) => !inner.eval(doc),
+            Node::Const(b) => *b,
+            Node::Fields(tests) => tests
+                .iter()
+                .any(|t| doc::any_value(doc, &t.path, &mut |v| t.test.matches(v, t.ignore_above))),
+            Node::PathPattern { pieces, test } => {
+                doc::any_scalar_with_path(doc, &mut String::new(), &mut |path, v| {
+                    super::ast::glob_match(pieces, path) && test.matches(v, None)
+                })
+            }
+            Node::AnyValue(tests) => {
+                doc::any_scalar_with_path(doc, &mut String::new(), &mut |_, v| {
+                    tests.iter().any(|t| t.matches(v, None))
+                })
+            }
+            Node::Nested { path, inner } => {
+                doc::any_value(doc, path, &mut |v| v.is_object() && inner.eval(v))
+            }
+        }
+    }
+}
+
+/// What kind of comparison a field's mapping calls for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Keyword,
+    Text,
+    Date,
+    Numeric,
+    Ip,
+    Boolean,
+    Unknown,
+}
+
+fn kind_of(info: Option<&FieldInfo>) -> Kind {
+    let Some(info) = info else {
+        return Kind::Unknown;
+    };
+    if info.is_date() {
+        Kind::Date
+    } else if info.is_text() {
+        Kind::Text
+    } else if info.is_numeric() {
+        Kind::Numeric
+    } else if info.is_ip() {
+        Kind::Ip
+    } else if info.es_types.iter().all(|t| t == "boolean") && !info.es_types.is_empty() {
+        Kind::Boolean
+    } else {
+        Kind::Keyword
+    }
+}
+
+impl Compiler<'_> {
+    /// `nested`: the full path of the enclosing nested group (for metadata lookups).
+    fn node(&self, query: &Query, nested: Option<&str>) -> Node {
+        match query {
+            Query::And(items) => Node::And(items.iter().map(|q| self.node(q, nested)).collect()),
+            Query::Or(items) => Node::Or(items.iter().map(|q| self.node(q, nested)).collect()),
+            Query::Not(inner) => Node::Not(Box::new(self.node(inner, nested))),
+            Query::Nested { path, query } => {
+                let relative = path.as_field_name();
+                let full = match nested {
+                    Some(outer) => format!("{outer}.{relative}"),
+                    None => relative.clone(),
+                };
+                Node::Nested {
+                    path: relative,
+                    inner: Box::new(self.node(query, Some(&full))),
+                }
+            }
+            Query::Exists { field } => self.field_node(Some(field), nested, |_, _| Test::Exists),
+            Query::Is { field, value } => self.is(field.as_ref(), value, nested),
+            Query::Range { field, op, value } => {
+                let bound = value.as_field_name();
+                self.field_node(Some(field), nested, |kind, _| self.range(kind, *op, &bound))
+            }
+        }
+    }
+
+    fn is(&self, field: Option<&Value>, value: &Value, nested: Option<&str>) -> Node {
+        let field_is_all = field.is_some_and(Value::is_lone_wildcard);
+        if value.is_lone_wildcard() && field_is_all {
+            return Node::Const(true);
+        }
+        let free_text = match field {
+            None => true,
+            Some(Value::Null) => nested.is_none(),
+            Some(_) => false,
+        };
+        if free_text {
+            // Free text searches every field: keyword-exact or analysed, whichever matches.
+            let tests = if value.is_lone_wildcard() {
+                vec![Test::Exists]
+            } else {
+                vec![
+                    self.equality(Kind::Keyword, value),
+                    self.equality(Kind::Text, value),
+                ]
+            };
+            return Node::AnyValue(tests);
+        }
+        if value.is_lone_wildcard() {
+            return self.field_node(field, nested, |_, _| Test::Exists);
+        }
+        self.field_node(field, nested, |kind, _| self.equality(kind, value))
+    }
+
+    /// Resolve `field` (relative name, nested prefix for metadata) and build one test per
+    /// resolved field.
+    fn field_node(
+        &self,
+        field: Option<&Value>,
+        nested: Option<&str>,
+        test: impl Fn(Kind, Option<&FieldInfo>) -> Test,
+    ) -> Node {
+        let full = |relative: &str| match nested {
+            Some(p) => format!("{p}.{relative}"),
+            None => relative.to_string(),
+        };
+        let strip = |name: &str| -> String {
+            match nested {
+                Some(p) => name
+                    .strip_prefix(p)
+                    .and_then(|r| r.strip_prefix('.'))
+                    .unwrap_or(name)
+                    .to_string(),
+                None => name.to_string(),
+            }
+        };
+        match field {
+            Some(Value::Wildcard(w)) => {
+                let mut pieces = w.pieces.clone();
+                pieces[0] = full(&pieces[0]);
+                let found = self.fields.map(|f| f.matching(&pieces)).unwrap_or_default();
+                if found.is_empty() {
+                    return Node::PathPattern {
+                        pieces: w.pieces.clone(),
+                        test: test(Kind::Unknown, None),
+                    };
+                }
+                Node::Fields(
+                    found
+                        .into_iter()
+                        .map(|info| FieldTest {
+                            path: strip(&info.name),
+                            ignore_above: info.ignore_above,
+                            test: test(kind_of(Some(info)), Some(info)),
+                        })
+                        .collect(),
+                )
+            }
+            other => {
+                let relative = other.map_or_else(|| "null".to_string(), Value::as_field_name);
+                let info = self.fields.and_then(|f| f.get(&full(&relative)));
+                Node::Fields(vec![FieldTest {
+                    path: relative,
+                    ignore_above: info.and_then(|i| i.ignore_above),
+                    test: test(kind_of(info), info),
+                }])
+            }
+        }
+    }
+
+    fn equality(&self, kind: Kind, value: &Value) -> Test {
+        let ci = self.options.case_insensitive;
+        let text = match value {
+            Value::Null => return Test::Never,
+            Value::Wildcard(w) => {
+                return match kind {
+                    Kind::Text => Test::AnalyzedGlob {
+                        pieces: w.pieces.iter().map(|p| p.to_lowercase()).collect(),
+                    },
+                    _ => Test::Glob {
+                        pieces: if ci {
+                            w.pieces.iter().map(|p| p.to_lowercase()).collect()
+                        } else {
+                            w.pieces.clone()
+                        },
+                        ci,
+                    },
+                };
+            }
+            other => other.as_field_name(),
+        };
+        match kind {
+            Kind::Text => Test::Analyzed {
+                tokens: text::query_tokens(&text),
+                phrase: matches!(value, Value::Quoted(_)),
+            },
+            Kind::Numeric => match Scalar::new(text).number {
+                Some(n) => Test::NumberEq(n),
+                None => Test::Never,
+            },
+            Kind::Boolean => match text.as_str() {
+                "true" => Test::BoolEq(true),
+                "false" => Test::BoolEq(false),
+                _ => Test::Never,
+            },
+            Kind::Date => {
+                match (
+                    date::parse(&text, false, self.now),
+                    date::parse(&text, true, self.now),
+                ) {
+                    (Some(lo), Some(hi)) => Test::DateBetween(lo, hi),
+                    _ => Test::Never,
+                }
+            }
+            Kind::Ip => match leaf::parse_ip_term(&text) {
+                Some((net, prefix)) => Test::IpIn { net, prefix },
+                None => Test::Never,
+            },
+            Kind::Keyword | Kind::Unknown => Test::Term {
+                value: Scalar::new(if ci { text.to_lowercase() } else { text }),
+                ci,
+            },
+        }
+    }
+
+    fn range(&self, kind: Kind, op: RangeOp, bound: &str) -> Test {
+        let mode = match kind {
+            Kind::Numeric => RangeMode::Numeric,
+            Kind::Date => RangeMode::Date,
+            Kind::Ip => RangeMode::Ip,
+            Kind::Unknown => RangeMode::Dynamic,
+            Kind::Keyword | Kind::Text | Kind::Boolean => RangeMode::Lexicographic,
+        };
+        Test::Range {
+            op,
+            bound: Bound::new(bound.to_string(), op, self.now),
+            mode,
+        }
+    }
+}

@@ -1,0 +1,483 @@
+//! Loading rules from files and directories into a [`LoadReport`]: every rule found, with its
+//! status (runnable, unsupported, error), and every problem with file, line and rule name.
+//! Nothing here is fatal: a bad file or rule is reported and the others still load.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::model::Rule;
+use super::{filters, ndjson, toml};
+
+/// Suffix of the example-event files `rules test` reads; never loaded as rules.
+pub const EXAMPLES_SUFFIX: &str = ".events.ndjson";
+
+/// Where a rule or problem comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Origin {
+    pub path: PathBuf,
+    /// 1-based; `None` when the problem concerns the whole file.
+    pub line: Option<usize>,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{line}", self.path.display()),
+            None => write!(f, "{}", self.path.display()),
+        }
+    }
+}
+
+/// Whether rule-runner can run a loaded rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleStatus {
+    Runnable,
+    /// A valid rule of a type or language rule-runner does not execute; says which.
+    Unsupported(String),
+    /// The rule is invalid; the first problem found (all are in the report).
+    Error(String),
+}
+
+impl RuleStatus {
+    pub fn label(&self) -> &'static str {
+        match self {
+            RuleStatus::Runnable => "runnable",
+            RuleStatus::Unsupported(_) => "unsupported",
+            RuleStatus::Error(_) => "error",
+        }
+    }
+}
+
+/// One rule as loaded, with where it came from.
+#[derive(Debug, Clone)]
+pub struct LoadedRule {
+    pub rule: Arc<Rule>,
+    pub origin: Origin,
+    pub status: RuleStatus,
+}
+
+impl LoadedRule {
+    pub fn is_runnable(&self) -> bool {
+        self.status == RuleStatus::Runnable
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ProblemKind {
+    /// The file or rule cannot be used.
+    Error,
+    /// Loaded, but something the user should know (e.g. exception lists are not applied).
+    Warning,
+    /// A valid rule rule-runner does not execute.
+    Unsupported,
+}
+
+impl ProblemKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            ProblemKind::Error => "error",
+            ProblemKind::Warning => "warning",
+            ProblemKind::Unsupported => "unsupported",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub origin: Origin,
+    /// The rule's name when it could be read.
+    pub rule: Option<String>,
+    pub kind: ProblemKind,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    /// `file:line: rule: what` (the rule part only when known).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.origin)?;
+        if let Some(rule) = &self.rule {
+            write!(f, "{rule}: ")?;
+        }
+        if self.kind != ProblemKind::Error {
+            write!(f, "{}: ", self.kind.label())?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// Everything found under the given paths.
+#[derive(Debug, Clone, Default)]
+pub struct LoadReport {
+    pub rules: Vec<LoadedRule>,
+    pub problems: Vec<Problem>,
+    /// Rule files read (whether or not they held valid rules).
+    pub files: usize,
+}
+
+impl LoadReport {
+    pub fn runnable(&self) -> impl Iterator<Item = &LoadedRule> {
+        self.rules.iter().filter(|r| r.is_runnable())
+    }
+
+    pub fn errors(&self) -> impl Iterator<Item = &Problem> {
+        self.problems
+            .iter()
+            .filter(|p| p.kind == ProblemKind::Error)
+    }
+
+    /// Errors that kept a rule from loading at all (a broken file or record), as opposed to
+    /// the errors of a loaded rule.
+    pub fn unloaded(&self) -> impl Iterator<Item = &Problem> {
+        self.errors().filter(|problem| {
+            !self.rules.iter().any(|loaded| {
+                loaded.origin.path == problem.origin.path
+                    && problem.rule.as_ref() == Some(&loaded.rule.name)
+            })
+        })
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.errors().next().is_some()
+    }
+
+    pub fn count(&self, status: &str) -> usize {
+        self.rules
+            .iter()
+            .filter(|r| r.status.label() == status)
+            .count()
+    }
+
+    fn error(&mut self, path: &Path, line: Option<usize>, message: String) {
+        self.problems.push(Problem {
+            origin: Origin {
+                path: path.to_owned(),
+                line,
+            },
+            rule: None,
+            kind: ProblemKind::Error,
+            message,
+        });
+    }
+}
+
+/// A rule a parser read, before validation.
+pub(super) struct ParsedRule {
+    /// The line the rule starts on (TOML: the `[rule]` header; NDJSON: its line).
+    pub line: usize,
+    /// The line of each top-level field, where the format has one per field (TOML).
+    pub field_lines: HashMap<String, usize>,
+    pub rule: Rule,
+}
+
+impl ParsedRule {
+    fn line_of(&self, field: &str) -> usize {
+        self.field_lines.get(field).copied().unwrap_or(self.line)
+    }
+}
+
+/// What a parser found in one file.
+#[derive(Default)]
+pub(super) struct ParsedFile {
+    pub rules: Vec<ParsedRule>,
+    /// Problems with their line and, when known, the rule's name.
+    pub problems: Vec<(Option<usize>, Option<String>, ProblemKind, String)>,
+}
+
+/// Build a [`Rule`] from a JSON object of snake_case parameters; on failure, the dotted path
+/// of the offending field (empty for the object itself) and the message.
+pub(super) fn rule_from_params(params: Map<String, Value>) -> Result<Rule, (String, String)> {
+    let mut rule =
+        serde_path_to_error::deserialize::<_, Rule>(Value::Object(params)).map_err(|err| {
+            let path = err.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            (path, err.into_inner().to_string())
+        })?;
+    rule.extra
+        .retain(|key, value| !KIBANA_BOOKKEEPING.contains(&key.as_str()) && !is_empty_value(value));
+    Ok(rule)
+}
+
+/// What Kibana records about a rule's saved object rather than the rule itself: dropped on
+/// load, so a rule reads the same whether it was exported from Kibana or written by hand.
+const KIBANA_BOOKKEEPING: &[&str] = &[
+    "id",
+    "created_at",
+    "updated_at",
+    "created_by",
+    "updated_by",
+    "revision",
+    "immutable",
+    "rule_source",
+    "execution_summary",
+    "output_index",
+    "actions",
+    "throttle",
+    "meta",
+    "namespace",
+    "consumer",
+    "alert_type_id",
+];
+
+/// Load every rule under `paths` (files, or directories searched recursively).
+pub fn load_paths<P: AsRef<Path>>(paths: &[P]) -> LoadReport {
+    let mut report = LoadReport::default();
+    for path in paths {
+        let path = path.as_ref();
+        if path.is_dir() {
+            let mut files = Vec::new();
+            let mut seen = HashSet::new();
+            if let Err(message) = collect_rule_files(path, &mut files, &mut seen) {
+                report.error(path, None, message);
+                continue;
+            }
+            if files.is_empty() {
+                report.error(
+                    path,
+                    None,
+                    "no rule files here (looked for *.toml and *.ndjson, recursively)".to_owned(),
+                );
+            }
+            for file in files {
+                load_file_into(&file, &mut report);
+            }
+        } else if path.exists() {
+            load_file_into(path, &mut report);
+        } else {
+            report.error(path, None, "no such file or directory".to_owned());
+        }
+    }
+    check_duplicate_ids(&mut report);
+    report
+}
+
+fn collect_rule_files(
+    dir: &Path,
+    files: &mut Vec<PathBuf>,
+    seen: &mut HashSet<PathBuf>,
+) -> Result<(), String> {
+    // A symlink cycle would otherwise recurse forever.
+    let canonical = dir
+        .canonicalize()
+        .map_err(|e| format!("cannot read directory: {e}"))?;
+    if !seen.insert(canonical) {
+        return Ok(());
+    }
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot read directory: {e}"))?;
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for path in paths {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with('.') {
+            continue;
+        }
+        if path.is_dir() {
+            collect_rule_files(&path, files, seen)?;
+        } else if is_rule_file_name(name) {
+            files.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Whether a directory entry holds rules: `*.toml` or `*.ndjson`, but not example events.
+pub fn is_rule_file_name(name: &str) -> bool {
+    (name.ends_with(".toml") || name.ends_with(".ndjson")) && !name.ends_with(EXAMPLES_SUFFIX)
+}
+
+fn load_file_into(path: &Path, report: &mut LoadReport) {
+    match std::fs::read(path) {
+        Ok(bytes) => load_bytes_into(path, &bytes, report),
+        Err(err) => {
+            report.files += 1;
+            report.error(path, None, format!("cannot read file: {err}"));
+        }
+    }
+}
+
+/// Load the rules in one file's contents; `path` names it in problems and picks the format
+/// (`.toml` or NDJSON, sniffed from the first character for other names).
+pub fn load_bytes(path: &Path, bytes: &[u8]) -> LoadReport {
+    let mut report = LoadReport::default();
+    load_bytes_into(path, bytes, &mut report);
+    check_duplicate_ids(&mut report);
+    report
+}
+
+pub(super) fn load_bytes_into(path: &Path, bytes: &[u8], report: &mut LoadReport) {
+    report.files += 1;
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(err) => {
+            let offset = err.valid_up_to();
+            let line = bytes[..offset].iter().filter(|&&b| b == b'\n').count() + 1;
+            report.error(
+                path,
+                Some(line),
+                format!(
+                    "not UTF-8 text (invalid byte at offset {offset}); rule files must be UTF-8"
+                ),
+            );
+            return;
+        }
+    };
+    let is_toml = match path.extension().and_then(|e| e.to_str()) {
+        Some("toml") => true,
+        Some("ndjson" | "json") => false,
+        _ => !text.trim_start().starts_with('{'),
+    };
+    let parsed = if is_toml {
+        toml::parse(text)
+    } else {
+        ndjson::parse(text)
+    };
+    if parsed.rules.is_empty() && parsed.problems.is_empty() {
+        report.error(path, None, "the file holds no rules".to_owned());
+    }
+    for (line, rule, kind, message) in parsed.problems {
+        report.problems.push(Problem {
+            origin: Origin {
+                path: path.to_owned(),
+                line,
+            },
+            rule,
+            kind,
+            message,
+        });
+    }
+    for parsed_rule in parsed.rules {
+        let (loaded, problems) = validate(path, parsed_rule);
+        report.problems.extend(problems);
+        report.rules.push(loaded);
+    }
+}
+
+/// Decide a parsed rule's status, collecting every problem with the line of the field at fault.
+fn validate(path: &Path, parsed: ParsedRule) -> (LoadedRule, Vec<Problem>) {
+    let rule = &parsed.rule;
+    let mut problems = Vec::new();
+    let mut report = |kind: ProblemKind, field: &str, message: String| {
+        problems.push(Problem {
+            origin: Origin {
+                path: path.to_owned(),
+                line: Some(parsed.line_of(field)),
+            },
+            rule: Some(rule.name.clone()),
+            kind,
+            message,
+        });
+    };
+    let error = ProblemKind::Error;
+    if rule.rule_id.trim().is_empty() {
+        report(error, "rule_id", "`rule_id` is empty".to_owned());
+    }
+    if rule.risk_score > 100 {
+        let message = format!("`risk_score` is {}; it must be 0 to 100", rule.risk_score);
+        report(error, "risk_score", message);
+    }
+    if rule.max_signals == 0 {
+        let message = "`max_signals` is 0; it must be at least 1".to_owned();
+        report(error, "max_signals", message);
+    }
+    if let Err((field, err)) = rule.timing() {
+        report(error, field.name(), format!("`{}`: {err}", field.name()));
+    }
+    let unsupported = unsupported_reason(rule);
+    if unsupported.is_none() && rule.query.is_none() {
+        let message = "missing `query` (a KQL query rule needs one)".to_owned();
+        report(error, "query", message);
+    }
+    if let Err(err) = filters::es_clauses(&rule.filters) {
+        report(error, "filters", format!("`filters`: {err}"));
+    }
+    if !rule.extra.get("exceptions_list").is_none_or(is_empty_value) {
+        let message = "the rule references exception lists, which rule-runner does not apply";
+        report(ProblemKind::Warning, "exceptions_list", message.to_owned());
+    }
+    let first_error = problems
+        .iter()
+        .find(|p| p.kind == ProblemKind::Error)
+        .map(|p| p.message.clone());
+    let status = match (first_error, unsupported) {
+        (Some(message), _) => RuleStatus::Error(message),
+        (None, Some(reason)) => RuleStatus::Unsupported(reason),
+        (None, None) => RuleStatus::Runnable,
+    };
+    if let RuleStatus::Unsupported(reason) = &status {
+        problems.push(Problem {
+            origin: Origin {
+                path: path.to_owned(),
+                line: Some(parsed.line_of("type")),
+            },
+            rule: Some(rule.name.clone()),
+            kind: ProblemKind::Unsupported,
+            message: reason.clone(),
+        });
+    }
+    let loaded = LoadedRule {
+        origin: Origin {
+            path: path.to_owned(),
+            line: Some(parsed.line),
+        },
+        rule: Arc::new(parsed.rule),
+        status,
+    };
+    (loaded, problems)
+}
+
+pub(super) fn is_empty_value(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        _ => false,
+    }
+}
+
+/// Why rule-runner will not run this rule, or `None` for a KQL query rule.
+pub fn unsupported_reason(rule: &Rule) -> Option<String> {
+    if rule.rule_type != "query" {
+        return Some(format!(
+            "rule type `{}` is not run by rule-runner (it runs KQL `query` rules)",
+            rule.rule_type
+        ));
+    }
+    match rule.language.as_deref() {
+        None | Some("kuery") => None,
+        Some(other) => Some(format!(
+            "query language `{other}` is not run by rule-runner (it runs KQL, `kuery`)"
+        )),
+    }
+}
+
+/// Two rules with one `rule_id` would share alert ids and state: the later one is an error.
+pub(super) fn check_duplicate_ids(report: &mut LoadReport) {
+    let mut first: HashMap<String, Origin> = HashMap::new();
+    for loaded in &mut report.rules {
+        let id = loaded.rule.rule_id.clone();
+        if id.is_empty() {
+            continue;
+        }
+        match first.get(&id) {
+            None => {
+                first.insert(id, loaded.origin.clone());
+            }
+            Some(original) => {
+                let message = format!("duplicate rule_id `{id}` (first loaded from {original})");
+                report.problems.push(Problem {
+                    origin: loaded.origin.clone(),
+                    rule: Some(loaded.rule.name.clone()),
+                    kind: ProblemKind::Error,
+                    message: message.clone(),
+                });
+                if !matches!(loaded.status, RuleStatus::Error(_)) {
+                    loaded.status = RuleStatus::Error(message);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! The Elasticsearch adapter: configuration, and contract tests against a mock cluster
+//! (wiremock) with the exact requests sent and responses shaped like Elasticsearch 8.x's.
+//! Tests against a real cluster live in `real_cluster` and run only when
+//! `ELASTICSEARCH_URL` is set.
+
+mod config;
+mod mock;
+mod setup;

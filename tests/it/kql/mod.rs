@@ -1,0 +1,8 @@
+//! Tests for the `kql` area: Kibana's vectors, the detection-rules corpus, the evaluator, the
+//! command line and properties.
+
+mod cli;
+mod corpus;
+mod eval;
+mod properties;
+mod vectors;
