@@ -3,5 +3,6 @@
 
 pub mod http;
 pub mod kibana;
+pub mod lease;
 pub mod metered;
 pub mod metrics;

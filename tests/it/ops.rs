@@ -4,3 +4,4 @@
 mod docker;
 mod http;
 mod kibana;
+mod lease;

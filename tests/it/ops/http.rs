@@ -161,31 +161,7 @@ async fn metrics_count_searches_runs_and_errors_in_prometheus_text() {
     let source = MeteredSource::new(Arc::new(OnePage), server.metrics.clone());
     let rule = rule_runner::rule::Rule {
         rule_id: "r1".into(),
-        name: "r".into(),
-        description: String::new(),
-        rule_type: "query".into(),
-        language: Some("kuery".into()),
-        query: Some("*".into()),
-        index: vec![],
-        from: "now-60m".into(),
-        to: "now".into(),
-        interval: "10m".into(),
-        max_signals: 100,
-        risk_score: 21,
-        severity: rule_runner::rule::Severity::Low,
-        tags: vec![],
-        threat: vec![],
-        references: vec![],
-        author: vec![],
-        license: None,
-        note: None,
-        false_positives: vec![],
-        timestamp_override: None,
-        timestamp_override_fallback_disabled: false,
-        filters: vec![],
-        version: 1,
-        enabled: true,
-        cron: None,
+        ..Default::default()
     };
     let t = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
     let mut stream = source
