@@ -4,5 +4,6 @@
 pub mod http;
 pub mod kibana;
 pub mod lease;
+pub mod load;
 pub mod metered;
 pub mod metrics;

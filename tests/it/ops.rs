@@ -5,3 +5,4 @@ mod docker;
 mod http;
 mod kibana;
 mod lease;
+mod load;
