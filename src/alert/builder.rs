@@ -232,6 +232,10 @@ fn shared_fields(rule: &Rule, ctx: &RunContext, rule_uuid: Uuid) -> Map<String, 
     put("kibana.alert.severity", json!(rule.severity.as_str()));
     put("kibana.alert.risk_score", json!(rule.risk_score));
     put("kibana.alert.intended_timestamp", json!(intended));
+    if let Some(kind) = &rule.building_block_type {
+        put("kibana.alert.building_block_type", json!(kind));
+        put("kibana.alert.rule.building_block_type", json!(kind));
+    }
     put("kibana.alert.start", json!(now));
     put("kibana.alert.last_detected", json!(now));
     put("kibana.alert.rule.execution.timestamp", json!(now));

@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
+use crate::rule::examples::{Expect, run_examples};
 use crate::rule::{LoadReport, ProblemKind, load_paths, ndjson, shipped_rules};
 
 #[derive(Debug, clap::Args)]
@@ -22,6 +23,10 @@ pub enum RulesCommand {
     List(ListArgs),
     /// Report every problem (file:line: rule: what); exit 1 if any rule fails to load.
     Validate(PathsArgs),
+    /// Run each rule over its example events (`<rule file stem>.events.ndjson`, one
+    /// `{"expect": "alert"|"no_alert", "description": ..., "event": {...}}` per line) and report
+    /// pass/fail; exit 1 on any failure.
+    Test(PathsArgs),
     /// Write the rules in Kibana's export format, ready for Kibana's rule import.
     Export(ExportArgs),
 }
@@ -68,6 +73,7 @@ pub fn run(args: RulesArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         RulesCommand::List(args) => list(&args),
         RulesCommand::Validate(args) => validate(&args),
+        RulesCommand::Test(args) => test(&args),
         RulesCommand::Export(args) => export(&args),
     }
 }
@@ -247,6 +253,49 @@ fn validate(args: &PathsArgs) -> anyhow::Result<ExitCode> {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+fn test(args: &PathsArgs) -> anyhow::Result<ExitCode> {
+    let report = load(&args.paths);
+    let tests = run_examples(&report);
+    let mut out = std::io::stdout().lock();
+    for problem in report.errors() {
+        writeln!(out, "ERROR {}", problem.to_string().replace('\n', "\n    "))?;
+    }
+    for (origin, message) in &tests.problems {
+        writeln!(out, "ERROR {origin}: {message}")?;
+    }
+    for result in &tests.results {
+        let verdict = if result.passed { "PASS " } else { "FAIL " };
+        let expected = match result.expect {
+            Expect::Alert => "alert",
+            Expect::NoAlert => "no alert",
+        };
+        let description = result.description.as_deref().unwrap_or("");
+        writeln!(
+            out,
+            "{verdict} {}: {}: expects {expected}: {description}",
+            result.origin, result.rule_name
+        )?;
+    }
+    for name in &tests.untested {
+        writeln!(out, "NOTE  {name}: no examples")?;
+    }
+    writeln!(
+        out,
+        "{} examples: {} passed, {} failed; {} rules without examples; {} errors",
+        tests.results.len(),
+        tests.results.len() - tests.failed(),
+        tests.failed(),
+        tests.untested.len(),
+        tests.problems.len() + report.errors().count(),
+    )?;
+    let success = tests.is_success() && !report.has_errors() && !tests.results.is_empty();
+    Ok(if success {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     })
 }
 

@@ -7,6 +7,9 @@
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod sink;
+pub mod source;
+pub mod state;
 pub mod templates;
 
 pub use client::{Body, Call, ClusterInfo, EsClient, Reply};
@@ -15,3 +18,6 @@ pub use config::{
     ServiceConfig, ServiceSettings,
 };
 pub use error::EsError;
+pub use sink::EsAlertSink;
+pub use source::EsEventSource;
+pub use state::EsStateStore;

@@ -105,6 +105,12 @@ pub trait AlertSink: Send + Sync {
     async fn create(&self, alerts: &[AlertDoc]) -> Result<Vec<WriteOutcome>, PortError>;
     /// Keep an alert the cluster refused, with the reason, for a person to look at.
     async fn dead_letter(&self, alert: &AlertDoc, reason: &str) -> Result<(), PortError>;
+    /// Which of these ids were dead-lettered already. Overlapping windows re-read an event
+    /// for up to `from / interval` runs; knowing it was dead-lettered keeps those runs from
+    /// rejecting and dead-lettering it again. The default knows of none (safe, but repeats).
+    async fn dead_lettered_ids(&self, _ids: &[String]) -> Result<HashSet<String>, PortError> {
+        Ok(HashSet::new())
+    }
 }
 
 /// Per-rule progress, persisted so a restart neither repeats nor skips work.

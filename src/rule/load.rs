@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 
 use super::model::Rule;
 use super::{filters, ndjson, toml};
+use crate::kql::Query;
 
 /// Suffix of the example-event files `rules test` reads; never loaded as rules.
 pub const EXAMPLES_SUFFIX: &str = ".events.ndjson";
@@ -58,6 +59,8 @@ pub struct LoadedRule {
     pub rule: Arc<Rule>,
     pub origin: Origin,
     pub status: RuleStatus,
+    /// The parsed KQL query of a runnable rule, so callers need not parse it again.
+    pub query: Option<Arc<Query>>,
 }
 
 impl LoadedRule {
@@ -386,12 +389,21 @@ fn validate(path: &Path, parsed: ParsedRule) -> (LoadedRule, Vec<Problem>) {
         report(error, field.name(), format!("`{}`: {err}", field.name()));
     }
     let unsupported = unsupported_reason(rule);
-    if unsupported.is_none() && rule.query.is_none() {
-        let message = "missing `query` (a KQL query rule needs one)".to_owned();
-        report(error, "query", message);
+    let mut query = None;
+    if unsupported.is_none() {
+        match rule.kql_query() {
+            Ok(parsed) => query = Some(Arc::new(parsed)),
+            Err(err) => report(error, "query", err.to_string()),
+        }
     }
-    if let Err(err) = filters::es_clauses(&rule.filters) {
-        report(error, "filters", format!("`filters`: {err}"));
+    match filters::es_clauses(&rule.filters) {
+        Err(err) => report(error, "filters", format!("`filters`: {err}")),
+        Ok(clauses) => {
+            if let (None, Err(err)) = (&unsupported, clauses.to_kql()) {
+                let message = format!("{err}: `scan` and `rules test` skip this rule");
+                report(ProblemKind::Warning, "filters", message);
+            }
+        }
     }
     if !rule.extra.get("exceptions_list").is_none_or(is_empty_value) {
         let message = "the rule references exception lists, which rule-runner does not apply";
@@ -422,6 +434,7 @@ fn validate(path: &Path, parsed: ParsedRule) -> (LoadedRule, Vec<Problem>) {
             path: path.to_owned(),
             line: Some(parsed.line),
         },
+        query: query.filter(|_| status == RuleStatus::Runnable),
         rule: Arc::new(parsed.rule),
         status,
     };
@@ -476,6 +489,7 @@ pub(super) fn check_duplicate_ids(report: &mut LoadReport) {
                 });
                 if !matches!(loaded.status, RuleStatus::Error(_)) {
                     loaded.status = RuleStatus::Error(message);
+                    loaded.query = None;
                 }
             }
         }

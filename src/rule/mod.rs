@@ -5,12 +5,16 @@
 //! - [`load`]: files and directories to a [`LoadReport`] (rules with a status, and problems).
 //! - `toml` / [`ndjson`]: the two formats (NDJSON also exports).
 //! - [`time`]: intervals, date math, Kibana's look-back.
-//! - [`filters`]: Kibana filter objects to Query DSL clauses.
+//! - [`filters`]: Kibana filter objects to Query DSL clauses (and to KQL, for in-memory use).
+//! - [`matcher`]: a runnable rule compiled for in-memory evaluation.
+//! - [`examples`]: example events for `rules test`.
 //! - [`embedded`]: the shipped `rules/` directory, built in.
 
 pub mod embedded;
+pub mod examples;
 pub mod filters;
 pub mod load;
+pub mod matcher;
 pub mod model;
 pub mod ndjson;
 pub mod time;
@@ -18,5 +22,6 @@ mod toml;
 
 pub use embedded::shipped_rules;
 pub use load::{LoadReport, LoadedRule, Origin, Problem, ProblemKind, RuleStatus, load_paths};
+pub use matcher::{MatcherError, RuleMatcher};
 pub use model::{Rule, Severity, Technique, Threat, ThreatRef};
 pub use time::{DateMath, RuleTiming, TimeError, parse_interval};

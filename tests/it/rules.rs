@@ -2,8 +2,11 @@
 
 use std::path::Path;
 
+use rule_runner::kql::{FieldTypes, MatchOptions};
+use rule_runner::rule::examples::{Expect, parse_examples, run_examples};
 use rule_runner::rule::{
-    LoadReport, ProblemKind, RuleStatus, Severity, load::load_bytes, load_paths, shipped_rules,
+    LoadReport, ProblemKind, RuleMatcher, RuleStatus, Severity, load::load_bytes, load_paths,
+    shipped_rules,
 };
 
 use crate::util::{data, repo, run_cli};
@@ -265,7 +268,7 @@ fn cli_list_and_validate() {
     assert_exit!(out, 0);
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     let errors = rows.iter().filter(|r| r["status"] == "error").count();
-    assert_eq!(errors, 7, "{rows:#?}");
+    assert_eq!(errors, 8, "{rows:#?}");
 
     let out = run_cli(&["rules", "validate", "rules"]);
     assert_exit!(out, 0);
@@ -277,4 +280,134 @@ fn cli_list_and_validate() {
         "{text}"
     );
     assert!(text.contains("lucene"), "{text}");
+}
+
+fn example_events(file: &str) -> Vec<(Expect, serde_json::Value)> {
+    let text = std::fs::read_to_string(repo("rules/aws").join(file)).unwrap();
+    let (examples, errors) = parse_examples(&text);
+    assert!(errors.is_empty(), "{errors:?}");
+    examples.into_iter().map(|e| (e.expect, e.event)).collect()
+}
+
+fn matcher(path: std::path::PathBuf) -> RuleMatcher {
+    let report = load_paths(&[path]);
+    let loaded = &report.rules[0];
+    RuleMatcher::new(
+        &loaded.rule,
+        None,
+        Some(FieldTypes::ecs_cloudtrail()),
+        &MatchOptions::default(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn seed_layer_query_misses_the_versioned_event_name_and_the_shipped_one_catches_it() {
+    let seed = matcher(data(
+        "rules/detection-rules/seed-versions/aws_lambda_layer_added_to_existing_function.toml",
+    ));
+    let shipped = matcher(repo(
+        "rules/aws/execution_lambda_external_layer_added_to_function.toml",
+    ));
+    let events = example_events("execution_lambda_external_layer_added_to_function.events.ndjson");
+    let update = events
+        .iter()
+        .map(|(_, e)| e)
+        .find(|e| {
+            e["event"]["action"] == "UpdateFunctionConfiguration20150331v2"
+                && e["event"]["outcome"] == "success"
+        })
+        .unwrap();
+    assert!(
+        !seed.matches(update),
+        "the seed's exact `UpdateFunctionConfiguration` must miss the real name"
+    );
+    assert!(
+        shipped.matches(update),
+        "the shipped `UpdateFunctionConfiguration*` must catch it"
+    );
+    let publish = events
+        .iter()
+        .map(|(_, e)| e)
+        .find(|e| e["event"]["action"] == "PublishLayerVersion20181031")
+        .unwrap();
+    assert!(seed.matches(publish) && shipped.matches(publish));
+}
+
+#[test]
+fn shipped_examples_hold_both_verdicts_and_pass() {
+    for file in [
+        "execution_lambda_external_layer_added_to_function.events.ndjson",
+        "persistence_lambda_backdoor_invoke_function_for_any_principal.events.ndjson",
+    ] {
+        let events = example_events(file);
+        assert!(events.iter().any(|(e, _)| *e == Expect::Alert), "{file}");
+        assert!(events.iter().any(|(e, _)| *e == Expect::NoAlert), "{file}");
+    }
+    let tests = run_examples(&load_paths(&[repo("rules")]));
+    assert!(tests.is_success(), "{tests:#?}");
+    assert!(tests.untested.is_empty());
+    assert_eq!(tests.results.len(), 11);
+    // The built-in copy carries the same examples.
+    assert_eq!(run_examples(&shipped_rules()).results.len(), 11);
+}
+
+#[test]
+fn cli_rules_test_reports_pass_and_fail() {
+    let out = run_cli(&["rules", "test", "rules"]);
+    assert_exit!(out, 0);
+    let text = stdout(&out);
+    assert!(text.contains("11 examples: 11 passed, 0 failed"), "{text}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let rule = repo("rules/aws/persistence_lambda_backdoor_invoke_function_for_any_principal.toml");
+    std::fs::copy(&rule, dir.path().join("public.toml")).unwrap();
+    let examples = std::fs::read_to_string(rule.with_file_name(
+        "persistence_lambda_backdoor_invoke_function_for_any_principal.events.ndjson",
+    ))
+    .unwrap();
+    // Flip the first verdict: the example must now fail.
+    let flipped = examples.replacen("\"expect\":\"alert\"", "\"expect\":\"no_alert\"", 1);
+    std::fs::write(dir.path().join("public.events.ndjson"), flipped).unwrap();
+    let out = run_cli(&["rules", "test", dir.path().to_str().unwrap()]);
+    assert_exit!(out, 1);
+    let text = stdout(&out);
+    assert!(
+        text.contains("FAIL  ") && text.contains("public.events.ndjson:1:"),
+        "{text}"
+    );
+    assert!(text.contains("5 examples: 4 passed, 1 failed"), "{text}");
+}
+
+#[test]
+fn invalid_kql_is_reported_with_its_caret() {
+    let report = load_paths(&[data("rules/bad/invalid_kql.toml")]);
+    let problem = only_problem(&report);
+    assert!(
+        problem.starts_with(&format!(
+            "{}:9: Invalid KQL: `query` is not valid KQL",
+            data("rules/bad/invalid_kql.toml").display()
+        )),
+        "{problem}"
+    );
+    assert!(problem.contains('^'), "{problem}");
+    assert!(matches!(report.rules[0].status, RuleStatus::Error(_)));
+    assert!(report.rules[0].query.is_none());
+
+    let shipped = shipped_rules();
+    assert!(shipped.rules.iter().all(|r| r.query.is_some()));
+}
+
+#[test]
+fn every_elastic_aws_rule_survives_the_ndjson_round_trip() {
+    let report = load_paths(&[data("rules/detection-rules/aws")]);
+    let rules: Vec<_> = report.rules.iter().map(|l| l.rule.as_ref()).collect();
+    let text = rule_runner::rule::ndjson::export(&rules).unwrap();
+    let reloaded = load_bytes(Path::new("export.ndjson"), text.as_bytes());
+    assert!(!reloaded.has_errors());
+    assert_eq!(reloaded.rules.len(), 194);
+    for (before, after) in report.rules.iter().zip(&reloaded.rules) {
+        assert_eq!(before.rule, after.rule);
+        assert_eq!(before.status, after.status, "{}", before.rule.name);
+    }
 }

@@ -18,12 +18,7 @@ pub fn quick_retry() -> RetryPolicy {
 
 /// A client for the mock server, no credentials.
 pub fn client_for(server: &MockServer) -> EsClient {
-    let connection = ConnectionConfig {
-        urls: vec![server.uri().parse().unwrap()],
-        request_timeout: Duration::from_secs(5),
-        ..ConnectionConfig::default()
-    };
-    EsClient::connect(&connection, quick_retry()).unwrap()
+    client_for_uri(&server.uri())
 }
 
 /// `GET /` as an 8.17 node answers it.
@@ -201,4 +196,22 @@ impl wiremock::Respond for AdminCluster {
             _ => ResponseTemplate::new(500).set_body_string(format!("unexpected {method} /{path}")),
         }
     }
+}
+
+/// A client for any base URI, with quick retries.
+pub fn client_for_uri(uri: &str) -> EsClient {
+    let connection = ConnectionConfig {
+        urls: vec![uri.parse().unwrap()],
+        request_timeout: Duration::from_secs(5),
+        ..ConnectionConfig::default()
+    };
+    EsClient::connect(&connection, quick_retry()).unwrap()
+}
+
+/// A loopback address nothing listens on: "Elasticsearch is down".
+pub fn unused_port_uri() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}")
 }

@@ -6,3 +6,6 @@
 mod config;
 mod mock;
 mod setup;
+mod sink;
+mod source;
+mod state;

@@ -3,6 +3,8 @@
 //! `bool.filter`, negated ones in `bool.must_not`, disabled ones dropped
 //! (`kibana-detection-engine.md` §4).
 
+pub mod memory;
+
 use serde_json::{Map, Value, json};
 
 /// The DSL clauses a rule's filters contribute.

@@ -1,0 +1,230 @@
+//! The alert sink: which alerts exist already (`_mget`), bulk `create` with per-item
+//! outcomes and bounded retries, and the dead-letter index for alerts refused for good.
+
+use std::collections::HashSet;
+
+use ::elasticsearch::http::Method;
+use async_trait::async_trait;
+use chrono::Utc;
+use serde_json::{Value, json};
+
+use super::client::{Call, EsClient, is_transient_status, path_segment};
+use super::error::{EsError, error_reason};
+use crate::engine::{AlertDoc, AlertSink, PortError, WriteOutcome};
+
+/// Ids per `_mget` request.
+const MGET_CHUNK: usize = 1000;
+/// Alerts per `_bulk` request: a page of hits is at most 100, a catch-up run a few pages.
+const BULK_CHUNK: usize = 500;
+
+/// Writes alerts into the alerts index and refused ones into the dead-letter index.
+#[derive(Debug, Clone)]
+pub struct EsAlertSink {
+    client: EsClient,
+    alerts_index: String,
+    dead_letter_index: String,
+    /// `refresh=true` on bulk writes, as Kibana's scheduled runs do, so an alert is
+    /// searchable (and visible in Kibana) as soon as the run reports it.
+    refresh: bool,
+}
+
+impl EsAlertSink {
+    pub fn new(client: EsClient, alerts_index: &str, dead_letter_index: &str) -> Self {
+        EsAlertSink {
+            client,
+            alerts_index: alerts_index.to_string(),
+            dead_letter_index: dead_letter_index.to_string(),
+            refresh: true,
+        }
+    }
+
+    async fn existing_chunk(&self, ids: &[String]) -> Result<HashSet<String>, EsError> {
+        // `_mget` is real-time: it sees alerts written a moment ago, before any refresh.
+        let call = Call::new(
+            format!("look up existing alerts in `{}`", self.alerts_index),
+            Method::Post,
+            format!("/{}/_mget", path_segment(&self.alerts_index)),
+        )
+        .param("_source", "false")
+        .json(json!({ "ids": ids }));
+        let body = self.client.send_ok(&call).await?;
+        let docs = body
+            .get("docs")
+            .and_then(Value::as_array)
+            .ok_or_else(|| EsError::Response {
+                what: call.what.clone(),
+                message: "no `docs` array in the `_mget` reply".into(),
+            })?;
+        let mut found = HashSet::new();
+        for doc in docs {
+            if let Some(error) = doc.get("error") {
+                return Err(EsError::Response {
+                    what: call.what.clone(),
+                    message: error_reason(&json!({ "error": error })),
+                });
+            }
+            if doc.get("found").and_then(Value::as_bool) == Some(true) {
+                if let Some(id) = doc.get("_id").and_then(Value::as_str) {
+                    found.insert(id.to_string());
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Create one chunk, retrying the items (or the whole request) that failed for a
+    /// reason that may pass.
+    async fn create_chunk(&self, alerts: &[AlertDoc]) -> Result<Vec<WriteOutcome>, EsError> {
+        let mut outcomes: Vec<Option<WriteOutcome>> = vec![None; alerts.len()];
+        let mut pending: Vec<usize> = (0..alerts.len()).collect();
+        let policy = self.client.retry_policy().clone();
+        let mut last_reason = String::new();
+        for attempt in 0..policy.max_attempts {
+            if attempt > 0 {
+                let pause = policy.backoff(attempt - 1);
+                tracing::debug!(
+                    alerts = pending.len(),
+                    attempt,
+                    ?pause,
+                    "retrying alerts Elasticsearch did not take"
+                );
+                tokio::time::sleep(pause).await;
+            }
+            let call = self.bulk_call(alerts, &pending);
+            let reply = match self.client.send_once(&call).await {
+                Ok(reply) if reply.is_success() => reply,
+                Ok(reply) if is_transient_status(reply.status) => {
+                    last_reason =
+                        EsError::from_reply(&call.what, reply.status, &reply.body).to_string();
+                    continue;
+                }
+                Ok(reply) => {
+                    return Err(EsError::from_reply(&call.what, reply.status, &reply.body));
+                }
+                Err(err) if err.is_transient() => {
+                    last_reason = err.to_string();
+                    continue;
+                }
+                Err(err) => return Err(err),
+            };
+            let items = reply
+                .body
+                .get("items")
+                .and_then(Value::as_array)
+                .filter(|items| items.len() == pending.len())
+                .ok_or_else(|| EsError::Response {
+                    what: call.what.clone(),
+                    message: format!(
+                        "expected {} items in the `_bulk` reply, got {}",
+                        pending.len(),
+                        reply
+                            .body
+                            .get("items")
+                            .and_then(Value::as_array)
+                            .map_or(0, Vec::len)
+                    ),
+                })?;
+            let mut retry = Vec::new();
+            for (&slot, item) in pending.iter().zip(items) {
+                let result = item.get("create").unwrap_or(item);
+                let status = result.get("status").and_then(Value::as_u64).unwrap_or(0) as u16;
+                let reason = || {
+                    let text = error_reason(&json!({ "error": result.get("error") }));
+                    format!("{status} {text}")
+                };
+                match status {
+                    200 | 201 => outcomes[slot] = Some(WriteOutcome::Created),
+                    409 => outcomes[slot] = Some(WriteOutcome::Duplicate),
+                    s if is_transient_status(s) => {
+                        last_reason = reason();
+                        retry.push(slot);
+                    }
+                    _ => outcomes[slot] = Some(WriteOutcome::Rejected(reason())),
+                }
+            }
+            pending = retry;
+            if pending.is_empty() {
+                break;
+            }
+        }
+        for slot in pending {
+            outcomes[slot] = Some(WriteOutcome::Failed(format!(
+                "still failing after {} attempts: {last_reason}",
+                policy.max_attempts
+            )));
+        }
+        Ok(outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| WriteOutcome::Failed("not attempted".into())))
+            .collect())
+    }
+
+    fn bulk_call(&self, alerts: &[AlertDoc], slots: &[usize]) -> Call {
+        let mut body = String::new();
+        for &slot in slots {
+            let alert = &alerts[slot];
+            body.push_str(&json!({ "create": { "_id": alert.id } }).to_string());
+            body.push('\n');
+            body.push_str(&alert.document.to_string());
+            body.push('\n');
+        }
+        let call = Call::new(
+            format!("write {} alerts to `{}`", slots.len(), self.alerts_index),
+            Method::Post,
+            format!("/{}/_bulk", path_segment(&self.alerts_index)),
+        )
+        .ndjson(body);
+        if self.refresh {
+            call.param("refresh", "true")
+        } else {
+            call
+        }
+    }
+}
+
+#[async_trait]
+impl AlertSink for EsAlertSink {
+    async fn existing_ids(&self, ids: &[String]) -> Result<HashSet<String>, PortError> {
+        let mut found = HashSet::new();
+        for chunk in ids.chunks(MGET_CHUNK) {
+            found.extend(self.existing_chunk(chunk).await?);
+        }
+        Ok(found)
+    }
+
+    async fn create(&self, alerts: &[AlertDoc]) -> Result<Vec<WriteOutcome>, PortError> {
+        let mut outcomes = Vec::with_capacity(alerts.len());
+        for chunk in alerts.chunks(BULK_CHUNK) {
+            outcomes.extend(self.create_chunk(chunk).await?);
+        }
+        Ok(outcomes)
+    }
+
+    async fn dead_letter(&self, alert: &AlertDoc, reason: &str) -> Result<(), PortError> {
+        // Keyed by the alert id: dead-lettering the same alert again replaces the record
+        // instead of piling up copies.
+        let record = json!({
+            "@timestamp": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "rule_id": alert.rule_id,
+            "alert_id": alert.id,
+            "event_time": alert.event_time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "reason": reason,
+            "document": alert.document,
+        });
+        let call = Call::new(
+            format!(
+                "dead-letter alert {} in `{}`",
+                alert.id, self.dead_letter_index
+            ),
+            Method::Put,
+            format!(
+                "/{}/_doc/{}",
+                path_segment(&self.dead_letter_index),
+                path_segment(&alert.id)
+            ),
+        )
+        .json(record);
+        self.client.send_ok(&call).await?;
+        Ok(())
+    }
+}
