@@ -124,6 +124,15 @@ impl AlertSink for MeteredSink {
         }
         result
     }
+    async fn dead_lettered_ids(&self, ids: &[String]) -> Result<HashSet<String>, PortError> {
+        timed(
+            &self.metrics,
+            "dead_lettered_ids",
+            Metrics::observe_search,
+            self.inner.dead_lettered_ids(ids),
+        )
+        .await
+    }
 }
 
 /// Counts every run from the execution record the engine saves.

@@ -6,3 +6,4 @@ mod http;
 mod kibana;
 mod lease;
 mod load;
+mod scale_out;

@@ -64,6 +64,11 @@ pub fn system_now() -> Now {
     Arc::new(Utc::now)
 }
 
+/// The engine's clock as a lease clock, so leases and schedules agree on the time.
+pub fn clock_now(clock: Arc<dyn crate::engine::Clock>) -> Now {
+    Arc::new(move || clock.now())
+}
+
 /// What an instance may do with a lease it has just read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Claim {
