@@ -34,7 +34,7 @@ struct Recorded {
     name: &'static str,
     inner: LeaseManager<MemoryLeaseBackend>,
     clock: Arc<dyn Clock>,
-    log: Arc<Mutex<Vec<(&'static str, String, DateTime<Utc>, bool)>>>,
+    log: Log,
 }
 
 #[async_trait]
@@ -52,6 +52,7 @@ impl Leases for Recorded {
     }
 }
 
+/// (instance, rule, when, won) for every claim.
 type Log = Arc<Mutex<Vec<(&'static str, String, DateTime<Utc>, bool)>>>;
 
 fn leases(
