@@ -17,6 +17,8 @@ pub struct RunArgs {
 pub struct SetupArgs {
     #[command(flatten)]
     pub connection: ConnectionFlags,
+    #[command(flatten)]
+    pub kibana: crate::ops::kibana::KibanaFlags,
 }
 
 #[derive(Debug, clap::Args)]
@@ -41,6 +43,18 @@ pub fn setup(args: SetupArgs) -> anyhow::Result<ExitCode> {
         let client = connect(&config).await?;
         let lines = templates::setup(&client, &config.indices).await?;
         print!("{}", render_setup(&lines));
+        let kibana = crate::ops::kibana::setup(
+            &args.kibana,
+            &config.connection,
+            &config.indices.alerts,
+            &config.service.space_id,
+        );
+        if let Some(imported) = kibana.await? {
+            println!(
+                "kibana         {} saved objects imported (data view, saved search, dashboard)\ndashboard      {}",
+                imported.imported, imported.dashboard_url
+            );
+        }
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -6,9 +6,12 @@
 
 use std::time::Duration;
 
+use base64::Engine as _;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use serde_json::Value;
 use url::Url;
+
+use crate::elasticsearch::{Auth, ConnectionConfig};
 
 /// The shipped saved objects, one JSON object per line.
 pub const SAVED_OBJECTS: &str = include_str!("../../mappings/kibana/saved_objects.ndjson");
@@ -74,8 +77,8 @@ pub struct KibanaTarget {
     pub url: Url,
     /// The Kibana space; `default` is addressed without a `/s/<space>` prefix.
     pub space: String,
-    /// The `Authorization` header value, if any (Basic or ApiKey, as for Elasticsearch).
-    pub authorization: Option<HeaderValue>,
+    /// The same credentials as for Elasticsearch (Kibana authenticates against it).
+    pub auth: Auth,
     /// Attempts in all when Kibana is still starting (503) or unreachable.
     pub attempts: u32,
     pub retry_delay: Duration,
@@ -108,7 +111,7 @@ impl KibanaTarget {
         Ok(KibanaTarget {
             url,
             space: "default".into(),
-            authorization: None,
+            auth: Auth::None,
             attempts: 5,
             retry_delay: Duration::from_secs(3),
         })
@@ -152,8 +155,8 @@ impl KibanaTarget {
         let url = self.join(&self.url, "api/saved_objects/_import?overwrite=true")?;
         let mut headers = HeaderMap::new();
         headers.insert("kbn-xsrf", HeaderValue::from_static("rule-runner"));
-        if let Some(auth) = &self.authorization {
-            headers.insert(AUTHORIZATION, auth.clone());
+        if let Some(auth) = authorization(&self.auth)? {
+            headers.insert(AUTHORIZATION, auth);
         }
         let mut attempt = 1;
         let response = loop {
@@ -208,6 +211,110 @@ impl KibanaTarget {
             dashboard_url: self.dashboard_url(public_url)?,
         })
     }
+}
+
+/// The `Authorization` header for `auth`: Basic, or ApiKey with the base64 `id:key` form
+/// Elasticsearch and Kibana both expect.
+fn authorization(auth: &Auth) -> Result<Option<HeaderValue>, KibanaError> {
+    let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+    let value = match auth {
+        Auth::None => return Ok(None),
+        Auth::Basic { username, password } => {
+            format!(
+                "Basic {}",
+                b64(&format!("{username}:{}", password.expose()))
+            )
+        }
+        Auth::ApiKey(key) => {
+            let key = key.expose().trim();
+            if key.contains(':') {
+                format!("ApiKey {}", b64(key))
+            } else {
+                format!("ApiKey {key}")
+            }
+        }
+    };
+    let mut header = HeaderValue::from_str(&value).map_err(|_| KibanaError::Url {
+        url: "credentials".into(),
+        message: "the user name, password or API key contains characters HTTP headers cannot carry"
+            .into(),
+    })?;
+    header.set_sensitive(true);
+    Ok(Some(header))
+}
+
+/// An HTTP client for Kibana with the TLS settings used for Elasticsearch (same CA
+/// certificate, same `--insecure`).
+pub fn http_client(connection: &ConnectionConfig) -> Result<reqwest::Client, KibanaError> {
+    let mut builder = reqwest::Client::builder().timeout(connection.request_timeout);
+    if connection.insecure {
+        builder = builder.danger_accept_invalid_certs(true);
+    } else if let Some(path) = &connection.ca_cert {
+        let pem = std::fs::read(path).map_err(|e| KibanaError::Url {
+            url: path.display().to_string(),
+            message: format!("cannot read the CA certificate: {e}"),
+        })?;
+        let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| KibanaError::Url {
+            url: path.display().to_string(),
+            message: format!("not a PEM certificate: {e}"),
+        })?;
+        builder = builder.add_root_certificate(cert);
+    }
+    builder.build().map_err(|e| KibanaError::Url {
+        url: "client".into(),
+        message: format!("cannot build the HTTP client: {e}"),
+    })
+}
+
+/// `rule-runner setup`'s Kibana flags.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct KibanaFlags {
+    /// Also import the data view, saved search and dashboard into this Kibana (same
+    /// credentials and CA certificate as for Elasticsearch).
+    #[arg(long, value_name = "URL", env = "KIBANA_URL")]
+    pub kibana_url: Option<String>,
+    /// Kibana's address as users' browsers reach it, for the printed dashboard link, when
+    /// it differs from --kibana-url (e.g. `http://localhost:5601` next to `http://kibana:5601`
+    /// inside Docker).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "KIBANA_PUBLIC_URL",
+        requires = "kibana_url"
+    )]
+    pub kibana_public_url: Option<String>,
+}
+
+/// Import the saved objects for the configured alerts index and Kibana space; `None` when
+/// no `--kibana-url` was given.
+pub async fn setup(
+    flags: &KibanaFlags,
+    connection: &ConnectionConfig,
+    alerts_index: &str,
+    space: &str,
+) -> Result<Option<ImportSummary>, KibanaError> {
+    let Some(url) = &flags.kibana_url else {
+        return Ok(None);
+    };
+    let mut target = KibanaTarget::new(url)?;
+    target.auth = connection.auth.clone();
+    target.space = space.to_string();
+    let public = flags
+        .kibana_public_url
+        .as_deref()
+        .map(|u| {
+            Url::parse(u).map_err(|e| KibanaError::Url {
+                url: u.to_string(),
+                message: e.to_string(),
+            })
+        })
+        .transpose()?;
+    let client = http_client(connection)?;
+    let ndjson = saved_objects_for(alerts_index)?;
+    target
+        .import(&client, ndjson, public.as_ref())
+        .await
+        .map(Some)
 }
 
 /// The number of objects imported, or every per-object error Kibana reported.
@@ -292,6 +399,30 @@ mod tests {
             target.dashboard_url(Some(&public)).unwrap().as_str(),
             "http://localhost:5601/s/soc/app/dashboards#/view/rule-runner-alerts-dashboard"
         );
+    }
+
+    #[test]
+    fn credentials_become_the_authorization_header() {
+        use crate::elasticsearch::Secret;
+        let basic = Auth::Basic {
+            username: "elastic".into(),
+            password: Secret::new("changeme"),
+        };
+        assert_eq!(
+            authorization(&basic).unwrap().unwrap(),
+            "Basic ZWxhc3RpYzpjaGFuZ2VtZQ=="
+        );
+        let pair = Auth::ApiKey(Secret::new("id:secret"));
+        assert_eq!(
+            authorization(&pair).unwrap().unwrap(),
+            "ApiKey aWQ6c2VjcmV0"
+        );
+        let encoded = Auth::ApiKey(Secret::new("aWQ6c2VjcmV0"));
+        assert_eq!(
+            authorization(&encoded).unwrap().unwrap(),
+            "ApiKey aWQ6c2VjcmV0"
+        );
+        assert!(authorization(&Auth::None).unwrap().is_none());
     }
 
     #[test]

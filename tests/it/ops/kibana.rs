@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use reqwest::header::HeaderValue;
+use rule_runner::elasticsearch::{Auth, Secret};
 use rule_runner::ops::kibana::{self, KibanaError, KibanaTarget};
 use serde_json::Value;
 use wiremock::matchers::{header, method, path, query_param};
@@ -143,7 +143,10 @@ fn saved_search_lists_the_useful_columns_newest_first() {
 
 fn target(server: &MockServer) -> KibanaTarget {
     let mut t = KibanaTarget::new(&server.uri()).unwrap();
-    t.authorization = Some(HeaderValue::from_static("Basic ZWxhc3RpYzpjaGFuZ2VtZQ=="));
+    t.auth = Auth::Basic {
+        username: "elastic".into(),
+        password: Secret::new("changeme"),
+    };
     t.retry_delay = Duration::from_millis(10);
     t
 }
@@ -291,4 +294,66 @@ async fn import_failures_say_what_to_do() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("cannot reach Kibana"), "{err}");
+}
+
+/// `rule-runner setup --kibana-url`: templates into Elasticsearch, then the saved objects
+/// into Kibana with the same credentials, and the dashboard link printed.
+#[tokio::test]
+async fn setup_with_kibana_url_imports_after_the_templates() {
+    let es = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "name": "es01", "cluster_name": "demo", "version": {"number": "8.17.0"}
+        })))
+        .mount(&es)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(404).set_body_json(serde_json::json!({})))
+        .mount(&es)
+        .await;
+    Mock::given(method("HEAD"))
+        .respond_with(ResponseTemplate::new(404))
+        .mount(&es)
+        .await;
+    Mock::given(method("PUT"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(serde_json::json!({"acknowledged": true})),
+        )
+        .mount(&es)
+        .await;
+    let kibana = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/saved_objects/_import"))
+        .and(header("authorization", "Basic c2V0dXA6czNjcmV0"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"success": true, "successCount": 7})),
+        )
+        .expect(1)
+        .mount(&kibana)
+        .await;
+    let mut cmd = crate::util::rule_runner();
+    cmd.args(["setup", "--url", &es.uri(), "--kibana-url", &kibana.uri()])
+        .args(["--kibana-public-url", "http://localhost:5601"])
+        .env("ELASTICSEARCH_USERNAME", "setup")
+        .env("ELASTICSEARCH_PASSWORD", "s3cret");
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_exit!(out, 0);
+    assert!(stdout.contains("7 saved objects imported"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "dashboard      http://localhost:5601/app/dashboards#/view/rule-runner-alerts-dashboard"
+        ),
+        "{stdout}"
+    );
+    let ndjson =
+        String::from_utf8_lossy(&kibana.received_requests().await.unwrap()[0].body).into_owned();
+    assert!(
+        ndjson.contains(r#""title":"rule-runner-alerts""#),
+        "the data view names the configured alerts index"
+    );
 }
