@@ -194,7 +194,17 @@ impl EsClient {
                 };
             }
             let pause = self.retry.backoff(retry);
-            tracing::debug!(what = %call.what, retry, ?pause, "retrying a request to Elasticsearch");
+            let why = match &outcome {
+                Ok(reply) => format!("status {}", reply.status),
+                Err(err) => err.to_string(),
+            };
+            tracing::warn!(
+                "{}: {why}; retrying in {} ms (attempt {} of {})",
+                call.what,
+                pause.as_millis(),
+                retry + 2,
+                self.retry.max_attempts
+            );
             tokio::time::sleep(pause).await;
             retry += 1;
         }

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
+
+use crate::engine::EngineConfig;
 use url::Url;
 
 /// The config file read when `--config` is not given, if it exists in the working directory.
@@ -112,37 +114,6 @@ impl IndexNames {
     }
 }
 
-/// How the service runs rules.
-#[derive(Clone, PartialEq, Eq, Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ServiceSettings {
-    /// Kibana space the alerts belong to (`kibana.space_ids`).
-    pub space_id: String,
-    /// Rules running at the same time, at most.
-    pub concurrency: usize,
-    /// A run is cut off after this long; what it found is still written.
-    #[serde(deserialize_with = "duration_text")]
-    pub run_timeout: Duration,
-    /// How far back a run catches up after an outage; older time is reported as a gap.
-    #[serde(deserialize_with = "duration_text")]
-    pub max_catch_up: Duration,
-    /// A cron expression (seconds first, `cron` crate syntax) that aligns every rule's runs
-    /// to the clock instead of running each rule every `interval`.
-    pub cron: Option<String>,
-}
-
-impl Default for ServiceSettings {
-    fn default() -> Self {
-        ServiceSettings {
-            space_id: "default".into(),
-            concurrency: 4,
-            run_timeout: Duration::from_secs(5 * 60),
-            max_catch_up: Duration::from_secs(24 * 3600),
-            cron: None,
-        }
-    }
-}
-
 /// Retries of requests that failed for a reason that may pass (429, 5xx, timeouts, refused
 /// connections): exponential backoff with jitter, bounded in attempts and in delay.
 #[derive(Clone, PartialEq, Eq, Debug, Deserialize)]
@@ -185,7 +156,8 @@ impl RetryPolicy {
 pub struct ServiceConfig {
     pub connection: ConnectionConfig,
     pub indices: IndexNames,
-    pub service: ServiceSettings,
+    /// The `[engine]` table: catch-up, timeouts, concurrency, dedup identity, space, cron.
+    pub engine: EngineConfig,
     pub retry: RetryPolicy,
     /// The file the configuration was read from, if any.
     pub source_file: Option<PathBuf>,
@@ -279,7 +251,7 @@ struct FileConfig {
     #[serde(default)]
     indices: IndexNames,
     #[serde(default)]
-    service: ServiceSettings,
+    engine: EngineConfig,
     #[serde(default)]
     retry: RetryPolicy,
 }
@@ -423,7 +395,7 @@ impl ServiceConfig {
         let config = ServiceConfig {
             connection,
             indices: file.indices,
-            service: file.service,
+            engine: file.engine,
             retry: file.retry,
             source_file: file_path,
         };
@@ -449,24 +421,13 @@ impl ServiceConfig {
             origin: self.file_origin(key),
             message: message.to_string(),
         };
-        if self.service.concurrency == 0 {
-            return Err(invalid("service.concurrency", "must be at least 1"));
-        }
-        if self.service.space_id.is_empty() {
-            return Err(invalid("service.space_id", "must not be empty"));
-        }
         if self.retry.max_attempts == 0 {
             return Err(invalid("retry.max_attempts", "must be at least 1"));
         }
-        if let Some(expr) = &self.service.cron {
-            use std::str::FromStr;
-            cron::Schedule::from_str(expr).map_err(|e| {
-                invalid(
-                    "service.cron",
-                    &format!("`{expr}` is not a cron expression ({e}); e.g. \"0 */10 * * * *\""),
-                )
-            })?;
-        }
+        self.engine.validate().map_err(|e| ConfigError::Invalid {
+            origin: self.file_origin("[engine]"),
+            message: e.to_string(),
+        })?;
         Ok(())
     }
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use super::matcher::MatcherError;
 use super::model::Rule;
 use super::{filters, ndjson, toml};
 use crate::kql::Query;
@@ -179,6 +180,19 @@ pub(super) struct ParsedRule {
 impl ParsedRule {
     fn line_of(&self, field: &str) -> usize {
         self.field_lines.get(field).copied().unwrap_or(self.line)
+    }
+
+    /// The file line a KQL syntax error points at, when the format keeps the query's lines.
+    fn query_error_line(&self, err: &MatcherError) -> usize {
+        let text_start = self.field_lines.get(&format!("query{}", toml::BODY));
+        match (err, text_start, self.rule.query.as_deref()) {
+            (MatcherError::Query { error, .. }, Some(start), Some(query)) => {
+                let offset = error.offset.min(query.len());
+                let before = query.get(..offset).unwrap_or(query);
+                start + before.matches('\n').count()
+            }
+            _ => self.line_of("query"),
+        }
     }
 }
 
@@ -362,11 +376,11 @@ pub(super) fn load_bytes_into(path: &Path, bytes: &[u8], report: &mut LoadReport
 fn validate(path: &Path, parsed: ParsedRule) -> (LoadedRule, Vec<Problem>) {
     let rule = &parsed.rule;
     let mut problems = Vec::new();
-    let mut report = |kind: ProblemKind, field: &str, message: String| {
+    let mut report = |kind: ProblemKind, line: usize, message: String| {
         problems.push(Problem {
             origin: Origin {
                 path: path.to_owned(),
-                line: Some(parsed.line_of(field)),
+                line: Some(line),
             },
             rule: Some(rule.name.clone()),
             kind,
@@ -375,39 +389,65 @@ fn validate(path: &Path, parsed: ParsedRule) -> (LoadedRule, Vec<Problem>) {
     };
     let error = ProblemKind::Error;
     if rule.rule_id.trim().is_empty() {
-        report(error, "rule_id", "`rule_id` is empty".to_owned());
+        report(
+            error,
+            parsed.line_of("rule_id"),
+            "`rule_id` is empty".to_owned(),
+        );
     }
     if rule.risk_score > 100 {
         let message = format!("`risk_score` is {}; it must be 0 to 100", rule.risk_score);
-        report(error, "risk_score", message);
+        report(error, parsed.line_of("risk_score"), message);
     }
     if rule.max_signals == 0 {
         let message = "`max_signals` is 0; it must be at least 1".to_owned();
-        report(error, "max_signals", message);
+        report(error, parsed.line_of("max_signals"), message);
     }
     if let Err((field, err)) = rule.timing() {
-        report(error, field.name(), format!("`{}`: {err}", field.name()));
+        report(
+            error,
+            parsed.line_of(field.name()),
+            format!("`{}`: {err}", field.name()),
+        );
     }
     let unsupported = unsupported_reason(rule);
     let mut query = None;
     if unsupported.is_none() {
         match rule.kql_query() {
             Ok(parsed) => query = Some(Arc::new(parsed)),
-            Err(err) => report(error, "query", err.to_string()),
+            Err(err) => report(error, parsed.query_error_line(&err), err.to_string()),
         }
     }
     match filters::es_clauses(&rule.filters) {
-        Err(err) => report(error, "filters", format!("`filters`: {err}")),
+        Err(err) => report(
+            error,
+            parsed.line_of("filters"),
+            format!("`filters`: {err}"),
+        ),
         Ok(clauses) => {
             if let (None, Err(err)) = (&unsupported, clauses.to_kql()) {
                 let message = format!("{err}: `scan` and `rules test` skip this rule");
-                report(ProblemKind::Warning, "filters", message);
+                report(ProblemKind::Warning, parsed.line_of("filters"), message);
             }
         }
     }
+    if unsupported.is_none() && rule.index.is_empty() {
+        let message = match rule.extra.get("data_view_id").and_then(Value::as_str) {
+            Some(view) => format!(
+                "the rule searches Kibana data view `{view}`, which rule-runner cannot resolve: \
+                 list its index patterns in `index`"
+            ),
+            None => "the rule names no index patterns: set `index` (e.g. [\"logs-*\"])".to_owned(),
+        };
+        report(ProblemKind::Warning, parsed.line_of("index"), message);
+    }
     if !rule.extra.get("exceptions_list").is_none_or(is_empty_value) {
         let message = "the rule references exception lists, which rule-runner does not apply";
-        report(ProblemKind::Warning, "exceptions_list", message.to_owned());
+        report(
+            ProblemKind::Warning,
+            parsed.line_of("exceptions_list"),
+            message.to_owned(),
+        );
     }
     let first_error = problems
         .iter()

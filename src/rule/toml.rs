@@ -69,6 +69,9 @@ pub(super) fn line_at(text: &str, offset: usize) -> usize {
         + 1
 }
 
+/// Suffix of the `field_lines` key that gives the line a string field's text starts on.
+pub(super) const BODY: &str = "@text";
+
 /// The line of each key of the `[rule]` table (sub-tables such as `[[rule.threat]]` count as
 /// their key), and of the `[rule]` header itself under the empty key.
 ///
@@ -102,16 +105,23 @@ fn rule_field_lines(text: &str) -> HashMap<String, usize> {
             continue;
         };
         let value = value.trim_start();
+        // Where the string's text starts: a block string drops the newline after its opening
+        // delimiter, so its text starts on the next line.
+        let mut body = number;
         for delimiter in ["\"\"\"", "'''"] {
             if let Some(rest) = value.strip_prefix(delimiter) {
                 if !rest.contains(delimiter) {
                     open_string = Some(delimiter);
+                }
+                if rest.trim().is_empty() {
+                    body = number + 1;
                 }
             }
         }
         if in_rule {
             let key = key.trim().trim_matches('"');
             lines.entry(key.to_owned()).or_insert(number);
+            lines.entry(format!("{key}{BODY}")).or_insert(body);
         }
     }
     lines
@@ -189,6 +199,8 @@ field_names = ["a"]
         assert!(!lines.contains_key("with key"));
         assert_eq!(lines["name"], 10);
         assert_eq!(lines["query"], 15);
+        assert_eq!(lines["query@text"], 16);
+        assert_eq!(lines["name@text"], 10);
         assert_eq!(lines["threat"], 19);
         assert_eq!(lines["investigation_fields"], 27);
     }

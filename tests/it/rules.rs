@@ -385,7 +385,7 @@ fn invalid_kql_is_reported_with_its_caret() {
     let problem = only_problem(&report);
     assert!(
         problem.starts_with(&format!(
-            "{}:9: Invalid KQL: `query` is not valid KQL",
+            "{}:11: Invalid KQL: `query` is not valid KQL",
             data("rules/bad/invalid_kql.toml").display()
         )),
         "{problem}"
@@ -410,4 +410,58 @@ fn every_elastic_aws_rule_survives_the_ndjson_round_trip() {
         assert_eq!(before.rule, after.rule);
         assert_eq!(before.status, after.status, "{}", before.rule.name);
     }
+}
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+    use rule_runner::rule::{DateMath, parse_interval};
+
+    const SHIPPED: &str = include_str!(
+        "../../rules/aws/persistence_lambda_backdoor_invoke_function_for_any_principal.toml"
+    );
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            for name in ["x.toml", "x.ndjson", "x"] {
+                let report = load_bytes(Path::new(name), &bytes);
+                prop_assert!(report.files == 1);
+            }
+        }
+
+        #[test]
+        fn on_a_damaged_rule(at in 0usize..SHIPPED.len(), junk in "[\\[\\]={}'\"a-z0-9\\n ]{0,12}", cut in any::<bool>()) {
+            let at = (0..=at).rev().find(|i| SHIPPED.is_char_boundary(*i)).unwrap_or(0);
+            let text = if cut {
+                SHIPPED[..at].to_owned()
+            } else {
+                format!("{}{junk}{}", &SHIPPED[..at], &SHIPPED[at..])
+            };
+            let report = load_bytes(Path::new("damaged.toml"), text.as_bytes());
+            // Whatever happened, it is either a rule or a located problem.
+            prop_assert!(!report.rules.is_empty() || report.has_errors());
+        }
+
+        #[test]
+        fn on_arbitrary_time_expressions(text in "(now)?[-+/0-9a-zA-Z|:.]{0,16}") {
+            let _ = parse_interval(&text);
+            if let Ok(math) = DateMath::parse(&text) {
+                let _ = math.resolve(chrono::Utc::now());
+            }
+        }
+    }
+}
+
+#[test]
+fn warnings_do_not_stop_a_rule() {
+    let line = br#"{"rule_id":"w","name":"Data view rule","type":"query","query":"a: b","risk_score":21,"severity":"low","data_view_id":"security-solution-default","exceptions_list":[{"list_id":"l","type":"detection"}]}"#;
+    let report = load_bytes(Path::new("view.ndjson"), line);
+    assert!(report.rules[0].is_runnable());
+    let warnings: Vec<String> = report.problems.iter().map(ToString::to_string).collect();
+    assert_eq!(warnings.len(), 2, "{warnings:#?}");
+    assert!(warnings[0].contains("view.ndjson:1: Data view rule: warning: the rule searches Kibana data view `security-solution-default`"));
+    assert!(warnings[1].contains("exception lists"));
 }

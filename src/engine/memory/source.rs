@@ -9,7 +9,9 @@ use serde_json::Value;
 
 use crate::alert::fields::{lookup, parse_timestamp};
 use crate::engine::ports::{EventHit, EventSource, HitStream, PortError, WindowQuery};
+use crate::kql::MatchOptions;
 use crate::rule::Rule;
+use crate::rule::matcher::RuleMatcher;
 
 /// A compiled rule query: does this event match?
 pub type CompiledMatch = Arc<dyn Fn(&Value) -> bool + Send + Sync>;
@@ -29,7 +31,23 @@ pub struct MemorySource {
     unavailable: Mutex<Option<String>>,
 }
 
+impl Default for MemorySource {
+    fn default() -> Self {
+        MemorySource::new()
+    }
+}
+
 impl MemorySource {
+    /// An empty store that evaluates each rule's KQL query and filters in memory, as `scan`
+    /// does (no field metadata: keyword-ness does not change in-memory matching).
+    pub fn new() -> Self {
+        MemorySource::with_matcher(Arc::new(|rule: &Rule| {
+            let compiled = RuleMatcher::new(rule, None, None, &MatchOptions::default())
+                .map_err(|error| error.to_string())?;
+            Ok(Arc::new(move |doc: &Value| compiled.matches(doc)) as CompiledMatch)
+        }))
+    }
+
     /// An empty store whose rule queries are evaluated by `matcher`.
     pub fn with_matcher(matcher: MatcherFactory) -> Self {
         MemorySource {
@@ -72,17 +90,6 @@ impl MemorySource {
         let mut cache = self.compiled.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(found) = cache.get(&key) {
             return Ok(Arc::clone(found));
-        }
-        if rule
-            .filters
-            .iter()
-            .any(|filter| filter["meta"]["disabled"] != Value::Bool(true))
-        {
-            return Err(PortError::Permanent(format!(
-                "rule `{}`: the in-memory source evaluates the KQL query only, not Kibana filters; \
-                 run this rule against Elasticsearch",
-                rule.rule_id
-            )));
         }
         let compiled = (self.matcher)(rule).map_err(|why| {
             PortError::Permanent(format!(

@@ -3,8 +3,10 @@
 //! Tests against a real cluster live in `real_cluster` and run only when
 //! `ELASTICSEARCH_URL` is set.
 
+mod cli;
 mod config;
 mod mock;
+mod real_cluster;
 mod setup;
 mod sink;
 mod source;

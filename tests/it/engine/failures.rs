@@ -10,7 +10,7 @@ use rule_runner::engine::{Engine, EngineConfig, RunStatus, WindowKind, WriteOutc
 use rule_runner::rule::Rule;
 
 use super::slow::SlowSource;
-use super::{CLOUDTRAIL, Harness, event, ids, matcher, seed_rule, t};
+use super::{CLOUDTRAIL, Harness, event, ids, seed_rule, t};
 
 /// The seed rule without look-back: `now-10m` every 10m, so only catch-up can recover.
 fn no_look_back_rule() -> Rule {
@@ -197,10 +197,7 @@ async fn a_gap_beyond_the_catch_up_limit_is_reported_and_kept_open() {
 }
 
 fn slow_engine(h: &Harness, delay: Duration, config: EngineConfig) -> (Engine, Arc<SlowSource>) {
-    let source = Arc::new(SlowSource::new(
-        MemorySource::with_matcher(matcher()),
-        delay,
-    ));
+    let source = Arc::new(SlowSource::new(MemorySource::new(), delay));
     for i in 0..250 {
         source.inner().insert(
             CLOUDTRAIL,

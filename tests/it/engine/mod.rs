@@ -11,7 +11,7 @@ mod slow;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
-use rule_runner::engine::memory::{MatcherFactory, MemorySink, MemorySource, MemoryStateStore};
+use rule_runner::engine::memory::{MemorySink, MemorySource, MemoryStateStore};
 use rule_runner::engine::shutdown::Shutdown;
 use rule_runner::engine::{Engine, EngineConfig, ExecutionRecord, RuleState};
 use rule_runner::rule::Rule;
@@ -55,18 +55,6 @@ pub fn event(id: &str, at: DateTime<Utc>) -> Value {
     })
 }
 
-/// Evaluates the test rules' queries in memory.
-pub fn matcher() -> MatcherFactory {
-    Arc::new(|_rule: &Rule| {
-        Ok(Arc::new(|doc: &Value| {
-            doc["event"]["outcome"] == "success"
-                && doc["event"]["action"]
-                    .as_str()
-                    .is_some_and(|a| a.starts_with("AddPermission"))
-        }) as _)
-    })
-}
-
 /// An engine over fresh in-memory ports.
 pub struct Harness {
     pub source: Arc<MemorySource>,
@@ -81,7 +69,7 @@ impl Harness {
     }
 
     pub fn with_config(config: EngineConfig) -> Harness {
-        let source = Arc::new(MemorySource::with_matcher(matcher()));
+        let source = Arc::new(MemorySource::new());
         let sink = Arc::new(MemorySink::new());
         let state = Arc::new(MemoryStateStore::new());
         let engine = Engine::new(source.clone(), sink.clone(), state.clone(), config);

@@ -273,3 +273,64 @@ async fn invalid_timing_fails_the_run_with_the_field_named() {
     assert!(record.errors[0].contains("`from`"), "{:?}", record.errors);
     assert!(h.sink.is_empty());
 }
+
+#[tokio::test]
+async fn the_shipped_rules_alert_on_their_example_events() {
+    let report = rule_runner::rule::shipped_rules();
+    let rules: Vec<_> = report
+        .runnable()
+        .map(|loaded| loaded.rule.clone())
+        .collect();
+    assert_eq!(rules.len(), 2);
+    for rule in rules {
+        let file = report
+            .runnable()
+            .find(|l| l.rule.rule_id == rule.rule_id)
+            .unwrap()
+            .origin
+            .path
+            .clone();
+        let examples_path = rule_runner::rule::examples::examples_path(&file);
+        let bytes = rule_runner::rule::embedded::shipped_file(&examples_path).unwrap();
+        let text = std::str::from_utf8(bytes).unwrap();
+        let h = Harness::new();
+        // Examples may repeat one CloudTrail event as both integrations index it: one alert.
+        let mut expected = std::collections::BTreeSet::new();
+        for (i, line) in text.lines().filter(|l| !l.trim().is_empty()).enumerate() {
+            let example: serde_json::Value = serde_json::from_str(line).unwrap();
+            let mut doc = example["event"].clone();
+            if example["expect"] == "alert" {
+                expected.insert(doc["event"]["id"].as_str().unwrap().to_owned());
+            }
+            // Move each example into the run's window, on both time fields the rule may use.
+            let at = t(11, 30) + TimeDelta::minutes(i as i64);
+            doc["@timestamp"] = json!(ts(at));
+            doc["event"]["ingested"] = json!(ts(at));
+            let index = if doc.get("data_stream").is_some() {
+                CLOUDTRAIL
+            } else {
+                FILEBEAT
+            };
+            h.source.insert(index, &format!("ex-{i}"), doc);
+        }
+        let record = h.run(&rule, t(12, 0)).await;
+        assert_eq!(record.status, RunStatus::Succeeded, "{record:#?}");
+        assert_eq!(
+            record.totals.created as usize,
+            expected.len(),
+            "{}",
+            rule.name
+        );
+        for alert in h.sink.alerts() {
+            let reason = alert.document["kibana.alert.reason"].as_str().unwrap();
+            assert!(
+                reason.ends_with(&format!("alert {}.", rule.name)),
+                "{reason}"
+            );
+            assert_eq!(
+                alert.document["kibana.alert.rule.rule_id"],
+                json!(rule.rule_id)
+            );
+        }
+    }
+}

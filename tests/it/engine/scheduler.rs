@@ -13,7 +13,7 @@ use rule_runner::engine::shutdown::ShutdownTrigger;
 use rule_runner::engine::{Engine, EngineConfig, Schedule, Scheduler};
 use rule_runner::rule::Rule;
 
-use super::{Harness, matcher, seed_rule, t};
+use super::{Harness, seed_rule, t};
 
 fn rule_named(id: &str) -> Arc<Rule> {
     let mut rule = seed_rule();
@@ -58,10 +58,7 @@ async fn rules_run_every_interval_until_shutdown() {
 
 /// The harness's ports behind a source whose every page takes `delay`.
 fn slow_engine(h: &Harness, delay: Duration, config: EngineConfig) -> Arc<Engine> {
-    let source = Arc::new(super::slow::SlowSource::new(
-        MemorySource::with_matcher(matcher()),
-        delay,
-    ));
+    let source = Arc::new(super::slow::SlowSource::new(MemorySource::new(), delay));
     Arc::new(Engine::new(source, h.sink.clone(), h.state.clone(), config))
 }
 
