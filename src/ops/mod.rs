@@ -7,3 +7,5 @@ pub mod lease;
 pub mod load;
 pub mod metered;
 pub mod metrics;
+pub mod readiness;
+pub mod service;

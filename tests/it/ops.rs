@@ -6,4 +6,5 @@ mod http;
 mod kibana;
 mod lease;
 mod load;
+mod run;
 mod scale_out;

@@ -27,6 +27,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::metrics::Metrics;
 use crate::engine::ports::{Leases, PortError};
 
 /// The lease document (`lease` object of `lease:<rule_id>` in the state index).
@@ -111,6 +112,7 @@ pub struct LeaseManager<B: LeaseBackend> {
     now: Now,
     /// Background renewals of the leases this instance holds, by rule.
     renewals: Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl<B: LeaseBackend> LeaseManager<B> {
@@ -120,6 +122,19 @@ impl<B: LeaseBackend> LeaseManager<B> {
             owner: owner.into(),
             now,
             renewals: Mutex::new(HashMap::new()),
+            metrics: None,
+        }
+    }
+
+    /// Report the number of leases held in `rule_runner_leases_held`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn report_held(&self) {
+        if let Some(m) = &self.metrics {
+            m.set_leases_held(self.lock().len());
         }
     }
 
@@ -214,6 +229,7 @@ impl<B: LeaseBackend> Leases for LeaseManager<B> {
         } else if let Some(stale) = self.lock().remove(rule_id) {
             stale.abort();
         }
+        self.report_held();
         Ok(won)
     }
 
@@ -221,6 +237,7 @@ impl<B: LeaseBackend> Leases for LeaseManager<B> {
         if let Some(task) = self.lock().remove(rule_id) {
             task.abort();
         }
+        self.report_held();
         let Some((lease, version)) = self.backend.read(rule_id).await? else {
             return Ok(());
         };
