@@ -130,7 +130,7 @@ async fn get_until(
 async fn a_running_service_serves_health_readiness_and_metrics_and_stops_on_sigterm() {
     let server = empty_cluster().await;
     let addr = format!("127.0.0.1:{}", free_port());
-    let mut child = rule_runner()
+    let child = rule_runner()
         .args(["run", "--url", &server.uri(), "--http-addr", &addr])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
