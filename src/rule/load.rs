@@ -246,10 +246,10 @@ pub fn load_paths<P: AsRef<Path>>(paths: &[P]) -> LoadReport {
         let path = path.as_ref();
         if path.is_dir() {
             let mut files = Vec::new();
-            let mut seen = HashSet::new();
-            if let Err(message) = collect_rule_files(path, &mut files, &mut seen) {
-                report.error(path, None, message);
-                continue;
+            let mut unreadable = Vec::new();
+            collect_rule_files(path, &mut files, &mut HashSet::new(), &mut unreadable);
+            for (dir, message) in unreadable {
+                report.error(&dir, None, message);
             }
             if files.is_empty() {
                 report.error(
@@ -261,6 +261,12 @@ pub fn load_paths<P: AsRef<Path>>(paths: &[P]) -> LoadReport {
             for file in files {
                 load_file_into(&file, &mut report);
             }
+        } else if path.to_string_lossy().ends_with(EXAMPLES_SUFFIX) {
+            report.files += 1;
+            let message = "this is an example-event file for `rules test`, not a rule file: \
+                           give the rule file or its directory"
+                .to_owned();
+            report.error(path, None, message);
         } else if path.exists() {
             load_file_into(path, &mut report);
         } else {
@@ -271,19 +277,30 @@ pub fn load_paths<P: AsRef<Path>>(paths: &[P]) -> LoadReport {
     report
 }
 
+/// Rule files under `dir`, in path order; directories that cannot be read are collected in
+/// `unreadable` and skipped.
 fn collect_rule_files(
     dir: &Path,
     files: &mut Vec<PathBuf>,
     seen: &mut HashSet<PathBuf>,
-) -> Result<(), String> {
-    // A symlink cycle would otherwise recurse forever.
-    let canonical = dir
-        .canonicalize()
-        .map_err(|e| format!("cannot read directory: {e}"))?;
-    if !seen.insert(canonical) {
-        return Ok(());
-    }
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot read directory: {e}"))?;
+    unreadable: &mut Vec<(PathBuf, String)>,
+) {
+    let listing = dir.canonicalize().and_then(|canonical| {
+        // A symlink cycle would otherwise recurse forever.
+        if seen.insert(canonical) {
+            std::fs::read_dir(dir).map(Some)
+        } else {
+            Ok(None)
+        }
+    });
+    let entries = match listing {
+        Ok(Some(entries)) => entries,
+        Ok(None) => return,
+        Err(err) => {
+            unreadable.push((dir.to_owned(), format!("cannot read directory: {err}")));
+            return;
+        }
+    };
     let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
     paths.sort();
     for path in paths {
@@ -292,12 +309,11 @@ fn collect_rule_files(
             continue;
         }
         if path.is_dir() {
-            collect_rule_files(&path, files, seen)?;
+            collect_rule_files(&path, files, seen, unreadable);
         } else if is_rule_file_name(name) {
             files.push(path);
         }
     }
-    Ok(())
 }
 
 /// Whether a directory entry holds rules: `*.toml` or `*.ndjson`, but not example events.

@@ -222,6 +222,10 @@ fn empty_and_missing_paths_are_reported() {
     assert!(only_problem(&report).contains("/nonexistent/rules: no such file or directory"));
     let report = load_bytes(Path::new("empty.toml"), b"");
     assert!(only_problem(&report).contains("empty.toml"));
+    let examples =
+        repo("rules/aws/execution_lambda_external_layer_added_to_function.events.ndjson");
+    let report = load_paths(&[examples]);
+    assert!(only_problem(&report).contains("example-event file for `rules test`"));
 }
 
 #[test]

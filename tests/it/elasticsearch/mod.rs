@@ -5,6 +5,7 @@
 
 mod cli;
 mod config;
+mod mapping;
 mod mock;
 mod real_cluster;
 mod setup;
