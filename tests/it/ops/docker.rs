@@ -325,3 +325,57 @@ fn setup_script_creates_a_user_for_every_role() {
         assert!(Path::new(&path).extension().is_some_and(|e| e == "json"));
     }
 }
+
+/// The demo's promise: the loader's sample data (`examples/cloudtrail/`, normalized as the
+/// integration does) makes both shipped rules alert, and fits in their 60-minute look-back
+/// once shifted to now.
+#[test]
+fn the_demo_data_alerts_both_shipped_rules_within_one_look_back() {
+    use rule_runner::cloudtrail::{DocumentReader, NormalizeOptions, discover};
+    use rule_runner::kql::MatchOptions;
+    use rule_runner::rule::{RuleMatcher, shipped_rules};
+
+    let found = discover(&[repo("examples/cloudtrail")]);
+    assert!(found.problems.is_empty(), "{:?}", found.problems);
+    let opts = NormalizeOptions::default();
+    let docs: Vec<Value> = found
+        .files
+        .iter()
+        .flat_map(|f| DocumentReader::open(f, &opts, None))
+        .map(|d| d.unwrap().value)
+        .collect();
+    let times: Vec<chrono::DateTime<chrono::Utc>> = docs
+        .iter()
+        .map(|d| d["@timestamp"].as_str().unwrap().parse().unwrap())
+        .collect();
+    let span = *times.iter().max().unwrap() - *times.iter().min().unwrap();
+    assert!(
+        span < chrono::TimeDelta::minutes(60),
+        "the sample spans {span}"
+    );
+
+    let mut alerts = Vec::new();
+    for loaded in shipped_rules().runnable() {
+        let matcher = RuleMatcher::new(
+            &loaded.rule,
+            loaded.query.as_deref(),
+            None,
+            &MatchOptions::default(),
+        )
+        .unwrap();
+        let hits = docs.iter().filter(|d| matcher.matches(d)).count();
+        alerts.push((loaded.rule.name.clone(), hits));
+    }
+    alerts.sort();
+    // The README's "Run with Docker" section quotes these numbers.
+    assert_eq!(
+        alerts,
+        [
+            (
+                "AWS Lambda Function Policy Updated to Allow Public Invocation".to_string(),
+                1
+            ),
+            ("AWS Lambda Layer Added to Existing Function".to_string(), 3),
+        ]
+    );
+}
