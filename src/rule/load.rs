@@ -509,18 +509,19 @@ pub(super) fn is_empty_value(value: &Value) -> bool {
 
 /// Why rule-runner will not run this rule, or `None` for a KQL query rule.
 pub fn unsupported_reason(rule: &Rule) -> Option<String> {
+    if rule.is_kql_query_rule() {
+        return None;
+    }
     if rule.rule_type != "query" {
         return Some(format!(
             "rule type `{}` is not run by rule-runner (it runs KQL `query` rules)",
             rule.rule_type
         ));
     }
-    match rule.language.as_deref() {
-        None | Some("kuery") => None,
-        Some(other) => Some(format!(
-            "query language `{other}` is not run by rule-runner (it runs KQL, `kuery`)"
-        )),
-    }
+    let language = rule.language.as_deref().unwrap_or_default();
+    Some(format!(
+        "query language `{language}` is not run by rule-runner (it runs KQL, `kuery`)"
+    ))
 }
 
 /// Two rules with one `rule_id` would share alert ids and state: the later one is an error.

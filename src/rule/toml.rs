@@ -34,10 +34,11 @@ pub(super) fn parse(text: &str) -> ParsedFile {
         .map(str::to_owned);
     let field_lines = rule_field_lines(text);
     let header = field_lines.get("").copied().unwrap_or(1);
-    let params: Map<String, Json> = rule_table
+    let mut params: Map<String, Json> = rule_table
         .iter()
         .map(|(key, value)| (key.clone(), to_json(value)))
         .collect();
+    kibana_new_terms(&mut params);
     match rule_from_params(params) {
         Ok(rule) => out.rules.push(ParsedRule {
             line: header,
@@ -57,6 +58,32 @@ pub(super) fn parse(text: &str) -> ParsedFile {
         }
     }
     out
+}
+
+/// detection-rules writes a new-terms rule's parameters as `[rule.new_terms]` with
+/// `field`/`value` pairs; Kibana's API (and so its import) takes `new_terms_fields` and
+/// `history_window_start`. Rewritten as Elastic's own tooling does when it builds Kibana rules.
+fn kibana_new_terms(params: &mut Map<String, Json>) {
+    let Some(Json::Object(new_terms)) = params.get("new_terms") else {
+        return;
+    };
+    if new_terms.get("field").and_then(Json::as_str) != Some("new_terms_fields") {
+        return;
+    }
+    let fields = new_terms.get("value").cloned();
+    let window = new_terms
+        .get("history_window_start")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+        .find(|entry| entry.get("field").and_then(Json::as_str) == Some("history_window_start"))
+        .and_then(|entry| entry.get("value").cloned());
+    let (Some(fields), Some(window)) = (fields, window) else {
+        return;
+    };
+    params.remove("new_terms");
+    params.insert("new_terms_fields".to_owned(), fields);
+    params.insert("history_window_start".to_owned(), window);
 }
 
 /// 1-based line of a byte offset.

@@ -142,12 +142,23 @@ fn every_elastic_aws_rule_loads_with_the_right_status() {
         .filter(|p| p.kind == ProblemKind::Unsupported)
         .count();
     assert_eq!(unsupported, 109);
-    // Unknown keys are kept, e.g. `[rule.investigation_fields]` and `[rule.new_terms]`.
+    // Unknown keys are kept, e.g. `[rule.investigation_fields]`; `[rule.new_terms]` becomes
+    // Kibana's `new_terms_fields` and `history_window_start`.
+    let new_terms = report
+        .rules
+        .iter()
+        .find(|r| r.rule.rule_type == "new_terms")
+        .unwrap();
     assert!(
-        report
-            .rules
-            .iter()
-            .any(|r| r.rule.extra.contains_key("new_terms"))
+        new_terms.rule.extra["new_terms_fields"].is_array(),
+        "{:?}",
+        new_terms.rule.extra
+    );
+    assert!(
+        new_terms.rule.extra["history_window_start"]
+            .as_str()
+            .unwrap()
+            .starts_with("now-")
     );
     assert!(
         report

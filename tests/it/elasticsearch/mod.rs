@@ -3,6 +3,7 @@
 //! Tests against a real cluster live in `real_cluster` and run only when
 //! `ELASTICSEARCH_URL` is set.
 
+mod bodies;
 mod cli;
 mod config;
 mod mapping;
