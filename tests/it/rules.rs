@@ -480,3 +480,46 @@ fn warnings_do_not_stop_a_rule() {
     assert!(warnings[0].contains("view.ndjson:1: Data view rule: warning: the rule searches Kibana data view `security-solution-default`"));
     assert!(warnings[1].contains("exception lists"));
 }
+
+#[test]
+fn examples_of_a_multi_rule_export_name_their_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = load_paths(&[repo("rules")]);
+    let rules: Vec<_> = shipped.rules.iter().map(|l| l.rule.as_ref()).collect();
+    let export = dir.path().join("lambda.ndjson");
+    std::fs::write(&export, rule_runner::rule::ndjson::export(&rules).unwrap()).unwrap();
+    let mut lines = Vec::new();
+    for (file, id) in [
+        (
+            "execution_lambda_external_layer_added_to_function.events.ndjson",
+            LAYER_ID,
+        ),
+        (
+            "persistence_lambda_backdoor_invoke_function_for_any_principal.events.ndjson",
+            PUBLIC_ID,
+        ),
+    ] {
+        for line in std::fs::read_to_string(repo("rules/aws").join(file))
+            .unwrap()
+            .lines()
+        {
+            let mut example: serde_json::Value = serde_json::from_str(line).unwrap();
+            example["rule_id"] = id.into();
+            lines.push(example.to_string());
+        }
+    }
+    // One example without a rule_id: ambiguous in a file of two rules.
+    lines.push(r#"{"expect":"alert","event":{}}"#.to_owned());
+    std::fs::write(dir.path().join("lambda.events.ndjson"), lines.join("\n")).unwrap();
+
+    let tests = run_examples(&load_paths(&[&export]));
+    assert_eq!(tests.results.len(), 11);
+    assert_eq!(tests.failed(), 0);
+    assert_eq!(tests.problems.len(), 1, "{:#?}", tests.problems);
+    assert_eq!(tests.problems[0].0.line, Some(12));
+    assert!(
+        tests.problems[0]
+            .1
+            .contains("holds 2 rules: say which one with `rule_id`")
+    );
+}
