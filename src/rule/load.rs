@@ -357,6 +357,8 @@ pub(super) fn load_bytes_into(path: &Path, bytes: &[u8], report: &mut LoadReport
             return;
         }
     };
+    // Editors on Windows may start a file with a byte-order mark; neither format allows one.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let is_toml = match path.extension().and_then(|e| e.to_str()) {
         Some("toml") => true,
         Some("ndjson" | "json") => false,

@@ -361,6 +361,18 @@ pub fn format_duration(duration: Duration) -> String {
     format!("{secs}s")
 }
 
+/// A look-back as Kibana's rule editor shows it: whole units, rounded down, in the largest
+/// unit the duration does not fill 60 (or 24) of (`90s` shows as `1m`, `50m` as `50m`).
+pub fn humanize_look_back(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m", secs / 60),
+        3600..86_400 => format!("{}h", secs / 3600),
+        _ => format!("{}d", secs / 86_400),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -506,6 +518,15 @@ mod tests {
             ..Rule::default()
         };
         assert_eq!(bad_to.timing().unwrap_err().0.name(), "to");
+    }
+
+    #[test]
+    fn look_back_as_kibana_shows_it() {
+        assert_eq!(humanize_look_back(Duration::from_secs(3000)), "50m");
+        assert_eq!(humanize_look_back(Duration::from_secs(90)), "1m");
+        assert_eq!(humanize_look_back(Duration::from_secs(59)), "59s");
+        assert_eq!(humanize_look_back(Duration::from_secs(5400)), "1h");
+        assert_eq!(humanize_look_back(Duration::from_secs(200_000)), "2d");
     }
 
     #[test]

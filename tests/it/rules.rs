@@ -279,6 +279,16 @@ fn cli_list_and_validate() {
     assert!(text.contains(LAYER_ID) && text.contains(PUBLIC_ID));
     assert!(text.contains("2 rules in 2 files: 2 runnable"), "{text}");
 
+    let out = run_cli(&["rules", "list", "--format", "json"]);
+    assert_exit!(out, 0);
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows.len(), 2);
+    for row in &rows {
+        assert_eq!(row["additional_look_back"], "50m");
+        assert_eq!(row["status"], "runnable");
+        assert!(row["file"].as_str().unwrap().starts_with("<built-in>/aws/"));
+    }
+
     let out = run_cli(&["rules", "list", "--format", "json", "tests/data/rules/bad"]);
     assert_exit!(out, 0);
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
@@ -522,4 +532,28 @@ fn examples_of_a_multi_rule_export_name_their_rule() {
             .1
             .contains("holds 2 rules: say which one with `rule_id`")
     );
+}
+
+#[test]
+fn byte_order_marks_crlf_and_missing_fields() {
+    let shipped = std::fs::read_to_string(repo(
+        "rules/aws/execution_lambda_external_layer_added_to_function.toml",
+    ))
+    .unwrap();
+    let windows = format!("\u{feff}{}", shipped.replace('\n', "\r\n"));
+    let report = load_bytes(Path::new("windows.toml"), windows.as_bytes());
+    assert!(report.problems.is_empty(), "{:#?}", report.problems);
+    assert_eq!(report.rules[0].rule.rule_id, LAYER_ID);
+
+    let no_id = shipped.replace("rule_id = \"7d091a76-0737-11ef-8469-f661ea17fbcc\"\n", "");
+    let report = load_bytes(Path::new("no_id.toml"), no_id.as_bytes());
+    let problem = only_problem(&report);
+    assert!(
+        problem.contains("no_id.toml:11: AWS Lambda Layer Added to Existing Function: in `[rule]`: missing field `rule_id`"),
+        "{problem}"
+    );
+
+    let line = b"\xef\xbb\xbf{\"rule_id\":\"x\",\"type\":\"query\",\"query\":\"a:b\",\"risk_score\":1,\"severity\":\"low\"}\n";
+    let report = load_bytes(Path::new("no_name.ndjson"), line);
+    assert!(only_problem(&report).contains("no_name.ndjson:1: missing field `name`"));
 }
