@@ -557,3 +557,23 @@ fn byte_order_marks_crlf_and_missing_fields() {
     let report = load_bytes(Path::new("no_name.ndjson"), line);
     assert!(only_problem(&report).contains("no_name.ndjson:1: missing field `name`"));
 }
+
+#[test]
+fn toml_filters_reach_the_dsl_and_the_in_memory_matcher() {
+    let dir = data("rules/filters");
+    let report = load_paths(&[&dir]);
+    assert!(report.problems.is_empty(), "{:#?}", report.problems);
+    let rule = &report.rules[0].rule;
+    let clauses = rule_runner::rule::filters::es_clauses(&rule.filters).unwrap();
+    assert_eq!(
+        clauses.filter,
+        [serde_json::json!({"match_phrase": {"event.outcome": "success"}})]
+    );
+    assert_eq!(
+        clauses.must_not,
+        [serde_json::json!({"match_phrase": {"user.name": "deploy-bot"}})]
+    );
+    let tests = run_examples(&report);
+    assert!(tests.is_success(), "{tests:#?}");
+    assert_eq!(tests.results.len(), 3);
+}
