@@ -125,6 +125,7 @@ async fn installs_the_integration_template_and_indexes_shifted_documents() {
         .unwrap();
     assert_eq!(add_permission["event"]["dataset"], "aws.cloudtrail");
     assert_eq!(add_permission["data_stream"]["dataset"], "aws.cloudtrail");
+    assert_eq!(add_permission["data_stream"]["namespace"], "default");
     assert_eq!(
         add_permission["aws"]["cloudtrail"]["request_parameters"],
         "{principal=*, functionName=billing-export, statementId=open, action=lambda:InvokeFunction}"
@@ -304,4 +305,31 @@ async fn clear_errors_for_credentials_and_stdin_with_shift() {
 
     let (status, _, stderr) = load(&server, &["--batch-size", "0", "x"]).await;
     assert_eq!(status, 1, "{stderr}");
+}
+
+#[tokio::test]
+async fn the_namespace_follows_the_target_data_stream() {
+    let server = MockServer::start().await;
+    on(
+        &server,
+        "POST",
+        ResponseTemplate::new(200).set_body_json(created(3)),
+    )
+    .await;
+    let (status, stdout, stderr) = load(
+        &server,
+        &[
+            "--no-template",
+            "--index",
+            "logs-aws.cloudtrail-prod",
+            data("ops/cloudtrail.json").to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(status, 0, "{stdout}\n{stderr}");
+    let docs = documents(&bulk_requests(&server).await[0]);
+    assert!(
+        docs.iter().all(|d| d["data_stream"]["namespace"] == "prod"),
+        "{docs:?}"
+    );
 }
