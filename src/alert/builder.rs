@@ -112,7 +112,6 @@ pub struct AlertBuilder {
     severity: Severity,
     rule_uuid: Uuid,
     identity: IdentityStrategy,
-    now: String,
     shared: Map<String, Value>,
 }
 
@@ -125,7 +124,6 @@ impl AlertBuilder {
             severity: rule.severity,
             rule_uuid,
             identity: ctx.identity,
-            now: format_timestamp(ctx.now),
             shared: shared_fields(rule, ctx, rule_uuid),
         }
     }
@@ -150,7 +148,13 @@ impl AlertBuilder {
 
     /// The alert on `event`, whose id the caller computed with [`AlertBuilder::alert_id`].
     pub fn build_with_id(&self, event: &AlertEvent<'_>, id: String) -> AlertDoc {
-        self.assemble(event.index, event.id, event.source.clone(), event.timestamp, id)
+        self.assemble(
+            event.index,
+            event.id,
+            event.source.clone(),
+            event.timestamp,
+            id,
+        )
     }
 
     /// The alert on `hit`, taking over the hit's `_source` instead of copying it (the
@@ -182,7 +186,12 @@ impl AlertBuilder {
         let reason = reason(&source, self.severity, &self.rule_name);
         let mut originals = Map::new();
         if let Value::Object(fields) = &source {
-            copy_leaves(fields, "event", "kibana.alert.original_event", &mut originals);
+            copy_leaves(
+                fields,
+                "event",
+                "kibana.alert.original_event",
+                &mut originals,
+            );
             copy_leaves(
                 fields,
                 "data_stream",
@@ -195,8 +204,9 @@ impl AlertBuilder {
             Value::Object(fields) => fields,
             _ => Map::new(),
         };
-        let mut doc = Map::with_capacity(fields.len() + originals.len() + self.shared.len() + 8);
-        doc.insert("@timestamp".into(), Value::String(self.now.clone()));
+        // Start from the shared fields (`@timestamp` first): cloning the map copies its hash
+        // table, where inserting the same keys one by one would hash each again.
+        let mut doc = self.shared.clone();
         move_event_source(fields, &mut doc);
         doc.insert("event.kind".into(), json!("signal"));
         doc.extend(originals);
@@ -210,7 +220,6 @@ impl AlertBuilder {
         );
         doc.insert("kibana.alert.reason".into(), Value::String(reason));
         doc.insert("kibana.alert.uuid".into(), Value::String(id.clone()));
-        doc.extend(self.shared.iter().map(|(k, v)| (k.clone(), v.clone())));
 
         AlertDoc {
             id,
@@ -253,6 +262,7 @@ fn shared_fields(rule: &Rule, ctx: &RunContext, rule_uuid: Uuid) -> Map<String, 
     let mut put = |key: &str, value: Value| {
         f.insert(key.to_owned(), value);
     };
+    put("@timestamp", json!(now));
     put("kibana.alert.depth", json!(1));
     put("kibana.alert.status", json!("active"));
     put("kibana.alert.workflow_status", json!("open"));
