@@ -9,6 +9,8 @@
 //!   TOML and Kibana NDJSON exports, time expressions, the shipped rules.
 //! - [`cloudtrail`]: raw CloudTrail records to the ECS documents Elastic's AWS integration
 //!   produces, so offline scans see what Elasticsearch would hold.
+//! - [`scan`]: the rules over raw CloudTrail files with no Elasticsearch (`rule-runner scan`):
+//!   parallel, streaming, alerts built exactly as the service builds them.
 //! - [`alert`]: Kibana-compatible alert documents with deterministic ids, shared by both modes.
 //! - [`engine`]: the run logic, independent of Elasticsearch: windows, gaps, dedup, the
 //!   `max_signals` cap, scheduling, state; it talks to the world through [`engine::ports`].
@@ -24,3 +26,4 @@ pub mod engine;
 pub mod kql;
 pub mod ops;
 pub mod rule;
+pub mod scan;

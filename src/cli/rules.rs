@@ -9,7 +9,8 @@ use clap::{Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
 use crate::rule::examples::{Expect, run_examples};
-use crate::rule::{LoadReport, ProblemKind, load_paths, ndjson, shipped_rules};
+use crate::rule::time::humanize_look_back;
+use crate::rule::{LoadReport, ProblemKind, RuleStatus, load_paths, ndjson, shipped_rules};
 
 #[derive(Debug, clap::Args)]
 pub struct RulesArgs {
@@ -70,11 +71,22 @@ pub enum ExportFormat {
 }
 
 pub fn run(args: RulesArgs) -> anyhow::Result<ExitCode> {
-    match args.command {
+    let result = match args.command {
         RulesCommand::List(args) => list(&args),
         RulesCommand::Validate(args) => validate(&args),
         RulesCommand::Test(args) => test(&args),
         RulesCommand::Export(args) => export(&args),
+    };
+    // `rules list | head` closes the pipe early: that is the reader's choice, not a failure.
+    match result {
+        Err(err)
+            if err
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            Ok(ExitCode::SUCCESS)
+        }
+        other => other,
     }
 }
 
@@ -125,11 +137,14 @@ fn list_rows(report: &LoadReport) -> Vec<Value> {
         .map(|loaded| {
             let rule = &loaded.rule;
             let reason = match &loaded.status {
-                crate::rule::RuleStatus::Runnable => None,
-                crate::rule::RuleStatus::Unsupported(why) | crate::rule::RuleStatus::Error(why) => {
-                    Some(why.clone())
-                }
+                RuleStatus::Runnable => None,
+                RuleStatus::Unsupported(why) | RuleStatus::Error(why) => Some(why.clone()),
             };
+            let look_back = rule
+                .timing()
+                .ok()
+                .and_then(|t| t.additional_look_back())
+                .map(humanize_look_back);
             json!({
                 "rule_id": rule.rule_id,
                 "name": rule.name,
@@ -140,7 +155,9 @@ fn list_rows(report: &LoadReport) -> Vec<Value> {
                 "interval": rule.interval,
                 "from": rule.from,
                 "to": rule.to,
+                "additional_look_back": look_back,
                 "index": rule.index,
+                "enabled": rule.enabled,
                 "status": loaded.status.label(),
                 "reason": reason,
                 "file": loaded.origin.path.display().to_string(),

@@ -296,7 +296,7 @@ fn build(json: &Obj, original: Option<String>, opts: &NormalizeOptions) -> Value
         doc.set("source.address", address.to_json());
         // grok `^%{IP:source.ip}$`: only a whole IPv4 or IPv6 literal.
         if let Some(text) = address.as_str()
-            && text.parse::<std::net::IpAddr>().is_ok()
+            && grok_ip(text)
         {
             doc.set("source.ip", Value::String(text.to_string()));
         }
@@ -418,6 +418,22 @@ fn build(json: &Obj, original: Option<String>, opts: &NormalizeOptions) -> Value
         );
     }
     Value::Object(doc.0)
+}
+
+/// Grok's `IP` pattern: an IPv6 literal (optionally with a `%zone`) or an IPv4 literal whose
+/// octets may carry leading zeros (`035.1.2.3`), which Rust's parser refuses.
+fn grok_ip(text: &str) -> bool {
+    let v6 = text.split_once('%').map_or(text, |(addr, _)| addr);
+    if text.parse::<std::net::IpAddr>().is_ok() || v6.parse::<std::net::Ipv6Addr>().is_ok() {
+        return true;
+    }
+    let octets: Vec<&str> = text.split('.').collect();
+    octets.len() == 4
+        && octets.iter().all(|o| {
+            (1..=3).contains(&o.len())
+                && o.bytes().all(|b| b.is_ascii_digit())
+                && o.parse::<u16>().is_ok_and(|n| n <= 255)
+        })
 }
 
 /// `resources`: `ARN` → `arn`, `accountId` → `account_id`, de-duplicated on

@@ -3,6 +3,12 @@
 //! - [`config`]: connection and service configuration (file, environment, flags).
 //! - [`client`]: the client built from it, with retries and readable errors ([`error`]).
 //! - [`templates`]: the index templates under `mappings/`, installed by `setup`, checked by `run`.
+//! - [`source`]: the engine's [`EventSource`](crate::engine::EventSource): a rule's window,
+//!   searched as Kibana searches it, paged through a point in time.
+//! - [`sink`]: the [`AlertSink`](crate::engine::AlertSink): existing-id lookup, bulk `create`,
+//!   dead letters.
+//! - [`state`]: the [`StateStore`](crate::engine::StateStore): rule state and the execution
+//!   log. [`status`]: what `rule-runner status` reads besides.
 
 pub mod client;
 pub mod config;
@@ -10,12 +16,13 @@ pub mod error;
 pub mod sink;
 pub mod source;
 pub mod state;
+pub mod status;
 pub mod templates;
 
 pub use client::{Body, Call, ClusterInfo, EsClient, Reply};
 pub use config::{
     Auth, ConfigError, ConnectionConfig, ConnectionFlags, IndexNames, RetryPolicy, Secret,
-    ServiceConfig, ServiceSettings,
+    ServiceConfig,
 };
 pub use error::EsError;
 pub use sink::EsAlertSink;

@@ -26,25 +26,6 @@ impl EsStateStore {
         }
     }
 
-    /// Every rule's state (for `status`), ordered by rule id.
-    pub async fn all(&self) -> Result<Vec<RuleState>, EsError> {
-        let call = Call::new(
-            format!("read rule states from `{}`", self.state_index),
-            Method::Post,
-            format!("/{}/_search", path_segment(&self.state_index)),
-        )
-        .json(json!({
-            "size": 10000,
-            "query": {"match_all": {}},
-            "sort": [{"rule_id": {"order": "asc", "unmapped_type": "keyword"}}]
-        }));
-        let body = self.client.send_ok(&call).await?;
-        hits(&body)
-            .iter()
-            .map(|hit| parse_state(&call.what, hit.get("_source").unwrap_or(&Value::Null)))
-            .collect()
-    }
-
     /// The newest execution record of each rule (for `status`).
     pub async fn last_executions(&self) -> Result<Vec<Value>, EsError> {
         let call = Call::new(
@@ -73,13 +54,6 @@ impl EsStateStore {
             .filter_map(|b| b.pointer("/last/hits/hits/0/_source").cloned())
             .collect())
     }
-}
-
-fn hits(body: &Value) -> Vec<Value> {
-    body.pointer("/hits/hits")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default()
 }
 
 fn parse_state(what: &str, source: &Value) -> Result<RuleState, EsError> {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use super::matcher::MatcherError;
 use super::model::Rule;
 use super::{filters, ndjson, toml};
 use crate::kql::Query;
@@ -180,6 +181,19 @@ impl ParsedRule {
     fn line_of(&self, field: &str) -> usize {
         self.field_lines.get(field).copied().unwrap_or(self.line)
     }
+
+    /// The file line a KQL syntax error points at, when the format keeps the query's lines.
+    fn query_error_line(&self, err: &MatcherError) -> usize {
+        let text_start = self.field_lines.get(&format!("query{}", toml::BODY));
+        match (err, text_start, self.rule.query.as_deref()) {
+            (MatcherError::Query { error, .. }, Some(start), Some(query)) => {
+                let offset = error.offset.min(query.len());
+                let before = query.get(..offset).unwrap_or(query);
+                start + before.matches('\n').count()
+            }
+            _ => self.line_of("query"),
+        }
+    }
 }
 
 /// What a parser found in one file.
@@ -232,10 +246,10 @@ pub fn load_paths<P: AsRef<Path>>(paths: &[P]) -> LoadReport {
         let path = path.as_ref();
         if path.is_dir() {
             let mut files = Vec::new();
-            let mut seen = HashSet::new();
-            if let Err(message) = collect_rule_files(path, &mut files, &mut seen) {
-                report.error(path, None, message);
-                continue;
+            let mut unreadable = Vec::new();
+            collect_rule_files(path, &mut files, &mut HashSet::new(), &mut unreadable);
+            for (dir, message) in unreadable {
+                report.error(&dir, None, message);
             }
             if files.is_empty() {
                 report.error(
@@ -247,6 +261,12 @@ pub fn load_paths<P: AsRef<Path>>(paths: &[P]) -> LoadReport {
             for file in files {
                 load_file_into(&file, &mut report);
             }
+        } else if path.to_string_lossy().ends_with(EXAMPLES_SUFFIX) {
+            report.files += 1;
+            let message = "this is an example-event file for `rules test`, not a rule file: \
+                           give the rule file or its directory"
+                .to_owned();
+            report.error(path, None, message);
         } else if path.exists() {
             load_file_into(path, &mut report);
         } else {
@@ -257,19 +277,30 @@ pub fn load_paths<P: AsRef<Path>>(paths: &[P]) -> LoadReport {
     report
 }
 
+/// Rule files under `dir`, in path order; directories that cannot be read are collected in
+/// `unreadable` and skipped.
 fn collect_rule_files(
     dir: &Path,
     files: &mut Vec<PathBuf>,
     seen: &mut HashSet<PathBuf>,
-) -> Result<(), String> {
-    // A symlink cycle would otherwise recurse forever.
-    let canonical = dir
-        .canonicalize()
-        .map_err(|e| format!("cannot read directory: {e}"))?;
-    if !seen.insert(canonical) {
-        return Ok(());
-    }
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot read directory: {e}"))?;
+    unreadable: &mut Vec<(PathBuf, String)>,
+) {
+    let listing = dir.canonicalize().and_then(|canonical| {
+        // A symlink cycle would otherwise recurse forever.
+        if seen.insert(canonical) {
+            std::fs::read_dir(dir).map(Some)
+        } else {
+            Ok(None)
+        }
+    });
+    let entries = match listing {
+        Ok(Some(entries)) => entries,
+        Ok(None) => return,
+        Err(err) => {
+            unreadable.push((dir.to_owned(), format!("cannot read directory: {err}")));
+            return;
+        }
+    };
     let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
     paths.sort();
     for path in paths {
@@ -278,12 +309,11 @@ fn collect_rule_files(
             continue;
         }
         if path.is_dir() {
-            collect_rule_files(&path, files, seen)?;
+            collect_rule_files(&path, files, seen, unreadable);
         } else if is_rule_file_name(name) {
             files.push(path);
         }
     }
-    Ok(())
 }
 
 /// Whether a directory entry holds rules: `*.toml` or `*.ndjson`, but not example events.
@@ -327,6 +357,8 @@ pub(super) fn load_bytes_into(path: &Path, bytes: &[u8], report: &mut LoadReport
             return;
         }
     };
+    // Editors on Windows may start a file with a byte-order mark; neither format allows one.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let is_toml = match path.extension().and_then(|e| e.to_str()) {
         Some("toml") => true,
         Some("ndjson" | "json") => false,
@@ -362,11 +394,11 @@ pub(super) fn load_bytes_into(path: &Path, bytes: &[u8], report: &mut LoadReport
 fn validate(path: &Path, parsed: ParsedRule) -> (LoadedRule, Vec<Problem>) {
     let rule = &parsed.rule;
     let mut problems = Vec::new();
-    let mut report = |kind: ProblemKind, field: &str, message: String| {
+    let mut report = |kind: ProblemKind, line: usize, message: String| {
         problems.push(Problem {
             origin: Origin {
                 path: path.to_owned(),
-                line: Some(parsed.line_of(field)),
+                line: Some(line),
             },
             rule: Some(rule.name.clone()),
             kind,
@@ -375,39 +407,72 @@ fn validate(path: &Path, parsed: ParsedRule) -> (LoadedRule, Vec<Problem>) {
     };
     let error = ProblemKind::Error;
     if rule.rule_id.trim().is_empty() {
-        report(error, "rule_id", "`rule_id` is empty".to_owned());
+        report(
+            error,
+            parsed.line_of("rule_id"),
+            "`rule_id` is empty".to_owned(),
+        );
     }
     if rule.risk_score > 100 {
         let message = format!("`risk_score` is {}; it must be 0 to 100", rule.risk_score);
-        report(error, "risk_score", message);
+        report(error, parsed.line_of("risk_score"), message);
     }
     if rule.max_signals == 0 {
         let message = "`max_signals` is 0; it must be at least 1".to_owned();
-        report(error, "max_signals", message);
+        report(error, parsed.line_of("max_signals"), message);
     }
-    if let Err((field, err)) = rule.timing() {
-        report(error, field.name(), format!("`{}`: {err}", field.name()));
+    match rule.timing() {
+        Err((field, err)) => {
+            let message = format!("`{}`: {err}", field.name());
+            report(error, parsed.line_of(field.name()), message);
+        }
+        Ok(timing) => {
+            if let Some(message) = timing.inverted_at(chrono::Utc::now()) {
+                report(error, parsed.line_of("from"), message);
+            }
+            if let Some(message) = timing.gap_warning() {
+                report(ProblemKind::Warning, parsed.line_of("from"), message);
+            }
+        }
     }
     let unsupported = unsupported_reason(rule);
     let mut query = None;
     if unsupported.is_none() {
         match rule.kql_query() {
             Ok(parsed) => query = Some(Arc::new(parsed)),
-            Err(err) => report(error, "query", err.to_string()),
+            Err(err) => report(error, parsed.query_error_line(&err), err.to_string()),
         }
     }
     match filters::es_clauses(&rule.filters) {
-        Err(err) => report(error, "filters", format!("`filters`: {err}")),
+        Err(err) => report(
+            error,
+            parsed.line_of("filters"),
+            format!("`filters`: {err}"),
+        ),
         Ok(clauses) => {
             if let (None, Err(err)) = (&unsupported, clauses.to_kql()) {
                 let message = format!("{err}: `scan` and `rules test` skip this rule");
-                report(ProblemKind::Warning, "filters", message);
+                report(ProblemKind::Warning, parsed.line_of("filters"), message);
             }
         }
     }
+    if unsupported.is_none() && rule.index.is_empty() {
+        let message = match rule.extra.get("data_view_id").and_then(Value::as_str) {
+            Some(view) => format!(
+                "the rule searches Kibana data view `{view}`, which rule-runner cannot resolve: \
+                 list its index patterns in `index`"
+            ),
+            None => "the rule names no index patterns: set `index` (e.g. [\"logs-*\"])".to_owned(),
+        };
+        report(ProblemKind::Warning, parsed.line_of("index"), message);
+    }
     if !rule.extra.get("exceptions_list").is_none_or(is_empty_value) {
         let message = "the rule references exception lists, which rule-runner does not apply";
-        report(ProblemKind::Warning, "exceptions_list", message.to_owned());
+        report(
+            ProblemKind::Warning,
+            parsed.line_of("exceptions_list"),
+            message.to_owned(),
+        );
     }
     let first_error = problems
         .iter()
@@ -453,18 +518,19 @@ pub(super) fn is_empty_value(value: &Value) -> bool {
 
 /// Why rule-runner will not run this rule, or `None` for a KQL query rule.
 pub fn unsupported_reason(rule: &Rule) -> Option<String> {
+    if rule.is_kql_query_rule() {
+        return None;
+    }
     if rule.rule_type != "query" {
         return Some(format!(
             "rule type `{}` is not run by rule-runner (it runs KQL `query` rules)",
             rule.rule_type
         ));
     }
-    match rule.language.as_deref() {
-        None | Some("kuery") => None,
-        Some(other) => Some(format!(
-            "query language `{other}` is not run by rule-runner (it runs KQL, `kuery`)"
-        )),
-    }
+    let language = rule.language.as_deref().unwrap_or_default();
+    Some(format!(
+        "query language `{language}` is not run by rule-runner (it runs KQL, `kuery`)"
+    ))
 }
 
 /// Two rules with one `rule_id` would share alert ids and state: the later one is an error.

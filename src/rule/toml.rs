@@ -34,10 +34,11 @@ pub(super) fn parse(text: &str) -> ParsedFile {
         .map(str::to_owned);
     let field_lines = rule_field_lines(text);
     let header = field_lines.get("").copied().unwrap_or(1);
-    let params: Map<String, Json> = rule_table
+    let mut params: Map<String, Json> = rule_table
         .iter()
         .map(|(key, value)| (key.clone(), to_json(value)))
         .collect();
+    kibana_new_terms(&mut params);
     match rule_from_params(params) {
         Ok(rule) => out.rules.push(ParsedRule {
             line: header,
@@ -59,6 +60,32 @@ pub(super) fn parse(text: &str) -> ParsedFile {
     out
 }
 
+/// detection-rules writes a new-terms rule's parameters as `[rule.new_terms]` with
+/// `field`/`value` pairs; Kibana's API (and so its import) takes `new_terms_fields` and
+/// `history_window_start`. Rewritten as Elastic's own tooling does when it builds Kibana rules.
+fn kibana_new_terms(params: &mut Map<String, Json>) {
+    let Some(Json::Object(new_terms)) = params.get("new_terms") else {
+        return;
+    };
+    if new_terms.get("field").and_then(Json::as_str) != Some("new_terms_fields") {
+        return;
+    }
+    let fields = new_terms.get("value").cloned();
+    let window = new_terms
+        .get("history_window_start")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+        .find(|entry| entry.get("field").and_then(Json::as_str) == Some("history_window_start"))
+        .and_then(|entry| entry.get("value").cloned());
+    let (Some(fields), Some(window)) = (fields, window) else {
+        return;
+    };
+    params.remove("new_terms");
+    params.insert("new_terms_fields".to_owned(), fields);
+    params.insert("history_window_start".to_owned(), window);
+}
+
 /// 1-based line of a byte offset.
 pub(super) fn line_at(text: &str, offset: usize) -> usize {
     let offset = offset.min(text.len());
@@ -68,6 +95,9 @@ pub(super) fn line_at(text: &str, offset: usize) -> usize {
         .count()
         + 1
 }
+
+/// Suffix of the `field_lines` key that gives the line a string field's text starts on.
+pub(super) const BODY: &str = "@text";
 
 /// The line of each key of the `[rule]` table (sub-tables such as `[[rule.threat]]` count as
 /// their key), and of the `[rule]` header itself under the empty key.
@@ -102,16 +132,23 @@ fn rule_field_lines(text: &str) -> HashMap<String, usize> {
             continue;
         };
         let value = value.trim_start();
+        // Where the string's text starts: a block string drops the newline after its opening
+        // delimiter, so its text starts on the next line.
+        let mut body = number;
         for delimiter in ["\"\"\"", "'''"] {
             if let Some(rest) = value.strip_prefix(delimiter) {
                 if !rest.contains(delimiter) {
                     open_string = Some(delimiter);
+                }
+                if rest.trim().is_empty() {
+                    body = number + 1;
                 }
             }
         }
         if in_rule {
             let key = key.trim().trim_matches('"');
             lines.entry(key.to_owned()).or_insert(number);
+            lines.entry(format!("{key}{BODY}")).or_insert(body);
         }
     }
     lines
@@ -189,6 +226,8 @@ field_names = ["a"]
         assert!(!lines.contains_key("with key"));
         assert_eq!(lines["name"], 10);
         assert_eq!(lines["query"], 15);
+        assert_eq!(lines["query@text"], 16);
+        assert_eq!(lines["name@text"], 10);
         assert_eq!(lines["threat"], 19);
         assert_eq!(lines["investigation_fields"], 27);
     }

@@ -142,12 +142,23 @@ fn every_elastic_aws_rule_loads_with_the_right_status() {
         .filter(|p| p.kind == ProblemKind::Unsupported)
         .count();
     assert_eq!(unsupported, 109);
-    // Unknown keys are kept, e.g. `[rule.investigation_fields]` and `[rule.new_terms]`.
+    // Unknown keys are kept, e.g. `[rule.investigation_fields]`; `[rule.new_terms]` becomes
+    // Kibana's `new_terms_fields` and `history_window_start`.
+    let new_terms = report
+        .rules
+        .iter()
+        .find(|r| r.rule.rule_type == "new_terms")
+        .unwrap();
     assert!(
-        report
-            .rules
-            .iter()
-            .any(|r| r.rule.extra.contains_key("new_terms"))
+        new_terms.rule.extra["new_terms_fields"].is_array(),
+        "{:?}",
+        new_terms.rule.extra
+    );
+    assert!(
+        new_terms.rule.extra["history_window_start"]
+            .as_str()
+            .unwrap()
+            .starts_with("now-")
     );
     assert!(
         report
@@ -222,6 +233,10 @@ fn empty_and_missing_paths_are_reported() {
     assert!(only_problem(&report).contains("/nonexistent/rules: no such file or directory"));
     let report = load_bytes(Path::new("empty.toml"), b"");
     assert!(only_problem(&report).contains("empty.toml"));
+    let examples =
+        repo("rules/aws/execution_lambda_external_layer_added_to_function.events.ndjson");
+    let report = load_paths(&[examples]);
+    assert!(only_problem(&report).contains("example-event file for `rules test`"));
 }
 
 #[test]
@@ -263,6 +278,16 @@ fn cli_list_and_validate() {
     assert!(text.starts_with("ID "), "{text}");
     assert!(text.contains(LAYER_ID) && text.contains(PUBLIC_ID));
     assert!(text.contains("2 rules in 2 files: 2 runnable"), "{text}");
+
+    let out = run_cli(&["rules", "list", "--format", "json"]);
+    assert_exit!(out, 0);
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows.len(), 2);
+    for row in &rows {
+        assert_eq!(row["additional_look_back"], "50m");
+        assert_eq!(row["status"], "runnable");
+        assert!(row["file"].as_str().unwrap().starts_with("<built-in>/aws/"));
+    }
 
     let out = run_cli(&["rules", "list", "--format", "json", "tests/data/rules/bad"]);
     assert_exit!(out, 0);
@@ -385,7 +410,7 @@ fn invalid_kql_is_reported_with_its_caret() {
     let problem = only_problem(&report);
     assert!(
         problem.starts_with(&format!(
-            "{}:9: Invalid KQL: `query` is not valid KQL",
+            "{}:11: Invalid KQL: `query` is not valid KQL",
             data("rules/bad/invalid_kql.toml").display()
         )),
         "{problem}"
@@ -410,4 +435,164 @@ fn every_elastic_aws_rule_survives_the_ndjson_round_trip() {
         assert_eq!(before.rule, after.rule);
         assert_eq!(before.status, after.status, "{}", before.rule.name);
     }
+}
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+    use rule_runner::rule::{DateMath, parse_interval};
+
+    const SHIPPED: &str = include_str!(
+        "../../rules/aws/persistence_lambda_backdoor_invoke_function_for_any_principal.toml"
+    );
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            for name in ["x.toml", "x.ndjson", "x"] {
+                let report = load_bytes(Path::new(name), &bytes);
+                prop_assert!(report.files == 1);
+            }
+        }
+
+        #[test]
+        fn on_a_damaged_rule(at in 0usize..SHIPPED.len(), junk in "[\\[\\]={}'\"a-z0-9\\n ]{0,12}", cut in any::<bool>()) {
+            let at = (0..=at).rev().find(|i| SHIPPED.is_char_boundary(*i)).unwrap_or(0);
+            let text = if cut {
+                SHIPPED[..at].to_owned()
+            } else {
+                format!("{}{junk}{}", &SHIPPED[..at], &SHIPPED[at..])
+            };
+            let report = load_bytes(Path::new("damaged.toml"), text.as_bytes());
+            // Whatever happened, it is either a rule or a located problem.
+            prop_assert!(!report.rules.is_empty() || report.has_errors());
+        }
+
+        #[test]
+        fn on_arbitrary_time_expressions(text in "(now)?[-+/0-9a-zA-Z|:.]{0,16}") {
+            let _ = parse_interval(&text);
+            if let Ok(math) = DateMath::parse(&text) {
+                let _ = math.resolve(chrono::Utc::now());
+            }
+        }
+    }
+}
+
+#[test]
+fn warnings_do_not_stop_a_rule() {
+    let line = br#"{"rule_id":"w","name":"Data view rule","type":"query","query":"a: b","risk_score":21,"severity":"low","data_view_id":"security-solution-default","exceptions_list":[{"list_id":"l","type":"detection"}]}"#;
+    let report = load_bytes(Path::new("view.ndjson"), line);
+    assert!(report.rules[0].is_runnable());
+    let warnings: Vec<String> = report.problems.iter().map(ToString::to_string).collect();
+    assert_eq!(warnings.len(), 2, "{warnings:#?}");
+    assert!(warnings[0].contains("view.ndjson:1: Data view rule: warning: the rule searches Kibana data view `security-solution-default`"));
+    assert!(warnings[1].contains("exception lists"));
+}
+
+#[test]
+fn examples_of_a_multi_rule_export_name_their_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = load_paths(&[repo("rules")]);
+    let rules: Vec<_> = shipped.rules.iter().map(|l| l.rule.as_ref()).collect();
+    let export = dir.path().join("lambda.ndjson");
+    std::fs::write(&export, rule_runner::rule::ndjson::export(&rules).unwrap()).unwrap();
+    let mut lines = Vec::new();
+    for (file, id) in [
+        (
+            "execution_lambda_external_layer_added_to_function.events.ndjson",
+            LAYER_ID,
+        ),
+        (
+            "persistence_lambda_backdoor_invoke_function_for_any_principal.events.ndjson",
+            PUBLIC_ID,
+        ),
+    ] {
+        for line in std::fs::read_to_string(repo("rules/aws").join(file))
+            .unwrap()
+            .lines()
+        {
+            let mut example: serde_json::Value = serde_json::from_str(line).unwrap();
+            example["rule_id"] = id.into();
+            lines.push(example.to_string());
+        }
+    }
+    // One example without a rule_id: ambiguous in a file of two rules.
+    lines.push(r#"{"expect":"alert","event":{}}"#.to_owned());
+    std::fs::write(dir.path().join("lambda.events.ndjson"), lines.join("\n")).unwrap();
+
+    let tests = run_examples(&load_paths(&[&export]));
+    assert_eq!(tests.results.len(), 11);
+    assert_eq!(tests.failed(), 0);
+    assert_eq!(tests.problems.len(), 1, "{:#?}", tests.problems);
+    assert_eq!(tests.problems[0].0.line, Some(12));
+    assert!(
+        tests.problems[0]
+            .1
+            .contains("holds 2 rules: say which one with `rule_id`")
+    );
+}
+
+#[test]
+fn byte_order_marks_crlf_and_missing_fields() {
+    let shipped = std::fs::read_to_string(repo(
+        "rules/aws/execution_lambda_external_layer_added_to_function.toml",
+    ))
+    .unwrap();
+    let windows = format!("\u{feff}{}", shipped.replace('\n', "\r\n"));
+    let report = load_bytes(Path::new("windows.toml"), windows.as_bytes());
+    assert!(report.problems.is_empty(), "{:#?}", report.problems);
+    assert_eq!(report.rules[0].rule.rule_id, LAYER_ID);
+
+    let no_id = shipped.replace("rule_id = \"7d091a76-0737-11ef-8469-f661ea17fbcc\"\n", "");
+    let report = load_bytes(Path::new("no_id.toml"), no_id.as_bytes());
+    let problem = only_problem(&report);
+    assert!(
+        problem.contains("no_id.toml:11: AWS Lambda Layer Added to Existing Function: in `[rule]`: missing field `rule_id`"),
+        "{problem}"
+    );
+
+    let line = b"\xef\xbb\xbf{\"rule_id\":\"x\",\"type\":\"query\",\"query\":\"a:b\",\"risk_score\":1,\"severity\":\"low\"}\n";
+    let report = load_bytes(Path::new("no_name.ndjson"), line);
+    assert!(only_problem(&report).contains("no_name.ndjson:1: missing field `name`"));
+}
+
+#[test]
+fn toml_filters_reach_the_dsl_and_the_in_memory_matcher() {
+    let dir = data("rules/filters");
+    let report = load_paths(&[&dir]);
+    assert!(report.problems.is_empty(), "{:#?}", report.problems);
+    let rule = &report.rules[0].rule;
+    let clauses = rule_runner::rule::filters::es_clauses(&rule.filters).unwrap();
+    assert_eq!(
+        clauses.filter,
+        [serde_json::json!({"match_phrase": {"event.outcome": "success"}})]
+    );
+    assert_eq!(
+        clauses.must_not,
+        [serde_json::json!({"match_phrase": {"user.name": "deploy-bot"}})]
+    );
+    let tests = run_examples(&report);
+    assert!(tests.is_success(), "{tests:#?}");
+    assert_eq!(tests.results.len(), 3);
+}
+
+#[test]
+fn windows_that_cannot_work_are_reported() {
+    let shipped = std::fs::read_to_string(repo(
+        "rules/aws/execution_lambda_external_layer_added_to_function.toml",
+    ))
+    .unwrap();
+    let inverted = shipped.replace("from = \"now-60m\"", "from = \"now+1h\"");
+    let report = load_bytes(Path::new("inverted.toml"), inverted.as_bytes());
+    let problem = only_problem(&report);
+    assert!(problem.contains("inverted.toml:20: AWS Lambda Layer Added to Existing Function: `from` (`now+1h`) comes after `to` (`now`)"), "{problem}");
+
+    let short = shipped.replace("from = \"now-60m\"", "from = \"now-5m\"");
+    let report = load_bytes(Path::new("short.toml"), short.as_bytes());
+    assert!(!report.has_errors());
+    assert!(report.rules[0].is_runnable());
+    let warning = report.problems[0].to_string();
+    assert!(warning.contains("short.toml:20: AWS Lambda Layer Added to Existing Function: warning: the window `now-5m`..`now` (5m) is shorter than the interval (10m)"), "{warning}");
 }

@@ -48,3 +48,23 @@ macro_rules! assert_exit {
         );
     }};
 }
+
+/// Run `rule-runner` with `args`, feeding `stdin`; returns the output.
+pub fn run_cli_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = rule_runner()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the rule-runner binary runs");
+    if let Some(mut input) = child.stdin.take() {
+        // The command may exit before reading everything (that is its business).
+        let _ = input.write_all(stdin);
+    }
+    child
+        .wait_with_output()
+        .expect("the rule-runner binary runs")
+}

@@ -49,9 +49,9 @@ request_timeout = "45s"
 [indices]
 alerts = "my-alerts"
 
-[service]
+[engine]
 space_id = "security"
-concurrency = 2
+max_concurrent_runs = 2
 run_timeout = "2m"
 max_catch_up = "6h"
 cron = "0 */10 * * * *"
@@ -73,10 +73,7 @@ fn defaults_without_file_env_or_flags() {
     assert_eq!(config.indices.state, "rule-runner-state");
     assert_eq!(config.indices.executions, "rule-runner-executions");
     assert_eq!(config.indices.dead_letter, "rule-runner-dead-letter");
-    assert_eq!(config.service.space_id, "default");
-    assert_eq!(config.service.run_timeout, Duration::from_secs(300));
-    assert_eq!(config.service.max_catch_up, Duration::from_secs(86400));
-    assert_eq!(config.service.cron, None);
+    assert_eq!(config.engine, rule_runner::engine::EngineConfig::default());
     assert_eq!(config.retry.max_attempts, 5);
 }
 
@@ -106,11 +103,11 @@ fn the_file_sets_everything_and_relative_paths_follow_it() {
         config.indices.state, "rule-runner-state",
         "unnamed keys keep defaults"
     );
-    assert_eq!(config.service.space_id, "security");
-    assert_eq!(config.service.concurrency, 2);
-    assert_eq!(config.service.run_timeout, Duration::from_secs(120));
-    assert_eq!(config.service.max_catch_up, Duration::from_secs(6 * 3600));
-    assert_eq!(config.service.cron.as_deref(), Some("0 */10 * * * *"));
+    assert_eq!(config.engine.space_id, "security");
+    assert_eq!(config.engine.max_concurrent_runs, 2);
+    assert_eq!(config.engine.run_timeout, Duration::from_secs(120));
+    assert_eq!(config.engine.max_catch_up, Duration::from_secs(6 * 3600));
+    assert_eq!(config.engine.cron.as_deref(), Some("0 */10 * * * *"));
     assert_eq!(config.retry.max_attempts, 2);
     assert_eq!(config.retry.initial_backoff, Duration::from_millis(10));
     assert_eq!(config.source_file, Some(path));
@@ -239,13 +236,18 @@ fn file_errors_name_the_file_and_the_field() {
     assert!(err.contains("unknown field `url`"), "{err}");
     assert!(err.contains("line 2"), "{err}");
 
-    let (err, _) = file_error(&dir, "[service]\nrun_timeout = \"five minutes\"\n");
+    let (err, _) = file_error(&dir, "[engine]\nrun_timeout = \"five minutes\"\n");
     assert!(
-        err.contains("run_timeout") && err.contains("not a duration"),
+        err.contains("run_timeout") && err.contains("invalid duration"),
         "{err}"
     );
-    let (err, _) = file_error(&dir, "[service]\ncron = \"every ten minutes\"\n");
-    assert!(err.contains("service.cron"), "{err}");
+    let (err, _) = file_error(&dir, "[engine]\ncron = \"every ten minutes\"\n");
+    assert!(err.contains("[engine]") && err.contains("cron"), "{err}");
+    let (err, _) = file_error(&dir, "[retry]\ninitial_backoff = \"soon\"\n");
+    assert!(
+        err.contains("initial_backoff") && err.contains("not a duration"),
+        "{err}"
+    );
     let (err, _) = file_error(&dir, "[indices]\nalerts = \"Alerts*\"\n");
     assert!(err.contains("indices.alerts"), "{err}");
 
@@ -274,7 +276,7 @@ fn the_example_config_is_valid_and_states_the_defaults() {
     let defaults = ServiceConfig::resolve(&ConnectionFlags::default(), &env(&[])).unwrap();
     assert_eq!(config.connection, defaults.connection);
     assert_eq!(config.indices, defaults.indices);
-    assert_eq!(config.service, defaults.service);
+    assert_eq!(config.engine, defaults.engine);
     assert_eq!(config.retry, defaults.retry);
 }
 

@@ -3,8 +3,12 @@
 //! Tests against a real cluster live in `real_cluster` and run only when
 //! `ELASTICSEARCH_URL` is set.
 
+mod bodies;
+mod cli;
 mod config;
+mod mapping;
 mod mock;
+mod real_cluster;
 mod setup;
 mod sink;
 mod source;

@@ -1,17 +1,18 @@
-//! The event source against a mock cluster: the exact search bodies of both shipped rules
-//! (compared with `kibana-detection-engine.md` §5 and `kql.md` §11), `_field_caps`, point in
-//! time open/close, paging, missing indices, shard failures.
+//! The event source against a mock cluster: `_field_caps`, point in time open/close, paging,
+//! missing indices, shard failures, retries and timeouts. Shared fixtures for the other
+//! modules (the shipped rules, a window, realistic replies) live here too.
 
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
-use rule_runner::elasticsearch::source::{EsEventSource, compile, request};
-use rule_runner::engine::{EventSource, PortError, RuleWindow, WindowQuery};
+use rule_runner::elasticsearch::source::EsEventSource;
+use rule_runner::engine::{EventHit, EventSource, PortError, RuleWindow, WindowQuery};
 use rule_runner::rule::{Rule, shipped_rules};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use super::bodies::{fields_and_sort, kibana_first_page, public_invocation_kql};
 use super::mock::{body_json, client_for, es_error};
 
 pub const LAYER_ADDED: &str = "7d091a76-0737-11ef-8469-f661ea17fbcc";
@@ -61,150 +62,6 @@ pub fn field_caps_reply() -> Value {
             "@timestamp": {"date": caps("date")}
         }
     })
-}
-
-fn reduced_types() -> Value {
-    rule_runner::elasticsearch::source::field_caps::reduce(
-        &field_caps_reply(),
-        &["event.ingested", "@timestamp"],
-    )
-    .field_types
-}
-
-fn time_filter() -> Value {
-    json!({ "bool": { "minimum_should_match": 1, "should": [
-      { "range": { "event.ingested": { "gte": "2025-01-01T11:00:00.000Z", "lte": "2025-01-01T12:00:00.000Z", "format": "strict_date_optional_time" } } },
-      { "bool": { "filter": [
-        { "range": { "@timestamp": { "gte": "2025-01-01T11:00:00.000Z", "lte": "2025-01-01T12:00:00.000Z", "format": "strict_date_optional_time" } } },
-        { "bool": { "must_not": { "exists": { "field": "event.ingested" } } } } ] } } ] } })
-}
-
-fn fields_and_sort() -> (Value, Value) {
-    (
-        json!([ { "field": "*", "include_unmapped": true },
-                { "field": "event.ingested", "format": "strict_date_optional_time" },
-                { "field": "@timestamp", "format": "strict_date_optional_time" } ]),
-        json!([ { "event.ingested": { "order": "asc", "unmapped_type": "date" } },
-                { "@timestamp": { "order": "asc", "unmapped_type": "date" } } ]),
-    )
-}
-
-fn should(clause: Value) -> Value {
-    json!({ "bool": { "should": [clause], "minimum_should_match": 1 } })
-}
-
-/// The Public Invocation rule's KQL part, as in §5.2 of the detection-engine doc.
-fn public_invocation_kql() -> Value {
-    json!({ "bool": { "filter": [
-        should(json!({ "match": { "event.dataset": "aws.cloudtrail" } })),
-        should(json!({ "term": { "event.provider": { "value": "lambda.amazonaws.com" } } })),
-        should(json!({ "term": { "event.outcome": { "value": "success" } } })),
-        should(json!({ "wildcard": { "event.action": { "value": "AddPermission*" } } })),
-        { "bool": { "filter": [
-            should(json!({ "wildcard": { "aws.cloudtrail.request_parameters": { "value": "*lambda\\:InvokeFunction*" } } })),
-            should(json!({ "wildcard": { "aws.cloudtrail.request_parameters": { "value": "*principal\\=\\**" } } }))
-        ] } }
-    ] } })
-}
-
-/// The Layer Added rule's KQL part: `kql.md` §11 scenario C, with the shipped rule's
-/// `UpdateFunctionConfiguration*` (a wildcard, see the rule file) in place of the seed's
-/// exact value.
-fn layer_added_kql() -> Value {
-    json!({ "bool": { "filter": [
-        should(json!({ "match": { "event.dataset": "aws.cloudtrail" } })),
-        should(json!({ "term": { "event.provider": { "value": "lambda.amazonaws.com" } } })),
-        should(json!({ "term": { "event.outcome": { "value": "success" } } })),
-        { "bool": { "should": [
-            should(json!({ "wildcard": { "event.action": { "value": "PublishLayerVersion*" } } })),
-            should(json!({ "wildcard": { "event.action": { "value": "UpdateFunctionConfiguration*" } } }))
-        ], "minimum_should_match": 1 } }
-    ] } })
-}
-
-/// The §5.2 first-page body around a KQL translation.
-fn kibana_first_page(kql: Value) -> Value {
-    let (fields, sort) = fields_and_sort();
-    json!({
-      "allow_no_indices": true,
-      "index": ["filebeat-*", "logs-aws.cloudtrail-*"],
-      "ignore_unavailable": true,
-      "size": 100,
-      "query": { "bool": { "filter": [
-        { "bool": { "must": [], "filter": [kql], "should": [], "must_not": [] } },
-        time_filter()
-      ] } },
-      "fields": fields,
-      "sort": sort
-    })
-}
-
-fn compiled_body(rule: &Rule) -> Value {
-    let query = compile::parse(rule).unwrap();
-    let rule_query = compile::rule_query(rule, &query, &reduced_types()).unwrap();
-    request::kibana_body(rule_query, rule, window(), 100)
-}
-
-#[test]
-fn public_invocation_body_is_the_documented_one() {
-    let rule = shipped(PUBLIC_INVOCATION);
-    assert_eq!(
-        compiled_body(&rule),
-        kibana_first_page(public_invocation_kql())
-    );
-}
-
-#[test]
-fn layer_added_body_is_the_documented_one() {
-    let rule = shipped(LAYER_ADDED);
-    assert_eq!(compiled_body(&rule), kibana_first_page(layer_added_kql()));
-}
-
-#[test]
-fn without_the_override_only_timestamp_is_used() {
-    let mut rule = (*shipped(PUBLIC_INVOCATION)).clone();
-    rule.timestamp_override = None;
-    assert_eq!(
-        request::time_filter(&rule, window()),
-        json!({ "range": { "@timestamp": { "gte": "2025-01-01T11:00:00.000Z",
-            "lte": "2025-01-01T12:00:00.000Z", "format": "strict_date_optional_time" } } })
-    );
-    assert_eq!(
-        request::sort(&rule),
-        [json!({ "@timestamp": { "order": "asc", "unmapped_type": "date" } })]
-    );
-    rule.timestamp_override = Some("event.ingested".into());
-    rule.timestamp_override_fallback_disabled = true;
-    assert_eq!(
-        request::time_filter(&rule, window())["range"]["event.ingested"]["gte"],
-        "2025-01-01T11:00:00.000Z"
-    );
-}
-
-#[test]
-fn rule_filters_go_beside_the_kql_and_negated_ones_into_must_not() {
-    let mut rule = (*shipped(PUBLIC_INVOCATION)).clone();
-    rule.filters = vec![
-        json!({"meta": {"negate": false, "disabled": false}, "query": {"match_phrase": {"cloud.region": "us-east-1"}}}),
-        json!({"meta": {"negate": true, "disabled": false}, "query": {"match_phrase": {"user.name": "terraform"}}}),
-        json!({"meta": {"negate": false, "disabled": true}, "query": {"match_phrase": {"x": "y"}}}),
-    ];
-    let body = compiled_body(&rule);
-    let outer = &body["query"]["bool"]["filter"][0]["bool"];
-    assert_eq!(outer["filter"][0], public_invocation_kql());
-    assert_eq!(
-        outer["filter"][1],
-        json!({"match_phrase": {"cloud.region": "us-east-1"}})
-    );
-    assert_eq!(
-        outer["filter"].as_array().unwrap().len(),
-        2,
-        "disabled filters are dropped"
-    );
-    assert_eq!(
-        outer["must_not"],
-        json!([{"match_phrase": {"user.name": "terraform"}}])
-    );
 }
 
 // --- the source over a mock cluster -------------------------------------------------------
@@ -293,6 +150,37 @@ fn requests_to<'a>(
         .iter()
         .filter(|r| r.method.as_str() == method && r.url.path() == path)
         .collect()
+}
+
+/// A mock cluster with the rule indices' field caps and a point in time to open `opens`
+/// times; the test mounts its `_search` replies.
+async fn searchable_cluster(opens: u64) -> MockServer {
+    let server = MockServer::start().await;
+    mount_field_caps(&server, field_caps_reply()).await;
+    mount_pit(&server, opens).await;
+    server
+}
+
+/// The first page of the Public Invocation rule's window.
+async fn first_page(server: &MockServer) -> Result<Option<Vec<EventHit>>, PortError> {
+    let source = EsEventSource::new(client_for(server));
+    let mut stream = source
+        .search(query(shipped(PUBLIC_INVOCATION), 100))
+        .await
+        .unwrap();
+    stream.next_page().await
+}
+
+/// Assert a transient error mentioning each of `needles`.
+fn assert_transient<T: std::fmt::Debug>(result: Result<T, PortError>, needles: &[&str]) {
+    match result {
+        Err(PortError::Transient(message)) => {
+            for needle in needles {
+                assert!(message.contains(needle), "{message}");
+            }
+        }
+        other => panic!("expected a transient error, got {other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -497,9 +385,7 @@ async fn field_caps_are_reused_within_a_run_and_timestamps_checked() {
 
 #[tokio::test]
 async fn shard_failures_fail_the_page_unless_harmless() {
-    let server = MockServer::start().await;
-    mount_field_caps(&server, field_caps_reply()).await;
-    mount_pit(&server, 2).await;
+    let server = searchable_cluster(2).await;
     let failure = |reason: &str| {
         json!({"shard": 0, "index": "filebeat-8.17.0-2025.01.01", "node": "dOsmVcCaQzqWnJ5Sxk9VlQ",
         "reason": {"type": "query_shard_exception", "reason": reason, "index": "filebeat-8.17.0-2025.01.01"}})
@@ -526,32 +412,16 @@ async fn shard_failures_fail_the_page_unless_harmless() {
         )]))
         .mount(&server)
         .await;
-    let source = EsEventSource::new(client_for(&server));
-    let mut harmless = source
-        .search(query(shipped(PUBLIC_INVOCATION), 100))
-        .await
-        .unwrap();
-    assert_eq!(harmless.next_page().await.unwrap(), None);
-    let mut failing = source
-        .search(query(shipped(PUBLIC_INVOCATION), 100))
-        .await
-        .unwrap();
-    match failing.next_page().await {
-        Err(PortError::Transient(message)) => {
-            assert!(
-                message.contains("1 shard failure(s)") && message.contains("maxClauseCount"),
-                "{message}"
-            )
-        }
-        other => panic!("expected a transient error, got {other:?}"),
-    }
+    assert_eq!(first_page(&server).await.unwrap(), None, "harmless");
+    assert_transient(
+        first_page(&server).await,
+        &["1 shard failure(s)", "maxClauseCount"],
+    );
 }
 
 #[tokio::test]
 async fn an_expired_point_in_time_is_transient() {
-    let server = MockServer::start().await;
-    mount_field_caps(&server, field_caps_reply()).await;
-    mount_pit(&server, 1).await;
+    let server = searchable_cluster(1).await;
     Mock::given(method("POST"))
         .and(path("/_search"))
         .respond_with(es_error(
@@ -561,17 +431,7 @@ async fn an_expired_point_in_time_is_transient() {
         ))
         .mount(&server)
         .await;
-    let source = EsEventSource::new(client_for(&server));
-    let mut stream = source
-        .search(query(shipped(PUBLIC_INVOCATION), 100))
-        .await
-        .unwrap();
-    match stream.next_page().await {
-        Err(PortError::Transient(message)) => {
-            assert!(message.contains("point in time expired"), "{message}")
-        }
-        other => panic!("expected a transient error, got {other:?}"),
-    }
+    assert_transient(first_page(&server).await, &["point in time expired"]);
 }
 
 #[tokio::test]
@@ -588,4 +448,53 @@ async fn a_query_that_does_not_parse_is_permanent() {
         Ok(_) => panic!("expected an error"),
     }
     assert!(server.received_requests().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_overloaded_search_is_retried() {
+    let server = searchable_cluster(1).await;
+    Mock::given(method("POST"))
+        .and(path("/_search"))
+        .respond_with(es_error(
+            429,
+            "es_rejected_execution_exception",
+            "rejected execution of TimedRunnable on EsThreadPoolExecutor[name = es01/search, queue capacity = 1000]",
+        ))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/_search"))
+        .respond_with(search_reply("pit-2", vec![]))
+        .expect(1)
+        .mount(&server)
+        .await;
+    assert_eq!(first_page(&server).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_slow_cluster_times_out_with_advice() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(field_caps_reply())
+                .set_delay(std::time::Duration::from_secs(3)),
+        )
+        .mount(&server)
+        .await;
+    let connection = rule_runner::elasticsearch::ConnectionConfig {
+        urls: vec![server.uri().parse().unwrap()],
+        request_timeout: std::time::Duration::from_millis(100),
+        ..Default::default()
+    };
+    let client =
+        rule_runner::elasticsearch::EsClient::connect(&connection, super::mock::quick_retry())
+            .unwrap();
+    let result = EsEventSource::new(client)
+        .search(query(shipped(LAYER_ADDED), 100))
+        .await
+        .map(|_| ());
+    assert_transient(result, &["did not answer in time", "request_timeout"]);
 }

@@ -12,6 +12,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
+
+use crate::engine::EngineConfig;
+
+mod layers;
+
+use layers::{ConnectionLayer, LayerOrigin, file_connection_layer, merge_connection};
 use url::Url;
 
 /// The config file read when `--config` is not given, if it exists in the working directory.
@@ -112,37 +118,6 @@ impl IndexNames {
     }
 }
 
-/// How the service runs rules.
-#[derive(Clone, PartialEq, Eq, Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ServiceSettings {
-    /// Kibana space the alerts belong to (`kibana.space_ids`).
-    pub space_id: String,
-    /// Rules running at the same time, at most.
-    pub concurrency: usize,
-    /// A run is cut off after this long; what it found is still written.
-    #[serde(deserialize_with = "duration_text")]
-    pub run_timeout: Duration,
-    /// How far back a run catches up after an outage; older time is reported as a gap.
-    #[serde(deserialize_with = "duration_text")]
-    pub max_catch_up: Duration,
-    /// A cron expression (seconds first, `cron` crate syntax) that aligns every rule's runs
-    /// to the clock instead of running each rule every `interval`.
-    pub cron: Option<String>,
-}
-
-impl Default for ServiceSettings {
-    fn default() -> Self {
-        ServiceSettings {
-            space_id: "default".into(),
-            concurrency: 4,
-            run_timeout: Duration::from_secs(5 * 60),
-            max_catch_up: Duration::from_secs(24 * 3600),
-            cron: None,
-        }
-    }
-}
-
 /// Retries of requests that failed for a reason that may pass (429, 5xx, timeouts, refused
 /// connections): exponential backoff with jitter, bounded in attempts and in delay.
 #[derive(Clone, PartialEq, Eq, Debug, Deserialize)]
@@ -185,7 +160,8 @@ impl RetryPolicy {
 pub struct ServiceConfig {
     pub connection: ConnectionConfig,
     pub indices: IndexNames,
-    pub service: ServiceSettings,
+    /// The `[engine]` table: catch-up, timeouts, concurrency, dedup identity, space, cron.
+    pub engine: EngineConfig,
     pub retry: RetryPolicy,
     /// The file the configuration was read from, if any.
     pub source_file: Option<PathBuf>,
@@ -279,7 +255,7 @@ struct FileConfig {
     #[serde(default)]
     indices: IndexNames,
     #[serde(default)]
-    service: ServiceSettings,
+    engine: EngineConfig,
     #[serde(default)]
     retry: RetryPolicy,
 }
@@ -324,39 +300,6 @@ fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D
         OneOrMany::One(url) => vec![url],
         OneOrMany::Many(urls) => urls,
     }))
-}
-
-/// One layer's connection settings, with where they came from for error messages.
-#[derive(Default)]
-struct ConnectionLayer {
-    origin: LayerOrigin,
-    urls: Option<Vec<String>>,
-    api_key: Option<Secret>,
-    username: Option<String>,
-    password: Option<Secret>,
-    ca_cert: Option<PathBuf>,
-    insecure: bool,
-    request_timeout: Option<Duration>,
-}
-
-#[derive(Default, Clone)]
-enum LayerOrigin {
-    #[default]
-    Flags,
-    Env,
-    File(PathBuf),
-}
-
-impl LayerOrigin {
-    fn name(&self, flag: &str, var: &str, key: &str) -> String {
-        match self {
-            LayerOrigin::Flags => format!("--{flag}"),
-            LayerOrigin::Env => var.to_string(),
-            LayerOrigin::File(path) => {
-                format!("config file {}: elasticsearch.{key}", path.display())
-            }
-        }
-    }
 }
 
 impl ServiceConfig {
@@ -423,7 +366,7 @@ impl ServiceConfig {
         let config = ServiceConfig {
             connection,
             indices: file.indices,
-            service: file.service,
+            engine: file.engine,
             retry: file.retry,
             source_file: file_path,
         };
@@ -449,24 +392,13 @@ impl ServiceConfig {
             origin: self.file_origin(key),
             message: message.to_string(),
         };
-        if self.service.concurrency == 0 {
-            return Err(invalid("service.concurrency", "must be at least 1"));
-        }
-        if self.service.space_id.is_empty() {
-            return Err(invalid("service.space_id", "must not be empty"));
-        }
         if self.retry.max_attempts == 0 {
             return Err(invalid("retry.max_attempts", "must be at least 1"));
         }
-        if let Some(expr) = &self.service.cron {
-            use std::str::FromStr;
-            cron::Schedule::from_str(expr).map_err(|e| {
-                invalid(
-                    "service.cron",
-                    &format!("`{expr}` is not a cron expression ({e}); e.g. \"0 */10 * * * *\""),
-                )
-            })?;
-        }
+        self.engine.validate().map_err(|e| ConfigError::Invalid {
+            origin: self.file_origin("[engine]"),
+            message: e.to_string(),
+        })?;
         Ok(())
     }
 }
@@ -480,120 +412,6 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
         path: path.to_path_buf(),
         message: e.to_string().trim_end().to_string(),
     })
-}
-
-fn file_connection_layer(path: &Path, file: &FileConnection) -> ConnectionLayer {
-    // A relative CA path in the file is relative to the file, not to the working directory.
-    let base = path.parent().unwrap_or(Path::new(""));
-    ConnectionLayer {
-        origin: LayerOrigin::File(path.to_path_buf()),
-        urls: file.urls.clone(),
-        api_key: file.api_key.clone(),
-        username: file.username.clone(),
-        password: file.password.clone(),
-        ca_cert: file.ca_cert.as_ref().map(|p| base.join(p)),
-        insecure: file.insecure,
-        request_timeout: file.request_timeout,
-    }
-}
-
-fn merge_connection(layers: &[&ConnectionLayer]) -> Result<ConnectionConfig, ConfigError> {
-    let mut config = ConnectionConfig::default();
-    let mut url_auth = None;
-    if let Some(layer) = layers.iter().find(|l| l.urls.is_some()) {
-        let texts = layer.urls.as_deref().unwrap_or_default();
-        if texts.is_empty() {
-            return Err(ConfigError::Invalid {
-                origin: layer.origin.name("url", "ELASTICSEARCH_URL", "urls"),
-                message: "no URL given".into(),
-            });
-        }
-        config.urls.clear();
-        for text in texts {
-            let (url, auth) = parse_url(text).map_err(|message| ConfigError::Invalid {
-                origin: layer.origin.name("url", "ELASTICSEARCH_URL", "urls"),
-                message,
-            })?;
-            config.urls.push(url);
-            url_auth = url_auth.or(auth);
-        }
-    }
-    if let Some(top) = layers
-        .iter()
-        .position(|l| l.api_key.is_some() || l.username.is_some() || l.password.is_some())
-    {
-        config.auth = layer_auth(&layers[top..])?;
-    } else if let Some(auth) = url_auth {
-        config.auth = auth;
-    }
-    config.ca_cert = layers.iter().find_map(|l| l.ca_cert.clone());
-    config.insecure = layers.iter().any(|l| l.insecure);
-    if let Some(timeout) = layers.iter().find_map(|l| l.request_timeout) {
-        config.request_timeout = timeout;
-    }
-    Ok(config)
-}
-
-/// Authentication from `layers[0]`, the highest layer naming a credential. An API key
-/// there wins outright; a username or password there may take its other half from a lower
-/// layer (`--username elastic` with `ELASTICSEARCH_PASSWORD` set is common).
-fn layer_auth(layers: &[&ConnectionLayer]) -> Result<Auth, ConfigError> {
-    let top = layers[0];
-    let origin = &top.origin;
-    if let Some(key) = &top.api_key {
-        if top.username.is_some() || top.password.is_some() {
-            return Err(ConfigError::Invalid {
-                origin: origin.name("api-key", "ELASTICSEARCH_API_KEY", "api_key"),
-                message: "give either an API key or a username and password, not both".into(),
-            });
-        }
-        if key.expose().trim().is_empty() {
-            return Err(ConfigError::Invalid {
-                origin: origin.name("api-key", "ELASTICSEARCH_API_KEY", "api_key"),
-                message: "the API key is empty".into(),
-            });
-        }
-        return Ok(Auth::ApiKey(key.clone()));
-    }
-    let username = layers.iter().find_map(|l| l.username.clone());
-    let password = layers.iter().find_map(|l| l.password.clone());
-    match (username, password) {
-        (Some(username), Some(password)) => Ok(Auth::Basic { username, password }),
-        (Some(_), None) => Err(ConfigError::Invalid {
-            origin: origin.name("username", "ELASTICSEARCH_USERNAME", "username"),
-            message: "a username needs a password (ELASTICSEARCH_PASSWORD)".into(),
-        }),
-        _ => Err(ConfigError::Invalid {
-            origin: origin.name("password", "ELASTICSEARCH_PASSWORD", "password"),
-            message: "a password needs a username (ELASTICSEARCH_USERNAME)".into(),
-        }),
-    }
-}
-
-/// Parse a node URL; credentials written into it become basic auth and leave the URL, so the
-/// URL can be logged.
-fn parse_url(text: &str) -> Result<(Url, Option<Auth>), String> {
-    let mut url = Url::parse(text.trim())
-        .map_err(|e| format!("`{}` is not a URL ({e})", redact_url(text)))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!(
-            "`{}`: the scheme must be http or https",
-            url.scheme()
-        ));
-    }
-    if url.host_str().is_none() {
-        return Err("the URL has no host".into());
-    }
-    let auth = if url.username().is_empty() {
-        None
-    } else {
-        let username = url.username().to_string();
-        let password = Secret(url.password().unwrap_or_default().to_string());
-        let _ = url.set_username("");
-        let _ = url.set_password(None);
-        Some(Auth::Basic { username, password })
-    };
-    Ok((url, auth))
 }
 
 fn validate_index_name(name: &str) -> Result<(), String> {
@@ -633,20 +451,6 @@ mod tests {
                 "retry {retry}: {d:?} vs {full:?}"
             );
         }
-    }
-
-    #[test]
-    fn url_credentials_move_to_basic_auth() {
-        let (url, auth) = parse_url("https://elastic:s3cret@es.example:9200").unwrap();
-        assert_eq!(url.as_str(), "https://es.example:9200/");
-        assert_eq!(
-            auth,
-            Some(Auth::Basic {
-                username: "elastic".into(),
-                password: Secret::new("s3cret")
-            })
-        );
-        assert!(!redact_url("https://elastic:s3cret@es.example:9200").contains("s3cret"));
     }
 
     #[test]

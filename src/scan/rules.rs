@@ -1,0 +1,187 @@
+//! The rules a scan runs: loaded rules compiled into in-memory matchers, and the reasons the
+//! others are left out.
+
+use std::sync::Arc;
+
+use crate::cloudtrail::Flavor;
+use crate::kql::{FieldInfo, FieldTypes, MatchOptions, Matcher};
+use crate::rule::{LoadReport, Rule};
+
+/// One rule ready to run over documents.
+#[derive(Debug, Clone)]
+pub struct CompiledRule {
+    pub rule: Arc<Rule>,
+    /// Where it was loaded from (`<built-in>/aws/x.toml`, a path, `file:line`).
+    pub origin: String,
+    pub matcher: Matcher,
+}
+
+/// A rule that will not run in this scan, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeftOut {
+    pub rule: String,
+    pub origin: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RuleSet {
+    pub rules: Vec<CompiledRule>,
+    pub left_out: Vec<LeftOut>,
+}
+
+/// The index a scanned document would live in, for the rule's index patterns and the alert's
+/// `ancestors`.
+pub fn source_index(flavor: Flavor, namespace: &str) -> String {
+    match flavor {
+        Flavor::Integration => format!("logs-aws.cloudtrail-{namespace}"),
+        Flavor::Filebeat => "filebeat-cloudtrail".to_string(),
+    }
+}
+
+/// Field metadata for matching: the integration's mapping, or for Filebeat data the
+/// template's `ignore_above: 1024` on every keyword (docs/cloudtrail-ecs.md §6).
+pub fn field_types(flavor: Flavor) -> FieldTypes {
+    let base = FieldTypes::ecs_cloudtrail();
+    match flavor {
+        Flavor::Integration => base.clone(),
+        Flavor::Filebeat => {
+            let mut types = FieldTypes::new();
+            for field in base.iter() {
+                let mut field: FieldInfo = field.clone();
+                if field.es_types.iter().any(|t| t == "keyword") {
+                    field.ignore_above = Some(field.ignore_above.map_or(1024, |n| n.min(1024)));
+                }
+                // `event.dataset`/`event.module` are plain keywords in filebeat-* (the module
+                // writes them), not constants.
+                for t in &mut field.es_types {
+                    if t == "constant_keyword" {
+                        *t = "keyword".into();
+                    }
+                }
+                types.insert(field);
+            }
+            types
+        }
+    }
+}
+
+/// A glob over index names where `*` matches any run of characters.
+fn index_pattern_matches(pattern: &str, index: &str) -> bool {
+    let pieces: Vec<&str> = pattern.split('*').collect();
+    let (first, rest) = match pieces.split_first() {
+        Some(split) => split,
+        None => return false,
+    };
+    let Some(mut remaining) = index.strip_prefix(first) else {
+        return false;
+    };
+    if rest.is_empty() {
+        return remaining.is_empty();
+    }
+    for (i, piece) in rest.iter().enumerate() {
+        if i == rest.len() - 1 {
+            return remaining.ends_with(piece);
+        }
+        match remaining.find(piece) {
+            Some(at) => remaining = &remaining[at + piece.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// Whether the rule would search the index the scanned documents stand for. Rules without
+/// index patterns (data-view rules) are run.
+pub fn rule_covers(rule: &Rule, index: &str) -> bool {
+    rule.index.is_empty()
+        || rule
+            .index
+            .iter()
+            .filter(|p| !p.starts_with('-'))
+            .any(|p| index_pattern_matches(p.trim(), index))
+}
+
+impl RuleSet {
+    /// Compile every runnable rule of `report` that searches CloudTrail data.
+    pub fn compile(report: &LoadReport, flavor: Flavor, namespace: &str) -> RuleSet {
+        let types = field_types(flavor);
+        let index = source_index(flavor, namespace);
+        let options = MatchOptions::default();
+        let mut set = RuleSet::default();
+        for loaded in &report.rules {
+            let rule = &loaded.rule;
+            let origin = loaded.origin.to_string();
+            let leave_out = |reason: String| LeftOut {
+                rule: rule.name.clone(),
+                origin: origin.clone(),
+                reason,
+            };
+            if !loaded.is_runnable() {
+                let reason = match &loaded.status {
+                    crate::rule::RuleStatus::Unsupported(why) => why.clone(),
+                    crate::rule::RuleStatus::Error(why) => format!("invalid: {why}"),
+                    crate::rule::RuleStatus::Runnable => String::new(),
+                };
+                set.left_out.push(leave_out(reason));
+                continue;
+            }
+            if !rule.filters.is_empty() {
+                set.left_out.push(leave_out(
+                    "has Kibana filters, which scan does not evaluate".into(),
+                ));
+                continue;
+            }
+            if !rule_covers(rule, &index) {
+                set.left_out.push(leave_out(format!(
+                    "its index patterns ({}) do not cover `{index}`",
+                    rule.index.join(", ")
+                )));
+                continue;
+            }
+            let text = rule.query.as_deref().unwrap_or("");
+            match crate::kql::parse(text) {
+                Ok(query) => set.rules.push(CompiledRule {
+                    rule: Arc::clone(rule),
+                    origin,
+                    matcher: Matcher::new(&query, Some(&types), &options),
+                }),
+                Err(e) => set.left_out.push(leave_out(format!(
+                    "query does not parse:\n{}",
+                    e.render(text)
+                ))),
+            }
+        }
+        set
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_patterns() {
+        assert!(index_pattern_matches(
+            "logs-aws.cloudtrail-*",
+            "logs-aws.cloudtrail-default"
+        ));
+        assert!(index_pattern_matches(
+            "logs-aws.cloudtrail*",
+            "logs-aws.cloudtrail-default"
+        ));
+        assert!(index_pattern_matches("*", "x"));
+        assert!(index_pattern_matches(
+            "logs-*-default",
+            "logs-aws.cloudtrail-default"
+        ));
+        assert!(!index_pattern_matches(
+            "filebeat-*",
+            "logs-aws.cloudtrail-default"
+        ));
+        assert!(!index_pattern_matches(
+            "logs-aws.cloudtrail",
+            "logs-aws.cloudtrail-default"
+        ));
+    }
+}
