@@ -87,7 +87,10 @@ pub fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
         now: chrono::Utc::now(),
     };
     // Hidden when stderr is not a terminal (logs, CI, Docker without a TTY).
-    let bar = Bar(ProgressBar::new_spinner().with_message("documents"));
+    let bar = Bar(ProgressBar::new_spinner().with_style(
+        ProgressStyle::with_template("{spinner} {pos} documents ({per_sec})")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    ));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -117,11 +117,15 @@ pub async fn load(
     } else {
         summary.template = Some(TemplateOutcome::Skipped);
     }
-    let normalize = NormalizeOptions {
+    let mut normalize = NormalizeOptions {
         flavor: opts.flavor,
         ingest_time: Some(timestamp(opts.now)),
         ..NormalizeOptions::default()
     };
+    // `data_stream.namespace` follows the target, as Fleet's naming scheme has it.
+    if let Some(namespace) = opts.index.strip_prefix("logs-aws.cloudtrail-") {
+        normalize.namespace = namespace.to_string();
+    }
     if opts.shift_to_now {
         if files.iter().any(|f| f.input == Input::Stdin) {
             return Err(LoadError::Usage(

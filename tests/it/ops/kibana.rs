@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use super::on;
 use rule_runner::elasticsearch::{Auth, Secret};
 use rule_runner::ops::kibana::{self, KibanaError, KibanaTarget};
 use serde_json::Value;
@@ -234,13 +235,13 @@ async fn import_waits_for_kibana_to_finish_starting() {
         .up_to_n_times(2)
         .mount(&server)
         .await;
-    Mock::given(method("POST"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(serde_json::json!({"success": true, "successCount": 7})),
-        )
-        .mount(&server)
-        .await;
+    on(
+        &server,
+        "POST",
+        ResponseTemplate::new(200)
+            .set_body_json(serde_json::json!({"success": true, "successCount": 7})),
+    )
+    .await;
     let summary = target(&server)
         .import(&reqwest::Client::new(), kibana::SAVED_OBJECTS.into(), None)
         .await
@@ -252,12 +253,12 @@ async fn import_waits_for_kibana_to_finish_starting() {
 #[tokio::test]
 async fn import_failures_say_what_to_do() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(
-            ResponseTemplate::new(401).set_body_json(serde_json::json!({"statusCode": 401})),
-        )
-        .mount(&server)
-        .await;
+    on(
+        &server,
+        "POST",
+        ResponseTemplate::new(401).set_body_json(serde_json::json!({"statusCode": 401})),
+    )
+    .await;
     let err = target(&server)
         .import(&reqwest::Client::new(), kibana::SAVED_OBJECTS.into(), None)
         .await
@@ -266,14 +267,11 @@ async fn import_failures_say_what_to_do() {
     assert!(err.to_string().contains("ELASTICSEARCH_USERNAME"), "{err}");
 
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+    on(&server, "POST", ResponseTemplate::new(200).set_body_json(serde_json::json!({
             "success": false, "successCount": 6,
             "errors": [{"id": "rule-runner-alerts", "type": "index-pattern", "meta": {"title": "rule-runner-alerts"},
                         "error": {"type": "unknown", "message": "boom", "statusCode": 500}}]
-        })))
-        .mount(&server)
-        .await;
+        }))).await;
     let err = target(&server)
         .import(&reqwest::Client::new(), kibana::SAVED_OBJECTS.into(), None)
         .await
@@ -308,20 +306,19 @@ async fn setup_with_kibana_url_imports_after_the_templates() {
         })))
         .mount(&es)
         .await;
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(404).set_body_json(serde_json::json!({})))
-        .mount(&es)
-        .await;
-    Mock::given(method("HEAD"))
-        .respond_with(ResponseTemplate::new(404))
-        .mount(&es)
-        .await;
-    Mock::given(method("PUT"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(serde_json::json!({"acknowledged": true})),
-        )
-        .mount(&es)
-        .await;
+    on(
+        &es,
+        "GET",
+        ResponseTemplate::new(404).set_body_json(serde_json::json!({})),
+    )
+    .await;
+    on(&es, "HEAD", ResponseTemplate::new(404)).await;
+    on(
+        &es,
+        "PUT",
+        ResponseTemplate::new(200).set_body_json(serde_json::json!({"acknowledged": true})),
+    )
+    .await;
     let kibana = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/api/saved_objects/_import"))

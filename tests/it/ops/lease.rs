@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::{on, on_times};
 use chrono::{DateTime, TimeZone, Utc};
 use rule_runner::elasticsearch::{ConnectionConfig, EsClient, RetryPolicy};
 use rule_runner::engine::ports::{Leases, PortError};
@@ -245,14 +246,8 @@ async fn first_claim_creates_the_lease_with_op_type_create() {
 #[tokio::test]
 async fn losing_the_create_race_is_a_refusal_not_an_error() {
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(not_found())
-        .mount(&server)
-        .await;
-    Mock::given(method("PUT"))
-        .respond_with(conflict())
-        .mount(&server)
-        .await;
+    on(&server, "GET", not_found()).await;
+    on(&server, "PUT", conflict()).await;
     let leases = LeaseManager::new(backend(&server), "host-1", fixed_now());
     assert!(!leases.acquire("r1", TTL).await.unwrap());
 }
@@ -289,17 +284,13 @@ async fn an_expired_lease_is_taken_over_with_if_seq_no_and_if_primary_term() {
 #[tokio::test]
 async fn a_conflicting_update_means_another_instance_won() {
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(found(None, "2025-01-01T11:59:00.000Z")),
-        )
-        .mount(&server)
-        .await;
-    Mock::given(method("PUT"))
-        .respond_with(conflict())
-        .expect(1)
-        .mount(&server)
-        .await;
+    on(
+        &server,
+        "GET",
+        ResponseTemplate::new(200).set_body_json(found(None, "2025-01-01T11:59:00.000Z")),
+    )
+    .await;
+    on_times(&server, "PUT", conflict(), 1).await;
     let leases = LeaseManager::new(backend(&server), "host-1", fixed_now());
     assert!(!leases.acquire("r1", TTL).await.unwrap());
 }
@@ -307,18 +298,13 @@ async fn a_conflicting_update_means_another_instance_won() {
 #[tokio::test]
 async fn a_live_lease_of_another_instance_is_left_alone() {
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(found(Some("host-2"), "2025-01-01T12:00:30.000Z")),
-        )
-        .mount(&server)
-        .await;
-    Mock::given(method("PUT"))
-        .respond_with(ResponseTemplate::new(500))
-        .expect(0)
-        .mount(&server)
-        .await;
+    on(
+        &server,
+        "GET",
+        ResponseTemplate::new(200).set_body_json(found(Some("host-2"), "2025-01-01T12:00:30.000Z")),
+    )
+    .await;
+    on_times(&server, "PUT", ResponseTemplate::new(500), 0).await;
     let leases = LeaseManager::new(backend(&server), "host-1", fixed_now());
     assert!(!leases.acquire("r1", TTL).await.unwrap());
 }
@@ -326,13 +312,12 @@ async fn a_live_lease_of_another_instance_is_left_alone() {
 #[tokio::test]
 async fn release_clears_the_owner_conditionally() {
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(found(Some("host-1"), "2025-01-01T12:00:30.000Z")),
-        )
-        .mount(&server)
-        .await;
+    on(
+        &server,
+        "GET",
+        ResponseTemplate::new(200).set_body_json(found(Some("host-1"), "2025-01-01T12:00:30.000Z")),
+    )
+    .await;
     Mock::given(method("PUT"))
         .and(query_param("if_seq_no", "41"))
         .and(body_partial_json(
@@ -349,13 +334,10 @@ async fn release_clears_the_owner_conditionally() {
 #[tokio::test]
 async fn errors_are_reported_with_what_to_do() {
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(403).set_body_json(json!({
+    on(&server, "GET", ResponseTemplate::new(403).set_body_json(json!({
             "error": {"type": "security_exception", "reason": "action [indices:data/read/get] is unauthorized for user [rule_runner]"},
             "status": 403
-        })))
-        .mount(&server)
-        .await;
+        }))).await;
     let leases = LeaseManager::new(backend(&server), "host-1", fixed_now());
     let err = leases.acquire("r1", TTL).await.unwrap_err();
     assert!(matches!(err, PortError::Permanent(_)));
@@ -366,12 +348,14 @@ async fn errors_are_reported_with_what_to_do() {
     );
 
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(
+    on(
+        &server,
+        "GET",
+        ResponseTemplate::new(200).set_body_json(
             json!({"_seq_no": 1, "_primary_term": 1, "_source": {"something": "else"}}),
-        ))
-        .mount(&server)
-        .await;
+        ),
+    )
+    .await;
     let leases = LeaseManager::new(backend(&server), "host-1", fixed_now());
     let err = leases.acquire("r1", TTL).await.unwrap_err().to_string();
     assert!(err.contains("delete it"), "{err}");

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{body_partial_json, method, path, query_param};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
+use super::{on, on_times};
 use crate::util::{data, rule_runner};
 
 const TARGET: &str = "logs-aws.cloudtrail-default";
@@ -124,6 +125,7 @@ async fn installs_the_integration_template_and_indexes_shifted_documents() {
         .unwrap();
     assert_eq!(add_permission["event"]["dataset"], "aws.cloudtrail");
     assert_eq!(add_permission["data_stream"]["dataset"], "aws.cloudtrail");
+    assert_eq!(add_permission["data_stream"]["namespace"], "default");
     assert_eq!(
         add_permission["aws"]["cloudtrail"]["request_parameters"],
         "{principal=*, functionName=billing-export, statementId=open, action=lambda:InvokeFunction}"
@@ -161,11 +163,7 @@ async fn keeps_an_existing_template_and_filebeat_documents_lack_data_stream() {
         .respond_with(ResponseTemplate::new(200).set_body_json(filebeat))
         .mount(&server)
         .await;
-    Mock::given(method("PUT"))
-        .respond_with(ResponseTemplate::new(500))
-        .expect(0)
-        .mount(&server)
-        .await;
+    on_times(&server, "PUT", ResponseTemplate::new(500), 0).await;
     Mock::given(method("POST"))
         .and(path("/filebeat-8.17.0/_bulk"))
         .respond_with(ResponseTemplate::new(200).set_body_json(created(3)))
@@ -208,10 +206,12 @@ async fn retries_refused_items_and_reports_rejected_ones() {
         .respond_with(ResponseTemplate::new(200).set_body_json(builtin_templates()))
         .mount(&server)
         .await;
-    Mock::given(method("PUT"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"acknowledged": true})))
-        .mount(&server)
-        .await;
+    on(
+        &server,
+        "PUT",
+        ResponseTemplate::new(200).set_body_json(json!({"acknowledged": true})),
+    )
+    .await;
     let mixed = json!({"errors": true, "items": [
         {"create": {"status": 201}},
         {"create": {"status": 429, "error": {"type": "es_rejected_execution_exception", "reason": "rejected execution of coordinating operation"}}},
@@ -222,10 +222,12 @@ async fn retries_refused_items_and_reports_rejected_ones() {
         .up_to_n_times(1)
         .mount(&server)
         .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(created(1)))
-        .mount(&server)
-        .await;
+    on(
+        &server,
+        "POST",
+        ResponseTemplate::new(200).set_body_json(created(1)),
+    )
+    .await;
     let (status, stdout, stderr) =
         load(&server, &[data("ops/cloudtrail.json").to_str().unwrap()]).await;
     assert_eq!(status, 2, "{stdout}\n{stderr}");
@@ -289,10 +291,7 @@ async fn batches_and_skipped_records() {
 #[tokio::test]
 async fn clear_errors_for_credentials_and_stdin_with_shift() {
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"error": {"type": "security_exception", "reason": "unable to authenticate user [loader]"}, "status": 401})))
-        .mount(&server)
-        .await;
+    on(&server, "GET", ResponseTemplate::new(401).set_body_json(json!({"error": {"type": "security_exception", "reason": "unable to authenticate user [loader]"}, "status": 401}))).await;
     let (status, _, stderr) = load(&server, &[data("ops/cloudtrail.json").to_str().unwrap()]).await;
     assert_eq!(status, 1);
     assert!(
@@ -306,4 +305,31 @@ async fn clear_errors_for_credentials_and_stdin_with_shift() {
 
     let (status, _, stderr) = load(&server, &["--batch-size", "0", "x"]).await;
     assert_eq!(status, 1, "{stderr}");
+}
+
+#[tokio::test]
+async fn the_namespace_follows_the_target_data_stream() {
+    let server = MockServer::start().await;
+    on(
+        &server,
+        "POST",
+        ResponseTemplate::new(200).set_body_json(created(3)),
+    )
+    .await;
+    let (status, stdout, stderr) = load(
+        &server,
+        &[
+            "--no-template",
+            "--index",
+            "logs-aws.cloudtrail-prod",
+            data("ops/cloudtrail.json").to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(status, 0, "{stdout}\n{stderr}");
+    let docs = documents(&bulk_requests(&server).await[0]);
+    assert!(
+        docs.iter().all(|d| d["data_stream"]["namespace"] == "prod"),
+        "{docs:?}"
+    );
 }

@@ -71,30 +71,52 @@ async fn empty_cluster() -> MockServer {
     server
 }
 
-#[tokio::test]
-async fn run_once_with_leases_claims_each_rule_before_running_it() {
+/// The lease claims `run --once` sent: one `op_type=create` per shipped rule.
+async fn claims_of_run_once(configure: impl FnOnce(&mut std::process::Command)) -> Vec<Value> {
     let server = empty_cluster().await;
     let mut cmd = rule_runner();
-    cmd.args(["run", "--once", "--leases", "--url", &server.uri()]);
+    cmd.args(["run", "--once", "--url", &server.uri()]);
+    configure(&mut cmd);
     let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
         .await
         .unwrap();
     assert_exit!(out, 0);
     let requests = server.received_requests().await.unwrap();
-    let claims: Vec<_> = requests
+    requests
         .iter()
         .filter(|r| {
             r.method.as_str() == "PUT"
                 && r.url.path().starts_with("/rule-runner-state/_doc/lease%3A")
         })
-        .collect();
-    assert_eq!(claims.len(), 2, "one claim per shipped rule");
-    for claim in claims {
-        assert_eq!(claim.url.query(), Some("op_type=create"));
-        let body: Value = serde_json::from_slice(&claim.body).unwrap();
-        assert!(body["lease"]["owner"].is_string(), "{body}");
-        assert!(body["lease"]["expires_at"].is_string(), "{body}");
+        .map(|claim| {
+            assert_eq!(claim.url.query(), Some("op_type=create"));
+            serde_json::from_slice(&claim.body).unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn run_once_with_leases_claims_each_rule_before_running_it() {
+    for claims in [
+        claims_of_run_once(|cmd| {
+            cmd.arg("--leases");
+        })
+        .await,
+        claims_of_run_once(|cmd| {
+            cmd.env("RULE_RUNNER_LEASES", "true");
+        })
+        .await,
+    ] {
+        assert_eq!(claims.len(), 2, "one claim per shipped rule");
+        for body in claims {
+            assert!(body["lease"]["owner"].is_string(), "{body}");
+            assert!(body["lease"]["expires_at"].is_string(), "{body}");
+        }
     }
+    assert!(
+        claims_of_run_once(|_| {}).await.is_empty(),
+        "no leases unless asked for"
+    );
 }
 
 /// A port free right now on 127.0.0.1.
