@@ -577,3 +577,22 @@ fn toml_filters_reach_the_dsl_and_the_in_memory_matcher() {
     assert!(tests.is_success(), "{tests:#?}");
     assert_eq!(tests.results.len(), 3);
 }
+
+#[test]
+fn windows_that_cannot_work_are_reported() {
+    let shipped = std::fs::read_to_string(repo(
+        "rules/aws/execution_lambda_external_layer_added_to_function.toml",
+    ))
+    .unwrap();
+    let inverted = shipped.replace("from = \"now-60m\"", "from = \"now+1h\"");
+    let report = load_bytes(Path::new("inverted.toml"), inverted.as_bytes());
+    let problem = only_problem(&report);
+    assert!(problem.contains("inverted.toml:20: AWS Lambda Layer Added to Existing Function: `from` (`now+1h`) comes after `to` (`now`)"), "{problem}");
+
+    let short = shipped.replace("from = \"now-60m\"", "from = \"now-5m\"");
+    let report = load_bytes(Path::new("short.toml"), short.as_bytes());
+    assert!(!report.has_errors());
+    assert!(report.rules[0].is_runnable());
+    let warning = report.problems[0].to_string();
+    assert!(warning.contains("short.toml:20: AWS Lambda Layer Added to Existing Function: warning: the window `now-5m`..`now` (5m) is shorter than the interval (10m)"), "{warning}");
+}
