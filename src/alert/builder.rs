@@ -111,6 +111,7 @@ pub struct AlertBuilder {
     rule_name: String,
     severity: Severity,
     rule_uuid: Uuid,
+    rule_uuid_text: String,
     identity: IdentityStrategy,
     shared: Map<String, Value>,
 }
@@ -123,9 +124,21 @@ impl AlertBuilder {
             rule_name: rule.name.clone(),
             severity: rule.severity,
             rule_uuid,
+            rule_uuid_text: rule_uuid.to_string(),
             identity: ctx.identity,
             shared: shared_fields(rule, ctx, rule_uuid),
         }
+    }
+
+    /// Whether `source` is an alert this rule wrote (its ancestors name this rule, or its
+    /// flat `kibana.alert.rule.uuid` is this rule's).
+    pub fn is_own_alert(&self, source: &Value) -> bool {
+        let uuid = self.rule_uuid_text.as_str();
+        let names_rule = |value: Option<&Value>| value.and_then(Value::as_str) == Some(uuid);
+        names_rule(lookup(source, "kibana.alert.rule.uuid"))
+            || lookup(source, "kibana.alert.ancestors")
+                .and_then(Value::as_array)
+                .is_some_and(|ancestors| ancestors.iter().any(|a| names_rule(a.get("rule"))))
     }
 
     /// The rule's stable `kibana.alert.rule.uuid`.

@@ -71,6 +71,12 @@ impl<'a> WindowWriter<'a> {
         let mut fresh: Vec<(String, EventHit)> = Vec::with_capacity(hits.len());
         let mut in_page: HashSet<String> = HashSet::with_capacity(hits.len());
         for hit in hits {
+            // Kibana's self-alert guard: when the rule's patterns reach the alerts index, its
+            // own alerts are not events to alert on.
+            if self.builder.is_own_alert(&hit.source) {
+                self.counts.own_alerts_skipped += 1;
+                continue;
+            }
             let id = self.builder.alert_id(&AlertEvent::from(&hit));
             if handled.contains(&id) || self.left_over.contains(&id) || in_page.contains(&id) {
                 self.counts.duplicates += 1;
