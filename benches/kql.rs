@@ -96,6 +96,24 @@ fn parse_and_translate(c: &mut Criterion) {
                 .count()
         })
     });
+    group.bench_function("parse_translate_text_no_metadata", |b| {
+        b.iter(|| {
+            queries
+                .iter()
+                .filter_map(|q| kql::parse(q).ok())
+                .filter_map(|ast| kql::to_dsl_string(&ast, None, &options).ok())
+                .count()
+        })
+    });
+    group.bench_function("parse_translate_text_ecs", |b| {
+        b.iter(|| {
+            queries
+                .iter()
+                .filter_map(|q| kql::parse(q).ok())
+                .filter_map(|ast| kql::to_dsl_string(&ast, Some(ecs), &options).ok())
+                .count()
+        })
+    });
     group.bench_function("parse_translate_ecs", |b| {
         b.iter(|| {
             queries
