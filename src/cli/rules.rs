@@ -9,6 +9,7 @@ use clap::{Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
 use crate::rule::examples::{Expect, run_examples};
+use crate::rule::time::humanize_look_back;
 use crate::rule::{LoadReport, ProblemKind, RuleStatus, load_paths, ndjson, shipped_rules};
 
 #[derive(Debug, clap::Args)]
@@ -139,6 +140,11 @@ fn list_rows(report: &LoadReport) -> Vec<Value> {
                 RuleStatus::Runnable => None,
                 RuleStatus::Unsupported(why) | RuleStatus::Error(why) => Some(why.clone()),
             };
+            let look_back = rule
+                .timing()
+                .ok()
+                .and_then(|t| t.additional_look_back())
+                .map(humanize_look_back);
             json!({
                 "rule_id": rule.rule_id,
                 "name": rule.name,
@@ -149,6 +155,7 @@ fn list_rows(report: &LoadReport) -> Vec<Value> {
                 "interval": rule.interval,
                 "from": rule.from,
                 "to": rule.to,
+                "additional_look_back": look_back,
                 "index": rule.index,
                 "enabled": rule.enabled,
                 "status": loaded.status.label(),

@@ -18,7 +18,7 @@ use crate::elasticsearch::{
 };
 use crate::engine::{
     Engine, ExecutionRecord, RunOutcome, RunStatus, Schedule, Scheduler, ShutdownTrigger,
-    SoleInstance, StateStore, SystemClock,
+    StateStore, SystemClock,
 };
 use crate::rule::time::DateMath;
 use crate::rule::{Rule, load_paths, shipped_rules};
@@ -32,12 +32,16 @@ pub struct RunArgs {
     pub rules: RulesFlag,
     #[command(flatten)]
     pub connection: ConnectionFlags,
+    #[command(flatten)]
+    pub ops: crate::ops::service::OpsFlags,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct SetupArgs {
     #[command(flatten)]
     pub connection: ConnectionFlags,
+    #[command(flatten)]
+    pub kibana: crate::ops::kibana::KibanaFlags,
 }
 
 #[derive(Debug, clap::Args)]
@@ -92,9 +96,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         let client = connect(&config).await?;
         templates::check(&client, &config.indices).await?;
-        let engine = engine(&client, &config);
+        let ops = crate::ops::service::Operations::new(&args.ops);
+        let engine = engine(&client, &config, &ops);
+        let leases = ops.leases(&client, &config);
         let (mut scheduler, problems) =
-            Scheduler::new(engine, rules, Arc::new(SoleInstance), Arc::new(SystemClock)).await;
+            Scheduler::new(engine, rules, leases, Arc::new(SystemClock)).await;
         for problem in &problems {
             tracing::warn!("not scheduled: {problem}");
         }
@@ -113,9 +119,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             "running {} rules; stop with Ctrl-C or SIGTERM",
             scheduler.next_runs().len()
         );
-        scheduler
-            .run_until(ShutdownTrigger::new().on_signals())
-            .await;
+        let shutdown = ShutdownTrigger::new().on_signals();
+        let endpoints = ops.serve(&config, shutdown.clone()).await?;
+        scheduler.run_until(shutdown).await;
+        if let Some(server) = endpoints {
+            let _ = server.task.await;
+        }
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -126,6 +135,18 @@ pub fn setup(args: SetupArgs) -> anyhow::Result<ExitCode> {
         let client = connect(&config).await?;
         let lines = templates::setup(&client, &config.indices).await?;
         print!("{}", render_setup(&lines));
+        let kibana = crate::ops::kibana::setup(
+            &args.kibana,
+            &config.connection,
+            &config.indices.alerts,
+            &config.engine.space_id,
+        );
+        if let Some(imported) = kibana.await? {
+            println!(
+                "kibana         {} saved objects imported (data view, saved search, dashboard)\ndashboard      {}",
+                imported.imported, imported.dashboard_url
+            );
+        }
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -213,7 +234,11 @@ pub fn backfill(args: BackfillArgs) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         let client = connect(&config).await?;
         templates::check(&client, &config.indices).await?;
-        let engine = engine(&client, &config);
+        let engine = engine(
+            &client,
+            &config,
+            &crate::ops::service::Operations::disabled(),
+        );
         let shutdown = ShutdownTrigger::new().on_signals();
         let mut outcomes = Vec::new();
         for rule in &rules {
@@ -257,9 +282,13 @@ async fn connect(config: &ServiceConfig) -> anyhow::Result<EsClient> {
     Ok(client)
 }
 
-fn engine(client: &EsClient, config: &ServiceConfig) -> Arc<Engine> {
+fn engine(
+    client: &EsClient,
+    config: &ServiceConfig,
+    ops: &crate::ops::service::Operations,
+) -> Arc<Engine> {
     let names = &config.indices;
-    Arc::new(Engine::new(
+    let (source, sink, state) = ops.meter(
         Arc::new(EsEventSource::new(client.clone())),
         Arc::new(EsAlertSink::new(
             client.clone(),
@@ -271,8 +300,8 @@ fn engine(client: &EsClient, config: &ServiceConfig) -> Arc<Engine> {
             &names.state,
             &names.executions,
         )),
-        config.engine.clone(),
-    ))
+    );
+    Arc::new(Engine::new(source, sink, state, config.engine.clone()))
 }
 
 /// The rules from `--rules`, or the built-in ones. Problems are reported; the rules that

@@ -146,9 +146,21 @@ impl EsClient {
             })?;
             builder = builder.cert_validation(CertificateValidation::Full(chain));
         }
-        let transport = builder
-            .build()
-            .map_err(|e| EsError::Build(format!("cannot build the HTTP client: {e}")))?;
+        let transport = builder.build().map_err(|e| {
+            let mut message = format!("cannot build the HTTP client: {e}");
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                message.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            if let (Some(path), false) = (&connection.ca_cert, connection.insecure) {
+                message.push_str(&format!(
+                    " (is the CA certificate {} a valid PEM certificate?)",
+                    path.display()
+                ));
+            }
+            EsError::Build(message)
+        })?;
         Ok(EsClient {
             inner: Elasticsearch::new(transport),
             urls,
@@ -326,6 +338,37 @@ mod tests {
         let debug = format!("{client:?}");
         assert!(!debug.contains("hunter2"), "{debug}");
         assert!(debug.contains("localhost:9200"), "{debug}");
+    }
+
+    #[test]
+    fn ca_certificate_problems_name_the_file() {
+        let missing = ConnectionConfig {
+            ca_cert: Some("/nonexistent/ca.pem".into()),
+            ..ConnectionConfig::default()
+        };
+        let err = EsClient::connect(&missing, RetryPolicy::default()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("cannot read CA certificate /nonexistent/ca.pem"),
+            "{err}"
+        );
+
+        let dir = std::env::temp_dir().join(format!("rr-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bogus = dir.join("ca.pem");
+        std::fs::write(
+            &bogus,
+            "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let bad = ConnectionConfig {
+            ca_cert: Some(bogus.clone()),
+            ..ConnectionConfig::default()
+        };
+        let result = EsClient::connect(&bad, RetryPolicy::default());
+        let _ = std::fs::remove_dir_all(&dir);
+        let err = result.unwrap_err().to_string();
+        assert!(err.contains("ca.pem"), "{err}");
     }
 
     #[test]

@@ -49,6 +49,16 @@ pub struct Example {
     pub event: Value,
 }
 
+impl Example {
+    /// Whether this example tests the rule `rule_id` of a file holding `rules_in_file` rules.
+    fn is_for(&self, rule_id: &str, rules_in_file: usize) -> bool {
+        match &self.rule_id {
+            Some(id) => id == rule_id,
+            None => rules_in_file == 1,
+        }
+    }
+}
+
 /// The example file that belongs to a rule file.
 pub fn examples_path(rule_file: &Path) -> PathBuf {
     let name = rule_file
@@ -114,60 +124,70 @@ impl TestReport {
 /// Evaluate every runnable rule of `report` against its examples.
 pub fn run_examples(report: &LoadReport) -> TestReport {
     let mut out = TestReport::default();
-    let mut files: Vec<&Path> = report
-        .rules
-        .iter()
-        .map(|r| r.origin.path.as_path())
-        .collect();
-    files.dedup();
+    let mut files: Vec<&Path> = Vec::new();
+    for loaded in &report.rules {
+        if !files.contains(&loaded.origin.path.as_path()) {
+            files.push(&loaded.origin.path);
+        }
+    }
     for rule_file in files {
         let rules: Vec<&LoadedRule> = report
             .rules
             .iter()
             .filter(|r| r.origin.path == rule_file)
             .collect();
-        let path = examples_path(rule_file);
-        let examples = match read(&path) {
-            Ok(Some(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
-            Ok(None) => {
-                let runnable = rules.iter().filter(|r| r.is_runnable());
-                out.untested.extend(runnable.map(|r| r.rule.name.clone()));
-                continue;
-            }
-            Err(err) => {
-                let origin = Origin { path, line: None };
-                out.problems
-                    .push((origin, format!("cannot read examples: {err}")));
-                continue;
-            }
-        };
-        let (examples, errors) = parse_examples(&examples);
-        for (line, message) in errors {
-            let origin = Origin {
-                path: path.clone(),
-                line: Some(line),
-            };
-            out.problems.push((origin, message));
-        }
-        for loaded in rules {
-            test_rule(
-                loaded,
-                &path,
-                &examples,
-                rules_in_file(report, rule_file),
-                &mut out,
-            );
-        }
+        test_file(rule_file, &rules, &mut out);
     }
     out
 }
 
-fn rules_in_file(report: &LoadReport, file: &Path) -> usize {
-    report
-        .rules
-        .iter()
-        .filter(|r| r.origin.path == file)
-        .count()
+/// The examples of one rule file, against the rules it holds.
+fn test_file(rule_file: &Path, rules: &[&LoadedRule], out: &mut TestReport) {
+    let path = examples_path(rule_file);
+    let at = |line: Option<usize>| Origin {
+        path: path.clone(),
+        line,
+    };
+    let text = match read(&path) {
+        Ok(Some(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
+        Ok(None) => {
+            let runnable = rules.iter().filter(|r| r.is_runnable());
+            out.untested.extend(runnable.map(|r| r.rule.name.clone()));
+            return;
+        }
+        Err(err) => {
+            out.problems
+                .push((at(None), format!("cannot read examples: {err}")));
+            return;
+        }
+    };
+    let (examples, errors) = parse_examples(&text);
+    for (line, message) in errors {
+        out.problems.push((at(Some(line)), message));
+    }
+    for example in &examples {
+        if rules
+            .iter()
+            .any(|r| example.is_for(&r.rule.rule_id, rules.len()))
+        {
+            continue;
+        }
+        let why = match &example.rule_id {
+            Some(id) => format!("no rule with rule_id `{id}` in {}", rule_file.display()),
+            None => format!(
+                "{} holds {} rules: say which one with `rule_id`",
+                rule_file.display(),
+                rules.len()
+            ),
+        };
+        out.problems.push((
+            at(Some(example.line)),
+            format!("example for no rule: {why}"),
+        ));
+    }
+    for loaded in rules {
+        test_rule(loaded, &path, &examples, rules.len(), out);
+    }
 }
 
 fn test_rule(
@@ -180,10 +200,7 @@ fn test_rule(
     let rule = &loaded.rule;
     let mine: Vec<_> = examples
         .iter()
-        .filter(|e| match &e.rule_id {
-            Some(id) => *id == rule.rule_id,
-            None => rules_in_file == 1,
-        })
+        .filter(|e| e.is_for(&rule.rule_id, rules_in_file))
         .collect();
     if mine.is_empty() {
         if loaded.is_runnable() {

@@ -357,6 +357,8 @@ pub(super) fn load_bytes_into(path: &Path, bytes: &[u8], report: &mut LoadReport
             return;
         }
     };
+    // Editors on Windows may start a file with a byte-order mark; neither format allows one.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let is_toml = match path.extension().and_then(|e| e.to_str()) {
         Some("toml") => true,
         Some("ndjson" | "json") => false,
@@ -419,12 +421,19 @@ fn validate(path: &Path, parsed: ParsedRule) -> (LoadedRule, Vec<Problem>) {
         let message = "`max_signals` is 0; it must be at least 1".to_owned();
         report(error, parsed.line_of("max_signals"), message);
     }
-    if let Err((field, err)) = rule.timing() {
-        report(
-            error,
-            parsed.line_of(field.name()),
-            format!("`{}`: {err}", field.name()),
-        );
+    match rule.timing() {
+        Err((field, err)) => {
+            let message = format!("`{}`: {err}", field.name());
+            report(error, parsed.line_of(field.name()), message);
+        }
+        Ok(timing) => {
+            if let Some(message) = timing.inverted_at(chrono::Utc::now()) {
+                report(error, parsed.line_of("from"), message);
+            }
+            if let Some(message) = timing.gap_warning() {
+                report(ProblemKind::Warning, parsed.line_of("from"), message);
+            }
+        }
     }
     let unsupported = unsupported_reason(rule);
     let mut query = None;

@@ -279,6 +279,16 @@ fn cli_list_and_validate() {
     assert!(text.contains(LAYER_ID) && text.contains(PUBLIC_ID));
     assert!(text.contains("2 rules in 2 files: 2 runnable"), "{text}");
 
+    let out = run_cli(&["rules", "list", "--format", "json"]);
+    assert_exit!(out, 0);
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows.len(), 2);
+    for row in &rows {
+        assert_eq!(row["additional_look_back"], "50m");
+        assert_eq!(row["status"], "runnable");
+        assert!(row["file"].as_str().unwrap().starts_with("<built-in>/aws/"));
+    }
+
     let out = run_cli(&["rules", "list", "--format", "json", "tests/data/rules/bad"]);
     assert_exit!(out, 0);
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
@@ -479,4 +489,110 @@ fn warnings_do_not_stop_a_rule() {
     assert_eq!(warnings.len(), 2, "{warnings:#?}");
     assert!(warnings[0].contains("view.ndjson:1: Data view rule: warning: the rule searches Kibana data view `security-solution-default`"));
     assert!(warnings[1].contains("exception lists"));
+}
+
+#[test]
+fn examples_of_a_multi_rule_export_name_their_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = load_paths(&[repo("rules")]);
+    let rules: Vec<_> = shipped.rules.iter().map(|l| l.rule.as_ref()).collect();
+    let export = dir.path().join("lambda.ndjson");
+    std::fs::write(&export, rule_runner::rule::ndjson::export(&rules).unwrap()).unwrap();
+    let mut lines = Vec::new();
+    for (file, id) in [
+        (
+            "execution_lambda_external_layer_added_to_function.events.ndjson",
+            LAYER_ID,
+        ),
+        (
+            "persistence_lambda_backdoor_invoke_function_for_any_principal.events.ndjson",
+            PUBLIC_ID,
+        ),
+    ] {
+        for line in std::fs::read_to_string(repo("rules/aws").join(file))
+            .unwrap()
+            .lines()
+        {
+            let mut example: serde_json::Value = serde_json::from_str(line).unwrap();
+            example["rule_id"] = id.into();
+            lines.push(example.to_string());
+        }
+    }
+    // One example without a rule_id: ambiguous in a file of two rules.
+    lines.push(r#"{"expect":"alert","event":{}}"#.to_owned());
+    std::fs::write(dir.path().join("lambda.events.ndjson"), lines.join("\n")).unwrap();
+
+    let tests = run_examples(&load_paths(&[&export]));
+    assert_eq!(tests.results.len(), 11);
+    assert_eq!(tests.failed(), 0);
+    assert_eq!(tests.problems.len(), 1, "{:#?}", tests.problems);
+    assert_eq!(tests.problems[0].0.line, Some(12));
+    assert!(
+        tests.problems[0]
+            .1
+            .contains("holds 2 rules: say which one with `rule_id`")
+    );
+}
+
+#[test]
+fn byte_order_marks_crlf_and_missing_fields() {
+    let shipped = std::fs::read_to_string(repo(
+        "rules/aws/execution_lambda_external_layer_added_to_function.toml",
+    ))
+    .unwrap();
+    let windows = format!("\u{feff}{}", shipped.replace('\n', "\r\n"));
+    let report = load_bytes(Path::new("windows.toml"), windows.as_bytes());
+    assert!(report.problems.is_empty(), "{:#?}", report.problems);
+    assert_eq!(report.rules[0].rule.rule_id, LAYER_ID);
+
+    let no_id = shipped.replace("rule_id = \"7d091a76-0737-11ef-8469-f661ea17fbcc\"\n", "");
+    let report = load_bytes(Path::new("no_id.toml"), no_id.as_bytes());
+    let problem = only_problem(&report);
+    assert!(
+        problem.contains("no_id.toml:11: AWS Lambda Layer Added to Existing Function: in `[rule]`: missing field `rule_id`"),
+        "{problem}"
+    );
+
+    let line = b"\xef\xbb\xbf{\"rule_id\":\"x\",\"type\":\"query\",\"query\":\"a:b\",\"risk_score\":1,\"severity\":\"low\"}\n";
+    let report = load_bytes(Path::new("no_name.ndjson"), line);
+    assert!(only_problem(&report).contains("no_name.ndjson:1: missing field `name`"));
+}
+
+#[test]
+fn toml_filters_reach_the_dsl_and_the_in_memory_matcher() {
+    let dir = data("rules/filters");
+    let report = load_paths(&[&dir]);
+    assert!(report.problems.is_empty(), "{:#?}", report.problems);
+    let rule = &report.rules[0].rule;
+    let clauses = rule_runner::rule::filters::es_clauses(&rule.filters).unwrap();
+    assert_eq!(
+        clauses.filter,
+        [serde_json::json!({"match_phrase": {"event.outcome": "success"}})]
+    );
+    assert_eq!(
+        clauses.must_not,
+        [serde_json::json!({"match_phrase": {"user.name": "deploy-bot"}})]
+    );
+    let tests = run_examples(&report);
+    assert!(tests.is_success(), "{tests:#?}");
+    assert_eq!(tests.results.len(), 3);
+}
+
+#[test]
+fn windows_that_cannot_work_are_reported() {
+    let shipped = std::fs::read_to_string(repo(
+        "rules/aws/execution_lambda_external_layer_added_to_function.toml",
+    ))
+    .unwrap();
+    let inverted = shipped.replace("from = \"now-60m\"", "from = \"now+1h\"");
+    let report = load_bytes(Path::new("inverted.toml"), inverted.as_bytes());
+    let problem = only_problem(&report);
+    assert!(problem.contains("inverted.toml:20: AWS Lambda Layer Added to Existing Function: `from` (`now+1h`) comes after `to` (`now`)"), "{problem}");
+
+    let short = shipped.replace("from = \"now-60m\"", "from = \"now-5m\"");
+    let report = load_bytes(Path::new("short.toml"), short.as_bytes());
+    assert!(!report.has_errors());
+    assert!(report.rules[0].is_runnable());
+    let warning = report.problems[0].to_string();
+    assert!(warning.contains("short.toml:20: AWS Lambda Layer Added to Existing Function: warning: the window `now-5m`..`now` (5m) is shorter than the interval (10m)"), "{warning}");
 }

@@ -133,6 +133,14 @@ fn layer_auth(layers: &[&ConnectionLayer]) -> Result<Auth, ConfigError> {
 /// Parse a node URL; credentials written into it become basic auth and leave the URL, so the
 /// URL can be logged.
 fn parse_url(text: &str) -> Result<(Url, Option<Auth>), String> {
+    if !text.contains("://") {
+        // Without a scheme the URL parser cannot find a password to redact: show only what
+        // follows any `user:password@`.
+        let shown = text.trim().rsplit('@').next().unwrap_or_default();
+        return Err(format!(
+            "`{shown}` has no scheme; write e.g. http://{shown} or https://{shown}"
+        ));
+    }
     let mut url = Url::parse(text.trim())
         .map_err(|e| format!("`{}` is not a URL ({e})", redact_url(text)))?;
     if !matches!(url.scheme(), "http" | "https") {
@@ -159,6 +167,18 @@ fn parse_url(text: &str) -> Result<(Url, Option<Auth>), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_need_a_scheme() {
+        let err = parse_url("localhost:9200").unwrap_err();
+        assert!(err.contains("http://localhost:9200"), "{err}");
+        assert!(parse_url("ftp://x").unwrap_err().contains("http or https"));
+        assert!(
+            !parse_url("elastic:s3cret@es:9200")
+                .unwrap_err()
+                .contains("s3cret")
+        );
+    }
 
     #[test]
     fn url_credentials_move_to_basic_auth() {

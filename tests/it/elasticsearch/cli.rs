@@ -408,3 +408,40 @@ fn backfill_searches_the_range_in_interval_windows() {
     assert_exit!(out, 1);
     assert!(String::from_utf8_lossy(&out.stderr).contains("--start `yesterday`"));
 }
+
+#[test]
+fn the_service_runs_until_sigterm_and_exits_cleanly() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime.block_on(cluster(false));
+    let child = rule_runner()
+        .args(["run", "--url", &server.uri()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Both rules are new, so both run at once; wait for their records.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let requests = runtime.block_on(server.received_requests()).unwrap();
+        if requests_matching(&requests, "PUT", "/rule-runner-executions/_doc/").len() >= 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the service did not run the rules"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_exit!(out, 0);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("running 2 rules; stop with Ctrl-C or SIGTERM"),
+        "{stderr}"
+    );
+}

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Datelike, Days, Months, NaiveTime, TimeDelta, Timelike, Utc};
 
-use super::model::Rule;
+mod window;
+
+pub use window::{RuleTiming, TimeField, format_duration, humanize_look_back};
 
 /// Why a time expression was rejected. The message says what is accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -293,80 +295,13 @@ fn round_down(time: DateTime<Utc>, unit: Unit) -> Option<DateTime<Utc>> {
     })
 }
 
-/// A rule's schedule and window, parsed once at load time.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RuleTiming {
-    pub interval: Duration,
-    pub from: DateMath,
-    pub to: DateMath,
-}
-
-/// Which rule field a time error belongs to, so load errors can name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TimeField {
-    Interval,
-    From,
-    To,
-}
-
-impl TimeField {
-    pub fn name(self) -> &'static str {
-        match self {
-            TimeField::Interval => "interval",
-            TimeField::From => "from",
-            TimeField::To => "to",
-        }
-    }
-}
-
-impl RuleTiming {
-    /// The window `[from, to]` of a run that started at `started_at`.
-    pub fn window(
-        &self,
-        started_at: DateTime<Utc>,
-    ) -> Result<(DateTime<Utc>, DateTime<Utc>), TimeError> {
-        Ok((self.from.resolve(started_at)?, self.to.resolve(started_at)?))
-    }
-
-    /// Kibana's "additional look-back time": how far `from` reaches beyond one interval
-    /// (`now-60m` every `10m` → 50 minutes). `None` when `from` is not a plain `now-N<unit>`
-    /// or `to` is not `now`, where Kibana's editor shows no split either.
-    pub fn additional_look_back(&self) -> Option<Duration> {
-        if self.to.look_back() != Some(Duration::ZERO) {
-            return None;
-        }
-        Some(self.from.look_back()?.saturating_sub(self.interval))
-    }
-}
-
-impl Rule {
-    /// Parse `interval`, `from` and `to`; the error names the field at fault.
-    pub fn timing(&self) -> Result<RuleTiming, (TimeField, TimeError)> {
-        Ok(RuleTiming {
-            interval: parse_interval(&self.interval).map_err(|e| (TimeField::Interval, e))?,
-            from: DateMath::parse(&self.from).map_err(|e| (TimeField::From, e))?,
-            to: DateMath::parse(&self.to).map_err(|e| (TimeField::To, e))?,
-        })
-    }
-}
-
-/// Render a duration the way rules write it (`50m`, `1h`, `90s`).
-pub fn format_duration(duration: Duration) -> String {
-    let secs = duration.as_secs();
-    for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60)] {
-        if secs != 0 && secs % size == 0 {
-            return format!("{}{unit}", secs / size);
-        }
-    }
-    format!("{secs}s")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::TimeZone;
 
-    fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
+    /// A UTC time, for tests here and in `window`.
+    pub(super) fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(y, mo, d, h, mi, s).unwrap()
     }
 
@@ -456,63 +391,5 @@ mod tests {
             far.resolve(Utc::now()),
             Err(TimeError::OutOfRange(_))
         ));
-    }
-
-    #[test]
-    fn seed_rule_window_and_look_back() {
-        let rule = Rule {
-            from: "now-60m".into(),
-            interval: "10m".into(),
-            ..Rule::default()
-        };
-        let timing = rule.timing().unwrap();
-        let start = at(2024, 5, 15, 12, 0, 0);
-        assert_eq!(
-            timing.window(start).unwrap(),
-            (at(2024, 5, 15, 11, 0, 0), start)
-        );
-        assert_eq!(
-            timing.additional_look_back(),
-            Some(Duration::from_secs(50 * 60))
-        );
-        assert_eq!(
-            format_duration(timing.additional_look_back().unwrap()),
-            "50m"
-        );
-
-        let defaults = Rule::default().timing().unwrap();
-        assert_eq!(defaults.interval, Duration::from_secs(300));
-        assert_eq!(
-            defaults.additional_look_back(),
-            Some(Duration::from_secs(60))
-        );
-
-        let rounded = Rule {
-            from: "now-1d/d".into(),
-            ..Rule::default()
-        };
-        assert_eq!(rounded.timing().unwrap().additional_look_back(), None);
-    }
-
-    #[test]
-    fn timing_errors_name_the_field() {
-        let bad_interval = Rule {
-            interval: "soon".into(),
-            ..Rule::default()
-        };
-        assert_eq!(bad_interval.timing().unwrap_err().0, TimeField::Interval);
-        let bad_to = Rule {
-            to: "later".into(),
-            ..Rule::default()
-        };
-        assert_eq!(bad_to.timing().unwrap_err().0.name(), "to");
-    }
-
-    #[test]
-    fn durations_render_in_the_largest_whole_unit() {
-        assert_eq!(format_duration(Duration::from_secs(3000)), "50m");
-        assert_eq!(format_duration(Duration::from_secs(3600)), "1h");
-        assert_eq!(format_duration(Duration::from_secs(90)), "90s");
-        assert_eq!(format_duration(Duration::ZERO), "0s");
     }
 }
