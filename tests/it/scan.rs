@@ -446,7 +446,10 @@ fn the_prefilter_never_changes_the_result() {
     let aws = rule_runner::rule::load_paths(&[data("rules/detection-rules/aws")]);
     for report in [shipped, aws] {
         let rules = RuleSet::compile(&report, Default::default(), "default");
-        assert!(rules.prefilter.is_some(), "every rule has provider/action conditions");
+        assert!(
+            rules.prefilter.is_some(),
+            "every rule has provider/action conditions"
+        );
         let run = |prefilter| {
             let opts = ScanOptions {
                 normalize: NormalizeOptions::default(),
