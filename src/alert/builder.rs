@@ -111,8 +111,8 @@ pub struct AlertBuilder {
     rule_name: String,
     severity: Severity,
     rule_uuid: Uuid,
+    rule_uuid_text: String,
     identity: IdentityStrategy,
-    now: String,
     shared: Map<String, Value>,
 }
 
@@ -124,10 +124,21 @@ impl AlertBuilder {
             rule_name: rule.name.clone(),
             severity: rule.severity,
             rule_uuid,
+            rule_uuid_text: rule_uuid.to_string(),
             identity: ctx.identity,
-            now: format_timestamp(ctx.now),
             shared: shared_fields(rule, ctx, rule_uuid),
         }
+    }
+
+    /// Whether `source` is an alert this rule wrote (its ancestors name this rule, or its
+    /// flat `kibana.alert.rule.uuid` is this rule's).
+    pub fn is_own_alert(&self, source: &Value) -> bool {
+        let uuid = self.rule_uuid_text.as_str();
+        let names_rule = |value: Option<&Value>| value.and_then(Value::as_str) == Some(uuid);
+        names_rule(lookup(source, "kibana.alert.rule.uuid"))
+            || lookup(source, "kibana.alert.ancestors")
+                .and_then(Value::as_array)
+                .is_some_and(|ancestors| ancestors.iter().any(|a| names_rule(a.get("rule"))))
     }
 
     /// The rule's stable `kibana.alert.rule.uuid`.
@@ -150,43 +161,83 @@ impl AlertBuilder {
 
     /// The alert on `event`, whose id the caller computed with [`AlertBuilder::alert_id`].
     pub fn build_with_id(&self, event: &AlertEvent<'_>, id: String) -> AlertDoc {
-        let empty = Map::new();
-        let source = event.source.as_object().unwrap_or(&empty);
-        let mut doc = Map::with_capacity(source.len() + self.shared.len() + 24);
-        doc.insert("@timestamp".into(), Value::String(self.now.clone()));
-        copy_event_source(source, &mut doc);
-        doc.insert("event.kind".into(), json!("signal"));
-        copy_leaves(source, "event", "kibana.alert.original_event", &mut doc);
-        copy_leaves(
-            source,
-            "data_stream",
-            "kibana.alert.original_data_stream",
-            &mut doc,
-        );
+        self.assemble(
+            event.index,
+            event.id,
+            event.source.clone(),
+            event.timestamp,
+            id,
+        )
+    }
 
+    /// The alert on `hit`, taking over the hit's `_source` instead of copying it (the
+    /// engine's path, where the hit is not needed afterwards).
+    pub fn build_from_hit(&self, hit: EventHit, id: String) -> AlertDoc {
+        let EventHit {
+            index,
+            id: doc_id,
+            source,
+            timestamp,
+            ..
+        } = hit;
+        self.assemble(&index, &doc_id, source, timestamp, id)
+    }
+
+    fn assemble(
+        &self,
+        index: &str,
+        doc_id: &str,
+        source: Value,
+        timestamp: DateTime<Utc>,
+        id: String,
+    ) -> AlertDoc {
+        // Everything read from the event is read before its `_source` is taken apart.
         // Kibana keeps `@timestamp` as the original time even under a timestamp override.
-        let original_time = lookup(event.source, "@timestamp")
+        let original_time = lookup(&source, "@timestamp")
             .and_then(parse_timestamp)
-            .unwrap_or(event.timestamp);
+            .unwrap_or(timestamp);
+        let reason = reason(&source, self.severity, &self.rule_name);
+        let mut originals = Map::new();
+        if let Value::Object(fields) = &source {
+            copy_leaves(
+                fields,
+                "event",
+                "kibana.alert.original_event",
+                &mut originals,
+            );
+            copy_leaves(
+                fields,
+                "data_stream",
+                "kibana.alert.original_data_stream",
+                &mut originals,
+            );
+        }
+
+        let fields = match source {
+            Value::Object(fields) => fields,
+            _ => Map::new(),
+        };
+        // Start from the shared fields (`@timestamp` first): cloning the map copies its hash
+        // table, where inserting the same keys one by one would hash each again.
+        let mut doc = self.shared.clone();
+        move_event_source(fields, &mut doc);
+        doc.insert("event.kind".into(), json!("signal"));
+        doc.extend(originals);
         doc.insert(
             "kibana.alert.original_time".into(),
             json!(format_timestamp(original_time)),
         );
         doc.insert(
             "kibana.alert.ancestors".into(),
-            json!([{"id": event.id, "type": "event", "index": event.index, "depth": 0}]),
+            json!([{"id": doc_id, "type": "event", "index": index, "depth": 0}]),
         );
-        doc.insert(
-            "kibana.alert.reason".into(),
-            json!(reason(event.source, self.severity, &self.rule_name)),
-        );
+        doc.insert("kibana.alert.reason".into(), Value::String(reason));
         doc.insert("kibana.alert.uuid".into(), Value::String(id.clone()));
-        doc.extend(self.shared.iter().map(|(k, v)| (k.clone(), v.clone())));
 
         AlertDoc {
             id,
             rule_id: self.rule_id.clone(),
-            event_time: event.timestamp,
+            event_time: timestamp,
             document: Value::Object(doc),
         }
     }
@@ -194,23 +245,23 @@ impl AlertBuilder {
 
 /// The event's `_source` minus reserved keys, with `event.kind` taken out (it becomes the flat
 /// `"event.kind": "signal"`) and `@timestamp` left to the caller.
-fn copy_event_source(source: &Map<String, Value>, doc: &mut Map<String, Value>) {
+fn move_event_source(source: Map<String, Value>, doc: &mut Map<String, Value>) {
     for (key, value) in source {
-        let root = key.split('.').next().unwrap_or(key);
+        let root = key.split('.').next().unwrap_or(&key);
         if RESERVED_ROOTS.contains(&root) || key == "@timestamp" || key == "event.kind" {
             continue;
         }
-        if key == "event"
-            && let Value::Object(event) = value
-        {
-            let mut event = event.clone();
-            event.remove("kind");
-            if !event.is_empty() {
-                doc.insert(key.clone(), Value::Object(event));
+        match value {
+            Value::Object(mut event) if key == "event" => {
+                event.shift_remove("kind");
+                if !event.is_empty() {
+                    doc.insert(key, Value::Object(event));
+                }
             }
-            continue;
+            value => {
+                doc.insert(key, value);
+            }
         }
-        doc.insert(key.clone(), value.clone());
     }
 }
 
@@ -224,6 +275,7 @@ fn shared_fields(rule: &Rule, ctx: &RunContext, rule_uuid: Uuid) -> Map<String, 
     let mut put = |key: &str, value: Value| {
         f.insert(key.to_owned(), value);
     };
+    put("@timestamp", json!(now));
     put("kibana.alert.depth", json!(1));
     put("kibana.alert.status", json!("active"));
     put("kibana.alert.workflow_status", json!("open"));

@@ -187,6 +187,8 @@ pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
                     .map(|g| json!({"start": time_text(g.start), "end": time_text(g.end)}))
                     .collect::<Vec<_>>()).unwrap_or_default(),
                 "alerts_last_24h": recent.get(&rule.rule_id).copied().unwrap_or(0),
+                "last_run_warnings": last.and_then(|r| r.get("warnings")).cloned().unwrap_or(json!([])),
+                "last_run_errors": last.and_then(|r| r.get("errors")).cloned().unwrap_or(json!([])),
             }));
         }
         match args.format {
@@ -486,6 +488,18 @@ fn render_status(rows: &[serde_json::Value]) -> String {
         ));
         out.push_str(&format!("  open gaps   {gaps}\n"));
         out.push_str(&format!("  alerts 24h  {}\n", row["alerts_last_24h"]));
+        // What went wrong last time, so `status` alone tells an operator where to look.
+        for (key, label) in [
+            ("last_run_errors", "error"),
+            ("last_run_warnings", "warning"),
+        ] {
+            for message in row[key].as_array().into_iter().flatten() {
+                out.push_str(&format!(
+                    "  {label:<11} {}\n",
+                    message.as_str().unwrap_or("?")
+                ));
+            }
+        }
     }
     out
 }

@@ -64,21 +64,25 @@ impl<'a> WindowWriter<'a> {
     /// Dedup, cap and write one page. `handled` holds the ids this run already dealt with.
     pub async fn write_page(
         &mut self,
-        hits: &[EventHit],
+        hits: Vec<EventHit>,
         handled: &mut HashSet<String>,
     ) -> Result<(), SinkDown> {
         self.counts.hits += hits.len() as u64;
-        let mut fresh: Vec<(String, &EventHit)> = Vec::with_capacity(hits.len());
-        let mut in_page: HashSet<&str> = HashSet::with_capacity(hits.len());
-        let ids: Vec<String> = hits
-            .iter()
-            .map(|hit| self.builder.alert_id(&AlertEvent::from(hit)))
-            .collect();
-        for (id, hit) in ids.iter().zip(hits) {
-            if handled.contains(id) || self.left_over.contains(id) || !in_page.insert(id) {
+        let mut fresh: Vec<(String, EventHit)> = Vec::with_capacity(hits.len());
+        let mut in_page: HashSet<String> = HashSet::with_capacity(hits.len());
+        for hit in hits {
+            // Kibana's self-alert guard: when the rule's patterns reach the alerts index, its
+            // own alerts are not events to alert on.
+            if self.builder.is_own_alert(&hit.source) {
+                self.counts.own_alerts_skipped += 1;
+                continue;
+            }
+            let id = self.builder.alert_id(&AlertEvent::from(&hit));
+            if handled.contains(&id) || self.left_over.contains(&id) || in_page.contains(&id) {
                 self.counts.duplicates += 1;
             } else {
-                fresh.push((id.clone(), hit));
+                in_page.insert(id.clone());
+                fresh.push((id, hit));
             }
         }
         if fresh.is_empty() {
@@ -137,7 +141,7 @@ impl<'a> WindowWriter<'a> {
 
         let docs: Vec<AlertDoc> = fresh
             .into_iter()
-            .map(|(id, hit)| self.builder.build_with_id(&AlertEvent::from(hit), id))
+            .map(|(id, hit)| self.builder.build_from_hit(hit, id))
             .collect();
         let outcomes = match self.sink.create(&docs).await {
             Ok(outcomes) if outcomes.len() == docs.len() => outcomes,
@@ -185,7 +189,7 @@ impl<'a> WindowWriter<'a> {
         Ok(())
     }
 
-    fn fail_all(&mut self, fresh: &[(String, &EventHit)], reason: &str) {
+    fn fail_all(&mut self, fresh: &[(String, EventHit)], reason: &str) {
         for (_, hit) in fresh {
             self.hold_at(hit.timestamp);
         }

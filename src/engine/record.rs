@@ -69,6 +69,9 @@ pub struct WindowCounts {
     pub dead_lettered: u64,
     /// Alerts that could not be written (after the sink's retries); retried by a later run.
     pub failed_writes: u64,
+    /// Hits that were this rule's own alerts (its index patterns reach the alerts index).
+    #[serde(default)]
+    pub own_alerts_skipped: u64,
 }
 
 impl WindowCounts {
@@ -79,6 +82,7 @@ impl WindowCounts {
         self.left_over += other.left_over;
         self.dead_lettered += other.dead_lettered;
         self.failed_writes += other.failed_writes;
+        self.own_alerts_skipped += other.own_alerts_skipped;
     }
 }
 

@@ -343,7 +343,7 @@ impl Engine {
                 };
                 match page {
                     Ok(Some(page)) => {
-                        if writer.write_page(&page, &mut scope.handled).await.is_err() {
+                        if writer.write_page(page, &mut scope.handled).await.is_err() {
                             interrupted = Some(Interrupted::Failure);
                             break;
                         }

@@ -128,6 +128,11 @@ impl Wildcard {
 }
 
 /// Characters `wildcard.toQueryStringQuery` escapes (kql.md §5.4). Whitespace is not escaped.
+///
+/// Kibana's source writes this set as the JavaScript class `/[+-=&|><!(){}[\]^"~*?:\\/]/`, in
+/// which `+-=` is a range that also covers `, . / 0-9 ; <`; kql.md (the project's reference)
+/// lists the characters one by one, and that is what is implemented. Escaping a digit or a dot
+/// does not change what Elasticsearch matches, only the text of the query.
 pub(crate) const LUCENE_RESERVED: &str = "+-=&|><!(){}[]^\"~*?:\\/";
 
 /// Anchored glob over literal pieces separated by "match anything" markers. Leftmost-first

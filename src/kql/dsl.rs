@@ -1,7 +1,7 @@
 //! Translation to Elasticsearch Query DSL, exactly as Kibana's `toElasticsearchQuery` (query
 //! level) and `buildEsQuery` (the detection engine's request body) produce it.
 
-use serde_json::{Map, Value as Json, json};
+use serde_json::{Map, Value as Json};
 
 use super::ast::{Query, RangeOp, Value};
 use super::fields::{FieldInfo, FieldTypes};
@@ -133,7 +133,15 @@ pub fn build_es_query(
         .filter(|f| f.negate)
         .map(|f| f.query.clone())
         .collect();
-    Ok(json!({"bool": {"must": [], "filter": filter, "should": [], "must_not": must_not}}))
+    Ok(obj([(
+        "bool",
+        obj([
+            ("must", Json::Array(Vec::new())),
+            ("filter", Json::Array(filter)),
+            ("should", Json::Array(Vec::new())),
+            ("must_not", Json::Array(must_not)),
+        ]),
+    )]))
 }
 
 /// A field reference after applying the nested prefix (Kibana's `getFullFieldNameNode`).
@@ -181,11 +189,12 @@ struct Translator<'a> {
 impl<'a> Translator<'a> {
     fn query(&self, query: &Query, nested: Option<&str>) -> Result<Json, TranslateError> {
         Ok(match query {
-            Query::And(items) => json!({"bool": {"filter": self.all(items, nested)?}}),
-            Query::Or(items) => {
-                json!({"bool": {"should": self.all(items, nested)?, "minimum_should_match": 1}})
-            }
-            Query::Not(inner) => json!({"bool": {"must_not": self.query(inner, nested)?}}),
+            Query::And(items) => obj([(
+                "bool",
+                obj([("filter", Json::Array(self.all(items, nested)?))]),
+            )]),
+            Query::Or(items) => should(self.all(items, nested)?),
+            Query::Not(inner) => obj([("bool", obj([("must_not", self.query(inner, nested)?)]))]),
             Query::Nested { path, query } => {
                 let path = path.as_field_name();
                 let full = match nested {
@@ -202,7 +211,7 @@ impl<'a> Translator<'a> {
                     FieldName::Pattern(p) => p.join("*"),
                     FieldName::None => "null".to_string(),
                 };
-                json!({"exists": {"field": name}})
+                obj([("exists", obj([("field", Json::String(name))]))])
             }
             Query::Is { field, value } => self.is(field.as_ref(), value, nested)?,
             Query::Range { field, op, value } => self.range(field, *op, value, nested)?,
@@ -215,13 +224,13 @@ impl<'a> Translator<'a> {
 
     fn nested_wrap(&self, path: &str, query: Json) -> Json {
         let mut body = Map::new();
-        body.insert("path".into(), json!(path));
+        body.insert("path".into(), Json::String(path.to_string()));
         body.insert("query".into(), query);
-        body.insert("score_mode".into(), json!("none"));
+        body.insert("score_mode".into(), Json::String("none".into()));
         if let Some(ignore) = self.options.nested_ignore_unmapped {
-            body.insert("ignore_unmapped".into(), json!(ignore));
+            body.insert("ignore_unmapped".into(), Json::Bool(ignore));
         }
-        json!({ "nested": body })
+        obj([("nested", Json::Object(body))])
     }
 
     /// Kibana's `getFields` plus the nested-group checks of `getFullFieldNameNode`.
@@ -286,18 +295,28 @@ impl<'a> Translator<'a> {
         let name = FieldName::of(field, nested);
         let exists = value.is_lone_wildcard();
         if exists && name.is_lone_wildcard() {
-            return Ok(json!({"match_all": {}}));
+            return Ok(obj([("match_all", Json::Object(Map::new()))]));
         }
         if let FieldName::None = name {
             return Ok(match value {
-                Value::Wildcard(w) => json!({"query_string": {"query": w.query_string()}}),
+                Value::Wildcard(w) => obj([(
+                    "query_string",
+                    obj([("query", Json::String(w.query_string()))]),
+                )]),
                 _ => {
                     let kind = if matches!(value, Value::Quoted(_)) {
                         "phrase"
                     } else {
                         "best_fields"
                     };
-                    json!({"multi_match": {"type": kind, "query": value.to_json(), "lenient": true}})
+                    obj([(
+                        "multi_match",
+                        obj([
+                            ("type", Json::String(kind.into())),
+                            ("query", value.to_json()),
+                            ("lenient", Json::Bool(true)),
+                        ]),
+                    )])
                 }
             });
         }
@@ -307,16 +326,22 @@ impl<'a> Translator<'a> {
             let date = field.info.is_some_and(FieldInfo::is_date);
             let f = field.name.as_str();
             let clause = if exists {
-                json!({"exists": {"field": f}})
+                obj([("exists", obj([("field", Json::String(f.into()))]))])
             } else if let Value::Wildcard(w) = value {
                 let pattern = w.query_string();
                 if keyword {
                     let mut body = Map::new();
-                    body.insert("value".into(), json!(pattern));
+                    body.insert("value".into(), Json::String(pattern));
                     self.case_insensitive(&mut body);
-                    json!({"wildcard": {f: body}})
+                    obj([("wildcard", obj([(f, Json::Object(body))]))])
                 } else {
-                    json!({"query_string": {"fields": [f], "query": pattern}})
+                    obj([(
+                        "query_string",
+                        obj([
+                            ("fields", Json::Array(vec![Json::String(f.into())])),
+                            ("query", Json::String(pattern)),
+                        ]),
+                    )])
                 }
             } else if date {
                 let v = value.to_json();
@@ -324,20 +349,20 @@ impl<'a> Translator<'a> {
                 body.insert("gte".into(), v.clone());
                 body.insert("lte".into(), v.clone());
                 self.time_zone(&mut body, &v);
-                json!({"range": {f: body}})
+                obj([("range", obj([(f, Json::Object(body))]))])
             } else if keyword {
                 let mut body = Map::new();
                 body.insert("value".into(), value.to_json());
                 self.case_insensitive(&mut body);
-                json!({"term": {f: body}})
+                obj([("term", obj([(f, Json::Object(body))]))])
             } else if matches!(value, Value::Quoted(_)) {
-                json!({"match_phrase": {f: value.to_json()}})
+                obj([("match_phrase", obj([(f, value.to_json())]))])
             } else {
-                json!({"match": {f: value.to_json()}})
+                obj([("match", obj([(f, value.to_json())]))])
             };
             clauses.push(self.auto_nest(&name, &field, nested, clause));
         }
-        Ok(json!({"bool": {"should": clauses, "minimum_should_match": 1}}))
+        Ok(should(clauses))
     }
 
     fn range(
@@ -360,15 +385,15 @@ impl<'a> Translator<'a> {
             if resolved.info.is_some_and(FieldInfo::is_date) {
                 self.time_zone(&mut body, &v);
             }
-            let clause = json!({"range": {resolved.name.as_str(): body}});
+            let clause = obj([("range", obj([(resolved.name.as_str(), Json::Object(body))]))]);
             clauses.push(self.auto_nest(&name, &resolved, nested, clause));
         }
-        Ok(json!({"bool": {"should": clauses, "minimum_should_match": 1}}))
+        Ok(should(clauses))
     }
 
     fn case_insensitive(&self, body: &mut Map<String, Json>) {
         if self.options.case_insensitive {
-            body.insert("case_insensitive".into(), json!(true));
+            body.insert("case_insensitive".into(), Json::Bool(true));
         }
     }
 
@@ -378,7 +403,7 @@ impl<'a> Translator<'a> {
             .as_str()
             .is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
         if let (Some(tz), false) = (&self.options.date_format_tz, epoch) {
-            body.insert("time_zone".into(), json!(tz));
+            body.insert("time_zone".into(), Json::String(tz.clone()));
         }
     }
 }
@@ -397,4 +422,25 @@ fn nested_mismatch(field: &FieldInfo, nested: Option<&str>) -> Option<String> {
         )),
         _ => None,
     }
+}
+
+/// A JSON object from owned entries. (`serde_json::json!` serialises interpolated values by
+/// reference, which deep-copies every subtree at every level: quadratic for nested queries.)
+fn obj<const N: usize>(entries: [(&str, Json); N]) -> Json {
+    let mut map = Map::with_capacity(N);
+    for (key, value) in entries {
+        map.insert(key.to_string(), value);
+    }
+    Json::Object(map)
+}
+
+/// `{"bool":{"should":[..],"minimum_should_match":1}}`
+fn should(clauses: Vec<Json>) -> Json {
+    obj([(
+        "bool",
+        obj([
+            ("should", Json::Array(clauses)),
+            ("minimum_should_match", Json::from(1)),
+        ]),
+    )])
 }

@@ -4,6 +4,9 @@
 
 use serde_json::Value as Json;
 
+/// Up to this many keys, comparing every key with the path beats hashing each candidate prefix.
+const LINEAR_SCAN_MAX: usize = 24;
+
 /// Call `hit` on each value stored under the dotted `path` of `doc` (array elements one by one)
 /// until it returns true. No allocation: candidate keys are slices of `path`.
 pub(crate) fn any_value<'v>(
@@ -13,6 +16,25 @@ pub(crate) fn any_value<'v>(
 ) -> bool {
     match doc {
         Json::Array(items) => items.iter().any(|item| any_value(item, path, hit)),
+        Json::Object(map) if map.len() <= LINEAR_SCAN_MAX => {
+            // Small objects (nearly all of them): one pass over the keys, no hashing.
+            for (key, child) in map {
+                let Some(rest) = path.strip_prefix(key.as_str()) else {
+                    continue;
+                };
+                let found = if rest.is_empty() {
+                    any_leaf(child, hit)
+                } else if let Some(sub) = rest.strip_prefix('.') {
+                    any_value(child, sub, hit)
+                } else {
+                    continue;
+                };
+                if found {
+                    return true;
+                }
+            }
+            false
+        }
         Json::Object(map) => {
             let mut from = 0;
             loop {
@@ -112,6 +134,19 @@ mod tests {
             [json!("Root")]
         );
         assert!(values(&a, "event").len() == 1 && values(&a, "event.act").is_empty());
+    }
+
+    #[test]
+    fn large_objects_resolve_dotted_keys_too() {
+        let mut map = serde_json::Map::new();
+        for i in 0..40 {
+            map.insert(format!("k{i}"), json!(i));
+        }
+        map.insert("a.b".into(), json!("dotted"));
+        map.insert("a".into(), json!({"b": "nested"}));
+        let doc = Json::Object(map);
+        assert_eq!(values(&doc, "a.b"), [json!("nested"), json!("dotted")]);
+        assert_eq!(values(&doc, "k39"), [json!(39)]);
     }
 
     #[test]

@@ -49,9 +49,6 @@ pub(super) struct Parser<'a> {
     pub(super) expected: Vec<&'static str>,
     /// Inside a named rule, failures of its parts are not reported.
     pub(super) silent: u32,
-    /// The last literal parsed: (start, end, value). Fields are tried by several alternatives
-    /// at the same position; this keeps the parse linear.
-    pub(super) memo: Option<(usize, usize, Value)>,
 }
 
 impl<'a> Parser<'a> {
@@ -65,7 +62,6 @@ impl<'a> Parser<'a> {
             max_fail: 0,
             expected: Vec::new(),
             silent: 0,
-            memo: None,
         }
     }
 
@@ -204,12 +200,6 @@ impl<'a> Parser<'a> {
     /// `Literal = QuotedString / UnquotedLiteral`.
     pub(super) fn literal(&mut self) -> Option<Value> {
         let start = self.pos;
-        if let Some((at, end, value)) = &self.memo {
-            if *at == start && self.fatal.is_none() {
-                self.pos = *end;
-                return Some(value.clone());
-            }
-        }
         let value = match self.quoted_string() {
             Some(text) => Value::Quoted(text),
             None => {
@@ -217,7 +207,6 @@ impl<'a> Parser<'a> {
                 self.unquoted_literal()?
             }
         };
-        self.memo = Some((start, self.pos, value.clone()));
         Some(value)
     }
 
@@ -296,7 +285,10 @@ impl<'a> Parser<'a> {
             } else if c == '*' {
                 markers.push(text.len());
                 self.pos += 1;
-            } else if is_special(c) || self.keyword_ahead(self.pos) {
+            } else if is_special(c)
+                // Only a space (before `or`/`and`) or an `n` (of `not`) can start a keyword.
+                || ((is_space(c) || c == 'n' || c == 'N') && self.keyword_ahead(self.pos))
+            {
                 break;
             } else {
                 text.push(c);

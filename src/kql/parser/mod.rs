@@ -177,46 +177,36 @@ impl Parser<'_> {
         self.eat(close, described).then_some(result)
     }
 
+    /// `NestedQuery / Expression`, where `Expression = FieldRangeExpression /
+    /// FieldValueExpression / ValueExpression`. The first three alternatives all start with
+    /// `Field Space*`: it is parsed once and the next character picks the alternative (peggy
+    /// re-parses the field for each, with the same outcome).
     fn nested_query(&mut self) -> Option<Query> {
         let save = self.pos;
-        if let Some(path) = self.field() {
+        if let Some(field) = self.field() {
             self.spaces();
             if self.eat(':', "\":\"") {
                 self.spaces();
                 if self.eat('{', "\"{\"") {
                     if let Some(inner) = self.group_body(Self::or_query, '}', "\"}\"") {
                         return Some(Query::Nested {
-                            path,
+                            path: field,
                             query: Box::new(inner),
                         });
                     }
+                    // A value list cannot start with `{` either: only free text is left.
+                } else if let Some(values) = self.list_of_values() {
+                    return Some(values.with_field(&field));
+                }
+            } else if let Some(op) = self.range_operator() {
+                self.spaces();
+                if let Some(value) = self.named("literal", Self::literal) {
+                    return Some(Query::Range { field, op, value });
                 }
             }
         }
         self.pos = save;
-        self.expression()
-    }
-
-    fn expression(&mut self) -> Option<Query> {
-        let save = self.pos;
-        if let Some(q) = self.field_range_expression() {
-            return Some(q);
-        }
-        self.pos = save;
-        if let Some(q) = self.field_value_expression() {
-            return Some(q);
-        }
-        self.pos = save;
         self.value().map(|value| Query::Is { field: None, value })
-    }
-
-    fn field_range_expression(&mut self) -> Option<Query> {
-        let field = self.field()?;
-        self.spaces();
-        let op = self.range_operator()?;
-        self.spaces();
-        let value = self.named("literal", Self::literal)?;
-        Some(Query::Range { field, op, value })
     }
 
     fn range_operator(&mut self) -> Option<RangeOp> {
@@ -241,17 +231,6 @@ impl Parser<'_> {
                 None
             }
         }
-    }
-
-    fn field_value_expression(&mut self) -> Option<Query> {
-        let field = self.field()?;
-        self.spaces();
-        if !self.eat(':', "\":\"") {
-            return None;
-        }
-        self.spaces();
-        let values = self.list_of_values()?;
-        Some(values.with_field(&field))
     }
 
     fn list_of_values(&mut self) -> Option<ValueTree> {

@@ -306,7 +306,9 @@ fn status_shows_each_rule() {
                     "buckets": [{"key": PUBLIC_INVOCATION, "doc_count": 12, "last": {"hits": {
                         "total": {"value": 12, "relation": "eq"}, "max_score": null,
                         "hits": [{"_index": "rule-runner-executions", "_id": "5d5a", "_score": null,
-                            "_source": {"rule_id": PUBLIC_INVOCATION, "hits": 3, "created": 2, "duplicates": 1},
+                            "_source": {"rule_id": PUBLIC_INVOCATION, "hits": 3, "created": 2, "duplicates": 1,
+                                "warnings": ["The following indices are missing the timestamp field \"event.ingested\" (nor \"@timestamp\"): [\"filebeat-old\"]"],
+                                "errors": []},
                             "sort": [1735732800000i64]}]}}}]}}})))
             .mount(&server)
             .await;
@@ -337,6 +339,12 @@ fn status_shows_each_rule() {
     assert!(
         stdout.contains(
             "  open gaps   2024-12-30T00:00:00Z to 2024-12-31T11:00:00Z\n  alerts 24h  7\n"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "  alerts 24h  7\n  warning     The following indices are missing the timestamp field"
         ),
         "{stdout}"
     );

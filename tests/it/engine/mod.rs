@@ -4,6 +4,7 @@
 
 mod backfill;
 mod failures;
+mod properties;
 mod runs;
 mod scheduler;
 mod slow;

@@ -334,3 +334,23 @@ async fn the_shipped_rules_alert_on_their_example_events() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_rule_never_alerts_on_its_own_alerts() {
+    let h = Harness::new();
+    let mut rule = seed_rule();
+    rule.index.push("rule-runner-alerts*".into());
+    let rule = Arc::new(rule);
+    h.add("e000", t(11, 30));
+    h.run(&rule, t(12, 0)).await;
+    // The alert lands where the rule's patterns can see it; its source still matches the query.
+    let alert = h.sink.alerts().remove(0);
+    let mut document = alert.document.clone();
+    document["event"]["id"] = json!("copied-into-alert");
+    document["@timestamp"] = json!(ts(t(12, 0)));
+    h.source.insert("rule-runner-alerts", &alert.id, document);
+    let record = h.run(&rule, t(12, 10)).await;
+    assert_eq!(record.totals.own_alerts_skipped, 1);
+    assert_eq!(record.totals.created, 0);
+    assert_eq!(h.sink.len(), 1);
+}

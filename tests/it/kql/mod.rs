@@ -3,6 +3,6 @@
 
 mod cli;
 mod corpus;
-mod eval;
+pub mod eval;
 mod properties;
 mod vectors;

@@ -1,0 +1,134 @@
+//! KQL benchmarks: parse + translate the 801 prebuilt-rule queries; evaluate the two seed rules
+//! over 100,000 generated CloudTrail documents.
+//!
+//! `cargo bench --bench kql -- --warm-up-time 1 --measurement-time 3`
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rule_runner::kql::{self, DslOptions, FieldTypes, MatchOptions, Matcher};
+use serde_json::{Value, json};
+
+const LAYER_ADDED: &str = "event.dataset: aws.cloudtrail and event.provider: lambda.amazonaws.com and event.outcome: success\n  and event.action: (PublishLayerVersion* or UpdateFunctionConfiguration)\n";
+const PUBLIC_INVOCATION: &str = "event.dataset: aws.cloudtrail and event.provider: lambda.amazonaws.com and event.outcome: success\n  and event.action: AddPermission*\n  and aws.cloudtrail.request_parameters: (*lambda\\:InvokeFunction* and *principal=\\**)\n";
+
+fn corpus() -> Vec<String> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/kql/detection_rules_kql_queries.json"
+    );
+    let rules: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("corpus file"))
+            .expect("corpus JSON");
+    rules
+        .iter()
+        .filter_map(|r| r["query"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// CloudTrail-shaped ECS documents: mostly other services and actions, some Lambda calls with
+/// public and non-public permissions, as a scan over a real trail would see.
+fn documents(n: usize) -> Vec<Value> {
+    let mut rng = StdRng::seed_from_u64(7);
+    let providers = [
+        "lambda.amazonaws.com",
+        "s3.amazonaws.com",
+        "iam.amazonaws.com",
+        "ec2.amazonaws.com",
+        "sts.amazonaws.com",
+    ];
+    let actions = [
+        "AddPermission20150331v2",
+        "PublishLayerVersion20181031",
+        "UpdateFunctionConfiguration20150331v2",
+        "UpdateFunctionConfiguration",
+        "GetObject",
+        "AssumeRole",
+        "DescribeInstances",
+        "ListBuckets",
+        "CreateFunction20150331",
+    ];
+    let principals = [
+        "*",
+        "sns.amazonaws.com",
+        "events.amazonaws.com",
+        "123456789012",
+    ];
+    (0..n)
+        .map(|i| {
+            let provider = providers[rng.gen_range(0..providers.len())];
+            let action = actions[rng.gen_range(0..actions.len())];
+            let principal = principals[rng.gen_range(0..principals.len())];
+            json!({
+                "@timestamp": "2024-05-01T10:00:00.000Z",
+                "event": {
+                    "dataset": if rng.gen_bool(0.95) { "aws.cloudtrail" } else { "aws.s3access" },
+                    "provider": provider, "action": action,
+                    "outcome": if rng.gen_bool(0.9) { "success" } else { "failure" },
+                    "id": format!("{i:08x}-0000-4000-8000-000000000000"),
+                },
+                "cloud": {"region": "us-east-1", "account": {"id": "123456789012"}},
+                "aws": {"cloudtrail": {
+                    "request_parameters": format!("{{functionName=fn-{i}, statementId=s{i}, action=lambda:InvokeFunction, principal={principal}}}"),
+                    "user_identity": {"type": "IAMUser", "arn": "arn:aws:iam::123456789012:user/alice"}
+                }},
+                "source": {"ip": "198.51.100.7"}
+            })
+        })
+        .collect()
+}
+
+fn parse_and_translate(c: &mut Criterion) {
+    let queries = corpus();
+    let options = DslOptions::detection_engine();
+    let ecs = FieldTypes::ecs_cloudtrail();
+    let mut group = c.benchmark_group("kql_corpus_801");
+    group.throughput(Throughput::Elements(queries.len() as u64));
+    group.bench_function("parse", |b| {
+        b.iter(|| queries.iter().filter(|q| kql::parse(q).is_ok()).count())
+    });
+    group.bench_function("parse_translate_no_metadata", |b| {
+        b.iter(|| {
+            queries
+                .iter()
+                .filter_map(|q| kql::parse(q).ok())
+                .filter_map(|ast| kql::to_dsl(&ast, None, &options).ok())
+                .count()
+        })
+    });
+    group.bench_function("parse_translate_ecs", |b| {
+        b.iter(|| {
+            queries
+                .iter()
+                .filter_map(|q| kql::parse(q).ok())
+                .filter_map(|ast| kql::to_dsl(&ast, Some(ecs), &options).ok())
+                .count()
+        })
+    });
+    group.finish();
+}
+
+fn evaluate_seed_rules(c: &mut Criterion) {
+    let docs = documents(100_000);
+    let mut group = c.benchmark_group("kql_eval_100k_docs");
+    group.throughput(Throughput::Elements(docs.len() as u64));
+    for (name, query) in [
+        ("layer_added", LAYER_ADDED),
+        ("public_invocation", PUBLIC_INVOCATION),
+    ] {
+        let ast = kql::parse(query).expect("seed query parses");
+        for (metadata, fields) in [
+            ("no_metadata", None),
+            ("ecs", Some(FieldTypes::ecs_cloudtrail())),
+        ] {
+            let matcher = Matcher::new(&ast, fields, &MatchOptions::default());
+            group.bench_with_input(BenchmarkId::new(name, metadata), &docs, |b, docs| {
+                b.iter(|| docs.iter().filter(|d| matcher.matches(d)).count())
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, parse_and_translate, evaluate_seed_rules);
+criterion_main!(benches);
