@@ -84,6 +84,7 @@ fn bench(c: &mut Criterion) {
         normalize: NormalizeOptions::default(),
         max_signals_per_rule: false,
         threads: Some(1),
+        prefilter: true,
     };
     let ctx = RunContext::scheduled(chrono::Utc::now());
     let shipped = RuleSet::compile(&shipped_rules(), opts.normalize.flavor, "default");

@@ -194,6 +194,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         },
         max_signals_per_rule: args.max_signals_per_rule,
         threads: args.threads.map(usize::from),
+        prefilter: true,
     };
 
     let total: u64 = found.files.iter().filter_map(|f| f.size).sum();

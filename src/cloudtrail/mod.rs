@@ -25,7 +25,10 @@ pub mod normalize;
 pub mod read;
 pub mod split;
 
-pub use normalize::{ECS_VERSION, Normalized, RecordError, normalize_record};
+pub use normalize::{
+    ECS_VERSION, Normalized, RawFields, RecordError, RecordFilter, normalize_record,
+    normalize_record_filtered,
+};
 pub use read::{
     Discovered, Document, DocumentReader, Input, InputFile, Problem, ReadStats, discover,
 };

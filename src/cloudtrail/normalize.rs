@@ -45,6 +45,61 @@ pub enum RecordError {
     DuplicateKey(String),
 }
 
+type Text<'a> = Option<std::borrow::Cow<'a, str>>;
+
+/// The fields a scan's prefilter looks at, read without building the record.
+#[derive(serde::Deserialize)]
+struct Peek<'a> {
+    #[serde(rename = "eventSource", borrow, default)]
+    source: Text<'a>,
+    #[serde(rename = "eventName", borrow, default)]
+    name: Text<'a>,
+    #[serde(rename = "userIdentity", borrow, default)]
+    identity: Option<PeekIdentity<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct PeekIdentity<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Text<'a>,
+}
+
+/// Raw record fields the ECS document copies verbatim.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RawFields<'a> {
+    /// `eventSource` → `event.provider`.
+    pub event_source: Option<&'a str>,
+    /// `eventName` → `event.action`.
+    pub event_name: Option<&'a str>,
+    /// `userIdentity.type` → `aws.cloudtrail.user_identity.type`.
+    pub identity_type: Option<&'a str>,
+}
+
+/// A test on a raw record's verbatim-copied fields.
+pub type RecordFilter = dyn Fn(&RawFields) -> bool + Send + Sync;
+
+/// Like [`normalize_record`], but a raw CloudTrail record that `keep` rejects is only
+/// checked to be a record (`Ok(None)`), not normalized. Anything unusual (not an object,
+/// neither field present, a field that is not a string, invalid JSON) takes the full path,
+/// so every problem is still reported; only duplicate keys go unnoticed in rejected records.
+pub fn normalize_record_filtered(
+    raw: &[u8],
+    opts: &NormalizeOptions,
+    keep: &RecordFilter,
+) -> Result<Option<Normalized>, RecordError> {
+    if let Ok(peek) = serde_json::from_slice::<Peek>(raw)
+        && (peek.source.is_some() || peek.name.is_some())
+        && !keep(&RawFields {
+            event_source: peek.source.as_deref(),
+            event_name: peek.name.as_deref(),
+            identity_type: peek.identity.as_ref().and_then(|i| i.kind.as_deref()),
+        })
+    {
+        return Ok(None);
+    }
+    normalize_record(raw, opts).map(Some)
+}
+
 /// Normalize one record given as JSON text.
 pub fn normalize_record(raw: &[u8], opts: &NormalizeOptions) -> Result<Normalized, RecordError> {
     let mut root = node::parse(raw).map_err(|e| RecordError::Json(e.to_string()))?;

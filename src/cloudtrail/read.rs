@@ -13,7 +13,7 @@ use flate2::bufread::MultiGzDecoder;
 use serde_json::Value;
 
 use super::NormalizeOptions;
-use super::normalize::{Normalized, normalize_record};
+use super::normalize::{Normalized, RecordFilter, normalize_record_filtered};
 use super::split::{RawRecord, RecordSplitter, SplitError};
 
 const BUFFER: usize = 256 * 1024;
@@ -220,6 +220,8 @@ pub struct Document {
 pub struct ReadStats {
     /// Records turned into documents.
     pub documents: usize,
+    /// Valid records a prefilter set aside without normalizing them.
+    pub prefiltered: usize,
     /// Records that could not be (bad JSON, not an object, ...), each reported.
     pub skipped: usize,
     /// Digest records left out.
@@ -241,6 +243,7 @@ pub struct DocumentReader {
     /// Records of an envelope whose `Records` key was not first (read whole, then split).
     pending: VecDeque<RawRecord>,
     stats: ReadStats,
+    prefilter: Option<Arc<RecordFilter>>,
 }
 
 impl DocumentReader {
@@ -261,7 +264,15 @@ impl DocumentReader {
             opts: opts.clone(),
             pending: VecDeque::new(),
             stats: ReadStats::default(),
+            prefilter: None,
         }
+    }
+
+    /// Only normalize raw records whose `eventSource`/`eventName` pass `filter`; the others
+    /// are counted in [`ReadStats::prefiltered`] and not yielded.
+    pub fn with_prefilter(mut self, filter: Arc<RecordFilter>) -> Self {
+        self.prefilter = Some(filter);
+        self
     }
 
     pub fn stats(&self) -> ReadStats {
@@ -339,9 +350,12 @@ impl Iterator for DocumentReader {
                 Ok(record) => record,
                 Err(problem) => return Some(Err(problem)),
             };
-            match normalize_record(&record.bytes, &self.opts) {
-                Ok(Normalized::Envelope) if self.expand_late_envelope(&record) => continue,
-                Ok(Normalized::Envelope) => {
+            let keep_all: &RecordFilter = &|_| true;
+            let keep = self.prefilter.as_deref().unwrap_or(keep_all);
+            match normalize_record_filtered(&record.bytes, &self.opts, keep) {
+                Ok(None) => self.stats.prefiltered += 1,
+                Ok(Some(Normalized::Envelope)) if self.expand_late_envelope(&record) => continue,
+                Ok(Some(Normalized::Envelope)) => {
                     self.stats.skipped += 1;
                     let message = "an envelope whose `Records` is not an array".to_string();
                     return Some(Err(self.problem(
@@ -350,14 +364,14 @@ impl Iterator for DocumentReader {
                         message,
                     )));
                 }
-                Ok(Normalized::Event(value)) => {
+                Ok(Some(Normalized::Event(value))) => {
                     self.stats.documents += 1;
                     return Some(Ok(Document {
                         index: record.index,
                         value,
                     }));
                 }
-                Ok(Normalized::Digest) => self.stats.digests += 1,
+                Ok(Some(Normalized::Digest)) => self.stats.digests += 1,
                 Err(e) => {
                     self.stats.skipped += 1;
                     return Some(Err(self.problem(

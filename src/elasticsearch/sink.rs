@@ -38,12 +38,21 @@ impl EsAlertSink {
         }
     }
 
-    async fn existing_chunk(&self, ids: &[String]) -> Result<HashSet<String>, EsError> {
-        // `_mget` is real-time: it sees alerts written a moment ago, before any refresh.
+    /// Which of `ids` are documents of `index`, in chunks of [`MGET_CHUNK`].
+    async fn found_ids(&self, index: &str, ids: &[String]) -> Result<HashSet<String>, PortError> {
+        let mut found = HashSet::new();
+        for chunk in ids.chunks(MGET_CHUNK) {
+            found.extend(self.found_chunk(index, chunk).await?);
+        }
+        Ok(found)
+    }
+
+    async fn found_chunk(&self, index: &str, ids: &[String]) -> Result<HashSet<String>, EsError> {
+        // `_mget` is real-time: it sees documents written a moment ago, before any refresh.
         let call = Call::new(
-            format!("look up existing alerts in `{}`", self.alerts_index),
+            format!("look up existing alerts in `{index}`"),
             Method::Post,
-            format!("/{}/_mget", path_segment(&self.alerts_index)),
+            format!("/{}/_mget", path_segment(index)),
         )
         .param("_source", "false")
         .json(json!({ "ids": ids }));
@@ -185,11 +194,13 @@ impl EsAlertSink {
 #[async_trait]
 impl AlertSink for EsAlertSink {
     async fn existing_ids(&self, ids: &[String]) -> Result<HashSet<String>, PortError> {
-        let mut found = HashSet::new();
-        for chunk in ids.chunks(MGET_CHUNK) {
-            found.extend(self.existing_chunk(chunk).await?);
-        }
-        Ok(found)
+        self.found_ids(&self.alerts_index, ids).await
+    }
+
+    /// Dead-letter records are keyed by alert id, so the same lookup tells which
+    /// candidates were refused before: overlapping windows then do not refuse them again.
+    async fn dead_lettered_ids(&self, ids: &[String]) -> Result<HashSet<String>, PortError> {
+        self.found_ids(&self.dead_letter_index, ids).await
     }
 
     async fn create(&self, alerts: &[AlertDoc]) -> Result<Vec<WriteOutcome>, PortError> {

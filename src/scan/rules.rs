@@ -7,6 +7,8 @@ use crate::cloudtrail::Flavor;
 use crate::kql::{FieldInfo, FieldTypes, MatchOptions, Matcher};
 use crate::rule::{LoadReport, Rule};
 
+use super::prefilter::Prefilter;
+
 /// One rule ready to run over documents.
 #[derive(Debug, Clone)]
 pub struct CompiledRule {
@@ -28,6 +30,8 @@ pub struct LeftOut {
 pub struct RuleSet {
     pub rules: Vec<CompiledRule>,
     pub left_out: Vec<LeftOut>,
+    /// Which raw records can match at all (`None`: every record must be evaluated).
+    pub prefilter: Option<Prefilter>,
 }
 
 /// The index a scanned document would live in, for the rule's index patterns and the alert's
@@ -109,6 +113,7 @@ impl RuleSet {
         let index = source_index(flavor, namespace);
         let options = MatchOptions::default();
         let mut set = RuleSet::default();
+        let mut queries = Vec::new();
         for loaded in &report.rules {
             let rule = &loaded.rule;
             let origin = loaded.origin.to_string();
@@ -141,17 +146,21 @@ impl RuleSet {
             }
             let text = rule.query.as_deref().unwrap_or("");
             match crate::kql::parse(text) {
-                Ok(query) => set.rules.push(CompiledRule {
-                    rule: Arc::clone(rule),
-                    origin,
-                    matcher: Matcher::new(&query, Some(&types), &options),
-                }),
+                Ok(query) => {
+                    set.rules.push(CompiledRule {
+                        rule: Arc::clone(rule),
+                        origin,
+                        matcher: Matcher::new(&query, Some(&types), &options),
+                    });
+                    queries.push(query);
+                }
                 Err(e) => set.left_out.push(leave_out(format!(
                     "query does not parse:\n{}",
                     e.render(text)
                 ))),
             }
         }
+        set.prefilter = Prefilter::new(queries.iter());
         set
     }
 }

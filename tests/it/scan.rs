@@ -429,3 +429,42 @@ fn stdin_and_output_file() {
     assert_eq!(doc["summary"]["records"], 6);
     assert_eq!(doc["summary"]["per_rule"][1]["alerts"], 1);
 }
+
+#[test]
+fn the_prefilter_never_changes_the_result() {
+    use rule_runner::alert::RunContext;
+    use rule_runner::cloudtrail::{NormalizeOptions, discover};
+    use rule_runner::scan::{RuleSet, ScanOptions, scan};
+    let files = discover(&[
+        data("cloudtrail/stratus-red-team"),
+        data("cloudtrail/invictus-ir"),
+        repo("examples/cloudtrail"),
+    ])
+    .files;
+    let ctx = RunContext::scheduled(NOW.parse().unwrap());
+    let shipped = rule_runner::rule::shipped_rules();
+    let aws = rule_runner::rule::load_paths(&[data("rules/detection-rules/aws")]);
+    for report in [shipped, aws] {
+        let rules = RuleSet::compile(&report, Default::default(), "default");
+        assert!(
+            rules.prefilter.is_some(),
+            "every rule has provider/action conditions"
+        );
+        let run = |prefilter| {
+            let opts = ScanOptions {
+                normalize: NormalizeOptions::default(),
+                max_signals_per_rule: false,
+                threads: Some(2),
+                prefilter,
+            };
+            let r = scan(&files, &rules, &opts, &ctx, None).unwrap();
+            (
+                r.records,
+                r.alerts.iter().map(|a| a.id.clone()).collect::<Vec<_>>(),
+            )
+        };
+        let (with, without) = (run(true), run(false));
+        assert!(!with.1.is_empty());
+        assert_eq!(with, without);
+    }
+}

@@ -113,6 +113,20 @@ async fn cluster(already_alerted: bool) -> MockServer {
         .mount(&server)
         .await;
     Mock::given(method("POST"))
+        .and(path("/rule-runner-dead-letter/_mget"))
+        .respond_with(|req: &wiremock::Request| {
+            let ids = body_json(req)["ids"].clone();
+            let docs: Vec<Value> = ids
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|id| json!({"_index": "rule-runner-dead-letter", "_id": id, "found": false}))
+                .collect();
+            ResponseTemplate::new(200).set_body_json(json!({"docs": docs}))
+        })
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
         .and(path("/rule-runner-alerts/_bulk"))
         .respond_with(|req: &wiremock::Request| {
             let items: Vec<Value> = String::from_utf8_lossy(&req.body)

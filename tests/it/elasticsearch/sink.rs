@@ -97,6 +97,25 @@ async fn existing_ids_use_a_realtime_mget_without_sources() {
 }
 
 #[tokio::test]
+async fn dead_lettered_ids_look_in_the_dead_letter_index() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/rule-runner-dead-letter/_mget"))
+        .and(query_param("_source", "false"))
+        .and(body_is(json!({"ids": ["a1", "a2"]})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"docs": [
+            {"_index": "rule-runner-dead-letter", "_id": "a1", "found": false},
+            {"_index": "rule-runner-dead-letter", "_id": "a2", "_version": 3, "_seq_no": 4, "_primary_term": 1, "found": true}
+        ]})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let ids: Vec<String> = ["a1", "a2"].map(String::from).into();
+    let found = sink(&server).dead_lettered_ids(&ids).await.unwrap();
+    assert_eq!(found, ["a2"].map(String::from).into());
+}
+
+#[tokio::test]
 async fn bulk_create_body_is_create_actions_with_the_documents() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
