@@ -183,8 +183,10 @@ impl FieldName {
             None => s.to_string(),
         };
         match field {
-            None => FieldName::None,
-            Some(Value::Null) if nested.is_none() => FieldName::None,
+            // Free text is Kibana's `null` field; inside a nested group it becomes the field
+            // `<path>.null`, as Kibana's string interpolation makes it.
+            None | Some(Value::Null) if nested.is_none() => FieldName::None,
+            None => FieldName::Name(prefix("null")),
             Some(Value::Wildcard(w)) => {
                 let mut pieces = w.pieces.clone();
                 pieces[0] = prefix(&pieces[0]);
