@@ -87,24 +87,26 @@ fn parse_and_translate(c: &mut Criterion) {
     group.bench_function("parse", |b| {
         b.iter(|| queries.iter().filter(|q| kql::parse(q).is_ok()).count())
     });
-    group.bench_function("parse_translate_no_metadata", |b| {
-        b.iter(|| {
-            queries
-                .iter()
-                .filter_map(|q| kql::parse(q).ok())
-                .filter_map(|ast| kql::to_dsl(&ast, None, &options).ok())
-                .count()
-        })
-    });
-    group.bench_function("parse_translate_ecs", |b| {
-        b.iter(|| {
-            queries
-                .iter()
-                .filter_map(|q| kql::parse(q).ok())
-                .filter_map(|ast| kql::to_dsl(&ast, Some(ecs), &options).ok())
-                .count()
-        })
-    });
+    type Translate = fn(&kql::Query, Option<&FieldTypes>, &DslOptions) -> bool;
+    let to_value: Translate = |q, f, o| kql::to_dsl(q, f, o).is_ok();
+    let to_text: Translate = |q, f, o| kql::to_dsl_string(q, f, o).is_ok();
+    let variants = [
+        ("parse_translate_no_metadata", None, to_value),
+        ("parse_translate_ecs", Some(ecs), to_value),
+        ("parse_translate_text_no_metadata", None, to_text),
+        ("parse_translate_text_ecs", Some(ecs), to_text),
+    ];
+    for (name, fields, translate) in variants {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                queries
+                    .iter()
+                    .filter_map(|q| kql::parse(q).ok())
+                    .filter(|ast| translate(ast, fields, &options))
+                    .count()
+            })
+        });
+    }
     group.finish();
 }
 

@@ -113,9 +113,9 @@ fn dsl(args: DslArgs) -> anyhow::Result<ExitCode> {
         ..DslOptions::detection_engine()
     };
     let dsl = if args.full {
-        kql::build_es_query(&query, &[], fields.as_ref(), &options)?
+        kql::build_es_query(&query, &[], fields.as_ref(), &options)?.to_string()
     } else {
-        kql::to_dsl(&query, fields.as_ref(), &options)?
+        kql::to_dsl_string(&query, fields.as_ref(), &options)?
     };
     println!("{dsl}");
     Ok(ExitCode::SUCCESS)

@@ -2,7 +2,7 @@
 //!
 //! - [`parse`] / [`parse_with`]: text → [`Query`], or a [`ParseError`] with a byte offset and a
 //!   caret rendering ([`ParseError::render`]). Grammar and quirks follow Kibana's peggy grammar.
-//! - [`to_dsl`] / [`build_es_query`]: [`Query`] → Elasticsearch Query DSL, exactly as Kibana's
+//! - [`to_dsl`] (or [`to_dsl_string`], the same as JSON text) / [`build_es_query`]: [`Query`] → Elasticsearch Query DSL, exactly as Kibana's
 //!   `toElasticsearchQuery` / `buildEsQuery`, with or without [`FieldTypes`] metadata.
 //! - [`Matcher`]: a query compiled once and evaluated in memory against JSON documents with
 //!   Elasticsearch's semantics (what `scan` uses instead of a cluster).
@@ -17,7 +17,7 @@ mod parser;
 mod print;
 
 pub use ast::{Query, RangeOp, Value, Wildcard};
-pub use dsl::{DslOptions, EsFilter, TranslateError, build_es_query, to_dsl};
+pub use dsl::{DslOptions, EsFilter, TranslateError, build_es_query, to_dsl, to_dsl_string};
 pub use error::ParseError;
 pub use eval::{MatchOptions, Matcher};
 pub use fields::{FieldInfo, FieldTypes, FieldTypesError};

@@ -7,9 +7,8 @@ use include_dir::{Dir, File, include_dir};
 
 use super::load::{LoadReport, check_duplicate_ids, is_rule_file_name, load_bytes_into};
 
-// include_dir does not make Cargo watch the directory on stable Rust: after editing a file
-// under `rules/`, touch this file (the test `embedded_rules_match_the_directory` catches a
-// stale build).
+// include_dir cannot make Cargo watch the directory on stable Rust; `build.rs` does (the test
+// `embedded_rules_match_the_directory` still guards against a stale build).
 static SHIPPED: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/rules");
 
 /// How built-in files are named in reports: `<built-in>/aws/<file>.toml`.

@@ -10,4 +10,4 @@ mod state;
 
 pub use sink::{MemorySink, OutcomeRule};
 pub use source::{CompiledMatch, MatcherFactory, MemorySource, index_matches};
-pub use state::{LeaseTable, MemoryLeases, MemoryStateStore};
+pub use state::MemoryStateStore;

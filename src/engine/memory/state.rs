@@ -1,16 +1,13 @@
-//! Rule state, execution records and leases held in memory.
+//! Rule state and execution records held in memory. (In-memory leases for scale-out tests
+//! are `ops::lease::memory`, which shares its claim logic with the Elasticsearch leases.)
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::engine::clock::Clock;
-use crate::engine::ports::{Leases, PortError, RuleState, StateStore};
-use crate::engine::windows::delta;
+use crate::engine::ports::{PortError, RuleState, StateStore};
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
@@ -67,74 +64,6 @@ impl StateStore for MemoryStateStore {
     async fn record_execution(&self, record: &Value) -> Result<(), PortError> {
         self.check()?;
         lock(&self.executions).push(record.clone());
-        Ok(())
-    }
-}
-
-/// Leases shared by several in-memory instances: who holds which rule, until when.
-pub struct LeaseTable {
-    clock: Arc<dyn Clock>,
-    held: Mutex<HashMap<String, (String, DateTime<Utc>)>>,
-}
-
-impl LeaseTable {
-    pub fn new(clock: Arc<dyn Clock>) -> Arc<LeaseTable> {
-        Arc::new(LeaseTable {
-            clock,
-            held: Mutex::new(HashMap::new()),
-        })
-    }
-
-    /// The [`Leases`] of one instance named `instance`.
-    pub fn instance(self: &Arc<Self>, instance: &str) -> MemoryLeases {
-        MemoryLeases {
-            table: Arc::clone(self),
-            instance: instance.to_owned(),
-        }
-    }
-
-    /// The live holder of `rule_id`'s lease.
-    pub fn holder(&self, rule_id: &str) -> Option<String> {
-        let now = self.clock.now();
-        lock(&self.held)
-            .get(rule_id)
-            .filter(|(_, until)| *until > now)
-            .map(|(holder, _)| holder.clone())
-    }
-}
-
-/// One instance's view of a [`LeaseTable`].
-pub struct MemoryLeases {
-    table: Arc<LeaseTable>,
-    instance: String,
-}
-
-#[async_trait]
-impl Leases for MemoryLeases {
-    async fn acquire(&self, rule_id: &str, ttl: Duration) -> Result<bool, PortError> {
-        let now = self.table.clock.now();
-        let mut held = lock(&self.table.held);
-        if let Some((holder, until)) = held.get(rule_id)
-            && *holder != self.instance
-            && *until > now
-        {
-            return Ok(false);
-        }
-        held.insert(
-            rule_id.to_owned(),
-            (self.instance.clone(), now + delta(ttl)),
-        );
-        Ok(true)
-    }
-
-    async fn release(&self, rule_id: &str) -> Result<(), PortError> {
-        let mut held = lock(&self.table.held);
-        if held
-            .get(rule_id)
-            .is_some_and(|(holder, _)| *holder == self.instance)
-        {
-            held.remove(rule_id);
-        }
         Ok(())
     }
 }

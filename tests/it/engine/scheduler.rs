@@ -5,12 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use rule_runner::engine::clock::{ManualClock, TokioClock};
-use rule_runner::engine::memory::{LeaseTable, MemorySource};
+use rule_runner::engine::clock::{Clock, ManualClock, TokioClock};
+use rule_runner::engine::memory::MemorySource;
 use rule_runner::engine::ports::{Leases, RuleState, SoleInstance, StateStore};
 use rule_runner::engine::scheduler::RunOutcome;
 use rule_runner::engine::shutdown::ShutdownTrigger;
 use rule_runner::engine::{Engine, EngineConfig, Schedule, Scheduler};
+use rule_runner::ops::lease::memory::MemoryLeaseBackend;
+use rule_runner::ops::lease::{LeaseManager, clock_now};
 use rule_runner::rule::Rule;
 
 use super::{Harness, seed_rule, t};
@@ -150,35 +152,37 @@ async fn run_once_runs_only_due_rules_and_resumes_the_schedule_after_a_restart()
 async fn two_instances_share_the_work_through_leases_and_state() {
     let h = Harness::new();
     let clock = Arc::new(ManualClock::new(t(12, 0)));
-    let table = LeaseTable::new(clock.clone());
+    let table = Arc::new(MemoryLeaseBackend::new());
+    let instance = |name: &str| {
+        Arc::new(LeaseManager::new(
+            table.clone(),
+            name,
+            clock_now(clock.clone()),
+        ))
+    };
+    let holder = || {
+        table
+            .snapshot()
+            .into_iter()
+            .find(|l| l.rule_id == "shared" && l.expires_at > clock.now())
+            .and_then(|l| l.owner)
+    };
     let rules = vec![rule_named("shared")];
     let engine_a = Arc::new(h.restarted().engine);
     let engine_b = Arc::new(h.restarted().engine);
-    let (mut a, _) = Scheduler::new(
-        engine_a,
-        rules.clone(),
-        Arc::new(table.instance("a")),
-        clock.clone(),
-    )
-    .await;
-    let (mut b, _) = Scheduler::new(
-        engine_b,
-        rules,
-        Arc::new(table.instance("b")),
-        clock.clone(),
-    )
-    .await;
+    let (mut a, _) = Scheduler::new(engine_a, rules.clone(), instance("a"), clock.clone()).await;
+    let (mut b, _) = Scheduler::new(engine_b, rules, instance("b"), clock.clone()).await;
     let never = rule_runner::engine::Shutdown::never();
     assert!(matches!(a.run_once(&never).await[0], RunOutcome::Ran(_)));
     assert!(matches!(
         b.run_once(&never).await[0],
         RunOutcome::AlreadyRan { .. }
     ));
-    assert_eq!(table.holder("shared"), None, "released after the run");
+    assert_eq!(holder(), None, "released after the run");
 
     // While another instance holds the lease, this one stays out.
     clock.set(t(12, 10));
-    let other = table.instance("c");
+    let other = instance("c");
     assert!(
         other
             .acquire("shared", Duration::from_secs(600))

@@ -23,7 +23,13 @@ fn every_prebuilt_rule_query_parses_translates_and_round_trips() {
     let options = DslOptions::detection_engine();
     for query in &queries {
         let ast = kql::parse(query).unwrap_or_else(|e| panic!("{}\n{query}", e.render(query)));
-        kql::to_dsl(&ast, None, &options).unwrap();
+        let dsl = kql::to_dsl(&ast, None, &options).unwrap();
+        let text = kql::to_dsl_string(&ast, None, &options).unwrap();
+        assert_eq!(
+            text,
+            dsl.to_string(),
+            "the text form is the value, serialised"
+        );
         // ECS has nested fields none of these rules query; a mismatch would be reported here.
         if let Err(e) = kql::to_dsl(&ast, Some(ecs), &options) {
             panic!("{e}\n{query}");

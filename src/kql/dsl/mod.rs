@@ -1,7 +1,11 @@
 //! Translation to Elasticsearch Query DSL, exactly as Kibana's `toElasticsearchQuery` (query
 //! level) and `buildEsQuery` (the detection engine's request body) produce it.
 
-use serde_json::{Map, Value as Json};
+mod tree;
+
+use serde_json::Value as Json;
+
+use tree::{Body, Dsl, obj};
 
 use super::ast::{Query, RangeOp, Value};
 use super::fields::{FieldInfo, FieldTypes};
@@ -66,6 +70,25 @@ pub fn to_dsl(
     fields: Option<&FieldTypes>,
     options: &DslOptions,
 ) -> Result<Json, TranslateError> {
+    Ok(translate(query, fields, options)?.into_json())
+}
+
+/// [`to_dsl`] as JSON text, the form a request body takes (cheaper than building a `Value`).
+pub fn to_dsl_string(
+    query: &Query,
+    fields: Option<&FieldTypes>,
+    options: &DslOptions,
+) -> Result<String, TranslateError> {
+    let tree = translate(query, fields, options)?;
+    // Serialising strings, numbers and maps into a String cannot fail.
+    Ok(serde_json::to_string(&tree).unwrap_or_default())
+}
+
+fn translate(
+    query: &Query,
+    fields: Option<&FieldTypes>,
+    options: &DslOptions,
+) -> Result<Dsl, TranslateError> {
     let translator = Translator {
         fields: fields.filter(|f| !f.is_empty()),
         options,
@@ -119,29 +142,30 @@ pub fn build_es_query(
     fields: Option<&FieldTypes>,
     options: &DslOptions,
 ) -> Result<Json, TranslateError> {
-    let kql = to_dsl(query, fields, options)?;
+    let kql = translate(query, fields, options)?;
     let active = filters.iter().filter(|f| !f.disabled);
-    let filter: Vec<Json> = std::iter::once(kql)
+    let filter: Vec<Dsl> = std::iter::once(kql)
         .chain(
             active
                 .clone()
                 .filter(|f| !f.negate)
-                .map(|f| f.query.clone()),
+                .map(|f| Dsl::Json(f.query.clone())),
         )
         .collect();
-    let must_not: Vec<Json> = active
+    let must_not: Vec<Dsl> = active
         .filter(|f| f.negate)
-        .map(|f| f.query.clone())
+        .map(|f| Dsl::Json(f.query.clone()))
         .collect();
-    Ok(obj([(
+    let body = obj([(
         "bool",
         obj([
-            ("must", Json::Array(Vec::new())),
-            ("filter", Json::Array(filter)),
-            ("should", Json::Array(Vec::new())),
-            ("must_not", Json::Array(must_not)),
+            ("must", Dsl::Array(Vec::new())),
+            ("filter", Dsl::Array(filter)),
+            ("should", Dsl::Array(Vec::new())),
+            ("must_not", Dsl::Array(must_not)),
         ]),
-    )]))
+    )]);
+    Ok(body.into_json())
 }
 
 /// A field reference after applying the nested prefix (Kibana's `getFullFieldNameNode`).
@@ -187,11 +211,11 @@ struct Translator<'a> {
 }
 
 impl<'a> Translator<'a> {
-    fn query(&self, query: &Query, nested: Option<&str>) -> Result<Json, TranslateError> {
+    fn query(&self, query: &Query, nested: Option<&str>) -> Result<Dsl, TranslateError> {
         Ok(match query {
             Query::And(items) => obj([(
                 "bool",
-                obj([("filter", Json::Array(self.all(items, nested)?))]),
+                obj([("filter", Dsl::Array(self.all(items, nested)?))]),
             )]),
             Query::Or(items) => should(self.all(items, nested)?),
             Query::Not(inner) => obj([("bool", obj([("must_not", self.query(inner, nested)?)]))]),
@@ -211,26 +235,26 @@ impl<'a> Translator<'a> {
                     FieldName::Pattern(p) => p.join("*"),
                     FieldName::None => "null".to_string(),
                 };
-                obj([("exists", obj([("field", Json::String(name))]))])
+                obj([("exists", obj([("field", Dsl::String(name))]))])
             }
             Query::Is { field, value } => self.is(field.as_ref(), value, nested)?,
             Query::Range { field, op, value } => self.range(field, *op, value, nested)?,
         })
     }
 
-    fn all(&self, items: &[Query], nested: Option<&str>) -> Result<Vec<Json>, TranslateError> {
+    fn all(&self, items: &[Query], nested: Option<&str>) -> Result<Vec<Dsl>, TranslateError> {
         items.iter().map(|q| self.query(q, nested)).collect()
     }
 
-    fn nested_wrap(&self, path: &str, query: Json) -> Json {
-        let mut body = Map::new();
-        body.insert("path".into(), Json::String(path.to_string()));
-        body.insert("query".into(), query);
-        body.insert("score_mode".into(), Json::String("none".into()));
+    fn nested_wrap(&self, path: &str, query: Dsl) -> Dsl {
+        let mut body = Vec::new();
+        body.push(("path".into(), Dsl::String(path.to_string())));
+        body.push(("query".into(), query));
+        body.push(("score_mode".into(), Dsl::String("none".into())));
         if let Some(ignore) = self.options.nested_ignore_unmapped {
-            body.insert("ignore_unmapped".into(), Json::Bool(ignore));
+            body.push(("ignore_unmapped".into(), Dsl::Bool(ignore)));
         }
-        obj([("nested", Json::Object(body))])
+        obj([("nested", Dsl::Object(body))])
     }
 
     /// Kibana's `getFields` plus the nested-group checks of `getFullFieldNameNode`.
@@ -275,7 +299,7 @@ impl<'a> Translator<'a> {
     }
 
     /// Wildcard field names that resolve into a nested mapping get a `nested` query for free.
-    fn auto_nest(&self, name: &FieldName, field: &Resolved, nested: Option<&str>, q: Json) -> Json {
+    fn auto_nest(&self, name: &FieldName, field: &Resolved, nested: Option<&str>, q: Dsl) -> Dsl {
         match (
             name,
             field.info.and_then(|f| f.nested_path.as_deref()),
@@ -291,17 +315,17 @@ impl<'a> Translator<'a> {
         field: Option<&Value>,
         value: &Value,
         nested: Option<&str>,
-    ) -> Result<Json, TranslateError> {
+    ) -> Result<Dsl, TranslateError> {
         let name = FieldName::of(field, nested);
         let exists = value.is_lone_wildcard();
         if exists && name.is_lone_wildcard() {
-            return Ok(obj([("match_all", Json::Object(Map::new()))]));
+            return Ok(obj([("match_all", Dsl::Object(Vec::new()))]));
         }
         if let FieldName::None = name {
             return Ok(match value {
                 Value::Wildcard(w) => obj([(
                     "query_string",
-                    obj([("query", Json::String(w.query_string()))]),
+                    obj([("query", Dsl::String(w.query_string()))]),
                 )]),
                 _ => {
                     let kind = if matches!(value, Value::Quoted(_)) {
@@ -312,9 +336,9 @@ impl<'a> Translator<'a> {
                     obj([(
                         "multi_match",
                         obj([
-                            ("type", Json::String(kind.into())),
-                            ("query", value.to_json()),
-                            ("lenient", Json::Bool(true)),
+                            ("type", Dsl::String(kind.into())),
+                            ("query", literal(value)),
+                            ("lenient", Dsl::Bool(true)),
                         ]),
                     )])
                 }
@@ -326,39 +350,39 @@ impl<'a> Translator<'a> {
             let date = field.info.is_some_and(FieldInfo::is_date);
             let f = field.name.as_str();
             let clause = if exists {
-                obj([("exists", obj([("field", Json::String(f.into()))]))])
+                obj([("exists", obj([("field", Dsl::String(f.into()))]))])
             } else if let Value::Wildcard(w) = value {
                 let pattern = w.query_string();
                 if keyword {
-                    let mut body = Map::new();
-                    body.insert("value".into(), Json::String(pattern));
+                    let mut body = Vec::new();
+                    body.push(("value".into(), Dsl::String(pattern)));
                     self.case_insensitive(&mut body);
-                    obj([("wildcard", obj([(f, Json::Object(body))]))])
+                    obj([("wildcard", obj([(f.to_string(), Dsl::Object(body))]))])
                 } else {
                     obj([(
                         "query_string",
                         obj([
-                            ("fields", Json::Array(vec![Json::String(f.into())])),
-                            ("query", Json::String(pattern)),
+                            ("fields", Dsl::Array(vec![Dsl::String(f.into())])),
+                            ("query", Dsl::String(pattern)),
                         ]),
                     )])
                 }
             } else if date {
-                let v = value.to_json();
-                let mut body = Map::new();
-                body.insert("gte".into(), v.clone());
-                body.insert("lte".into(), v.clone());
+                let v = literal(value);
+                let mut body = Vec::new();
+                body.push(("gte".into(), v.clone()));
+                body.push(("lte".into(), v.clone()));
                 self.time_zone(&mut body, &v);
-                obj([("range", obj([(f, Json::Object(body))]))])
+                obj([("range", obj([(f.to_string(), Dsl::Object(body))]))])
             } else if keyword {
-                let mut body = Map::new();
-                body.insert("value".into(), value.to_json());
+                let mut body = Vec::new();
+                body.push(("value".into(), literal(value)));
                 self.case_insensitive(&mut body);
-                obj([("term", obj([(f, Json::Object(body))]))])
+                obj([("term", obj([(f.to_string(), Dsl::Object(body))]))])
             } else if matches!(value, Value::Quoted(_)) {
-                obj([("match_phrase", obj([(f, value.to_json())]))])
+                obj([("match_phrase", obj([(f.to_string(), literal(value))]))])
             } else {
-                obj([("match", obj([(f, value.to_json())]))])
+                obj([("match", obj([(f.to_string(), literal(value))]))])
             };
             clauses.push(self.auto_nest(&name, &field, nested, clause));
         }
@@ -371,39 +395,37 @@ impl<'a> Translator<'a> {
         op: RangeOp,
         value: &Value,
         nested: Option<&str>,
-    ) -> Result<Json, TranslateError> {
+    ) -> Result<Dsl, TranslateError> {
         let name = match FieldName::of(Some(field), nested) {
             // Only `is` reads a `null` field as "no field"; range uses the text.
             FieldName::None => FieldName::Name("null".to_string()),
             other => other,
         };
-        let v = value.to_json();
+        let v = literal(value);
         let mut clauses = Vec::new();
         for resolved in self.resolve(&name, nested)? {
-            let mut body = Map::new();
-            body.insert(op.es_key().into(), v.clone());
+            let mut body = Vec::new();
+            body.push((op.es_key().into(), v.clone()));
             if resolved.info.is_some_and(FieldInfo::is_date) {
                 self.time_zone(&mut body, &v);
             }
-            let clause = obj([("range", obj([(resolved.name.as_str(), Json::Object(body))]))]);
+            let clause = obj([("range", obj([(resolved.name.clone(), Dsl::Object(body))]))]);
             clauses.push(self.auto_nest(&name, &resolved, nested, clause));
         }
         Ok(should(clauses))
     }
 
-    fn case_insensitive(&self, body: &mut Map<String, Json>) {
+    fn case_insensitive(&self, body: &mut Body) {
         if self.options.case_insensitive {
-            body.insert("case_insensitive".into(), Json::Bool(true));
+            body.push(("case_insensitive".into(), Dsl::Bool(true)));
         }
     }
 
     /// `time_zone` for date fields, except for epoch-millisecond values (newer Kibana).
-    fn time_zone(&self, body: &mut Map<String, Json>, value: &Json) {
-        let epoch = value
-            .as_str()
-            .is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
+    fn time_zone(&self, body: &mut Body, value: &Dsl) {
+        let epoch = matches!(value, Dsl::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
         if let (Some(tz), false) = (&self.options.date_format_tz, epoch) {
-            body.insert("time_zone".into(), Json::String(tz.clone()));
+            body.push(("time_zone".into(), Dsl::String(tz.clone())));
         }
     }
 }
@@ -424,23 +446,24 @@ fn nested_mismatch(field: &FieldInfo, nested: Option<&str>) -> Option<String> {
     }
 }
 
-/// A JSON object from owned entries. (`serde_json::json!` serialises interpolated values by
-/// reference, which deep-copies every subtree at every level: quadratic for nested queries.)
-fn obj<const N: usize>(entries: [(&str, Json); N]) -> Json {
-    let mut map = Map::with_capacity(N);
-    for (key, value) in entries {
-        map.insert(key.to_string(), value);
-    }
-    Json::Object(map)
-}
-
 /// `{"bool":{"should":[..],"minimum_should_match":1}}`
-fn should(clauses: Vec<Json>) -> Json {
+fn should(clauses: Vec<Dsl>) -> Dsl {
     obj([(
         "bool",
         obj([
-            ("should", Json::Array(clauses)),
-            ("minimum_should_match", Json::from(1)),
+            ("should", Dsl::Array(clauses)),
+            ("minimum_should_match", Dsl::Number(1)),
         ]),
     )])
+}
+
+/// A literal value as Kibana's `toElasticsearchQuery` gives it: strings as written (wildcards
+/// with bare `*`), booleans and null typed.
+fn literal(value: &Value) -> Dsl {
+    match value {
+        Value::Quoted(s) | Value::Text(s) => Dsl::String(s.clone()),
+        Value::Bool(b) => Dsl::Bool(*b),
+        Value::Null => Dsl::Null,
+        Value::Wildcard(w) => Dsl::String(w.raw()),
+    }
 }
