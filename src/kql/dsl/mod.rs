@@ -183,14 +183,19 @@ impl FieldName {
             None => s.to_string(),
         };
         match field {
-            None => FieldName::None,
-            Some(Value::Null) if nested.is_none() => FieldName::None,
+            // Free text is Kibana's `null` field; inside a nested group it becomes the field
+            // `<path>.null`, as Kibana's string interpolation makes it.
+            None | Some(Value::Null) if nested.is_none() => FieldName::None,
+            None => FieldName::Name(prefix("null")),
             Some(Value::Wildcard(w)) => {
                 let mut pieces = w.pieces.clone();
                 pieces[0] = prefix(&pieces[0]);
                 FieldName::Pattern(pieces)
             }
-            Some(other) => FieldName::Name(prefix(&other.as_field_name())),
+            Some(other) => match nested {
+                Some(_) => FieldName::Name(prefix(&other.as_field_name())),
+                None => FieldName::Name(other.as_field_name()),
+            },
         }
     }
 
@@ -299,12 +304,14 @@ impl<'a> Translator<'a> {
     }
 
     /// Wildcard field names that resolve into a nested mapping get a `nested` query for free.
-    fn auto_nest(&self, name: &FieldName, field: &Resolved, nested: Option<&str>, q: Dsl) -> Dsl {
-        match (
-            name,
-            field.info.and_then(|f| f.nested_path.as_deref()),
-            nested,
-        ) {
+    fn auto_nest(
+        &self,
+        name: &FieldName,
+        info: Option<&FieldInfo>,
+        nested: Option<&str>,
+        q: Dsl,
+    ) -> Dsl {
+        match (name, info.and_then(|f| f.nested_path.as_deref()), nested) {
             (FieldName::Pattern(_), Some(path), None) => self.nested_wrap(path, q),
             _ => q,
         }
@@ -345,24 +352,23 @@ impl<'a> Translator<'a> {
             });
         }
         let mut clauses = Vec::new();
-        for field in self.resolve(&name, nested)? {
-            let keyword = field.info.is_some_and(FieldInfo::is_keyword_only);
-            let date = field.info.is_some_and(FieldInfo::is_date);
-            let f = field.name.as_str();
+        for Resolved { name: f, info } in self.resolve(&name, nested)? {
+            let keyword = info.is_some_and(FieldInfo::is_keyword_only);
+            let date = info.is_some_and(FieldInfo::is_date);
             let clause = if exists {
-                obj([("exists", obj([("field", Dsl::String(f.into()))]))])
+                obj([("exists", obj([("field", Dsl::String(f))]))])
             } else if let Value::Wildcard(w) = value {
                 let pattern = w.query_string();
                 if keyword {
                     let mut body = Vec::new();
                     body.push(("value".into(), Dsl::String(pattern)));
                     self.case_insensitive(&mut body);
-                    obj([("wildcard", obj([(f.to_string(), Dsl::Object(body))]))])
+                    obj([("wildcard", obj([(f, Dsl::Object(body))]))])
                 } else {
                     obj([(
                         "query_string",
                         obj([
-                            ("fields", Dsl::Array(vec![Dsl::String(f.into())])),
+                            ("fields", Dsl::Array(vec![Dsl::String(f)])),
                             ("query", Dsl::String(pattern)),
                         ]),
                     )])
@@ -373,18 +379,18 @@ impl<'a> Translator<'a> {
                 body.push(("gte".into(), v.clone()));
                 body.push(("lte".into(), v.clone()));
                 self.time_zone(&mut body, &v);
-                obj([("range", obj([(f.to_string(), Dsl::Object(body))]))])
+                obj([("range", obj([(f, Dsl::Object(body))]))])
             } else if keyword {
                 let mut body = Vec::new();
                 body.push(("value".into(), literal(value)));
                 self.case_insensitive(&mut body);
-                obj([("term", obj([(f.to_string(), Dsl::Object(body))]))])
+                obj([("term", obj([(f, Dsl::Object(body))]))])
             } else if matches!(value, Value::Quoted(_)) {
-                obj([("match_phrase", obj([(f.to_string(), literal(value))]))])
+                obj([("match_phrase", obj([(f, literal(value))]))])
             } else {
-                obj([("match", obj([(f.to_string(), literal(value))]))])
+                obj([("match", obj([(f, literal(value))]))])
             };
-            clauses.push(self.auto_nest(&name, &field, nested, clause));
+            clauses.push(self.auto_nest(&name, info, nested, clause));
         }
         Ok(should(clauses))
     }
@@ -410,7 +416,7 @@ impl<'a> Translator<'a> {
                 self.time_zone(&mut body, &v);
             }
             let clause = obj([("range", obj([(resolved.name.clone(), Dsl::Object(body))]))]);
-            clauses.push(self.auto_nest(&name, &resolved, nested, clause));
+            clauses.push(self.auto_nest(&name, resolved.info, nested, clause));
         }
         Ok(should(clauses))
     }

@@ -180,11 +180,8 @@ impl Compiler<'_> {
         if value.is_lone_wildcard() && field_is_all {
             return Node::Const(true);
         }
-        let free_text = match field {
-            None => true,
-            Some(Value::Null) => nested.is_none(),
-            Some(_) => false,
-        };
+        // As in the translator, free text inside a nested group is the field `null` there.
+        let free_text = matches!(field, None | Some(Value::Null)) && nested.is_none();
         if free_text {
             // Free text searches every field: keyword-exact or analysed, whichever matches.
             let tests = if value.is_lone_wildcard() {

@@ -174,3 +174,29 @@ fn field_wildcards_nested_groups_and_free_text() {
     assert!(matcher("linux").matches(&json!({"host": {"os": "linux"}})));
     assert!(!matcher("windows").matches(&json!({"host": {"os": "linux"}})));
 }
+
+#[test]
+fn the_deepest_parseable_query_translates_evaluates_and_prints_on_a_small_stack() {
+    let handle = std::thread::Builder::new()
+        .stack_size(2 * 1024 * 1024)
+        .spawn(|| {
+            // Each level opens two parentheses and a nested group (the first level no group):
+            // 33 levels are 98 groups, just under the parser's limit.
+            let depth = (kql::MAX_DEPTH + 1) / 3;
+            let query = format!(
+                "(not (x: 1 or {}y: 2{}))",
+                "n:{ (not (x: 1 or ".repeat(depth - 1),
+                ")) }".repeat(depth - 1)
+            );
+            let ast = kql::parse(&query).unwrap_or_else(|e| panic!("{}", e.render(&query)));
+            for fields in [None, Some(FieldTypes::ecs_cloudtrail())] {
+                kql::to_dsl(&ast, fields, &kql::DslOptions::detection_engine()).unwrap();
+                kql::to_dsl_string(&ast, fields, &kql::DslOptions::default()).unwrap();
+                let m = Matcher::new(&ast, fields, &MatchOptions::default());
+                m.matches(&json!({"x": 1, "y": 2, "n": [{"x": 2}]}));
+            }
+            assert_eq!(kql::parse(&kql::to_kql(&ast)).unwrap(), ast);
+        })
+        .unwrap();
+    handle.join().unwrap();
+}

@@ -85,3 +85,25 @@ fn error_vectors_point_where_kibana_does() {
         assert!(err.offset <= query.len());
     }
 }
+
+#[test]
+fn free_text_inside_a_nested_group_queries_the_null_field_like_kibana() {
+    let ast = kql::parse("n:{ foo }").unwrap();
+    let dsl = kql::to_dsl(&ast, None, &DslOptions::default()).unwrap();
+    assert_eq!(
+        dsl,
+        serde_json::json!({"nested": {"path": "n", "query":
+            {"bool": {"should": [{"match": {"n.null": "foo"}}], "minimum_should_match": 1}},
+            "score_mode": "none"}})
+    );
+    let top = kql::to_dsl(
+        &kql::parse("null: foo").unwrap(),
+        None,
+        &DslOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        top,
+        serde_json::json!({"multi_match": {"type": "best_fields", "query": "foo", "lenient": true}})
+    );
+}
