@@ -15,9 +15,9 @@ pub mod prefilter;
 pub mod report;
 pub mod rules;
 
-use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -90,14 +90,23 @@ impl ScanReport {
     }
 }
 
-/// A match before it becomes an alert document.
+/// A match before it becomes an alert document. The event is kept as compact JSON (a
+/// fraction of a `Value`'s size) until the alert is built.
 struct Hit {
     rule: usize,
     alert_id: String,
     time: DateTime<Utc>,
     event_id: String,
     doc_id: String,
-    source: Value,
+    source: Vec<u8>,
+    /// Input position (file, record): the earliest copy of a duplicated event wins.
+    position: (usize, usize),
+}
+
+impl Hit {
+    fn position_key(&self) -> (DateTime<Utc>, &str, (usize, usize)) {
+        (self.time, &self.event_id, self.position)
+    }
 }
 
 /// What one input produced.
@@ -122,7 +131,9 @@ fn event_id(doc: &Value) -> String {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn scan_file(
+    file_no: usize,
     file: &InputFile,
     rules: &RuleSet,
     builders: &[AlertBuilder],
@@ -176,12 +187,61 @@ fn scan_file(
                 time,
                 event_id: event_id(&doc.value),
                 doc_id,
-                source: doc.value.clone(),
+                source: serde_json::to_vec(&doc.value).unwrap_or_default(),
+                position: (file_no, doc.index),
             });
         }
     }
     result.stats = reader.stats();
     result
+}
+
+#[derive(Default)]
+struct Totals {
+    failed_files: usize,
+    records: usize,
+    skipped: usize,
+    digests: usize,
+    bytes: u64,
+}
+
+/// Per-file results folded together as files finish.
+#[derive(Default)]
+struct Merged {
+    /// One hit per alert id: the earliest copy in input order.
+    best: HashMap<String, Hit>,
+    duplicates: usize,
+    stats: Totals,
+    /// (file number, problems kept, problems only counted)
+    problems: Vec<(usize, Vec<Problem>, usize)>,
+}
+
+impl Merged {
+    fn add(&mut self, file_no: usize, result: FileResult) {
+        let stats = result.stats;
+        self.stats.failed_files += usize::from(stats.failed);
+        self.stats.records += stats.documents + stats.prefiltered;
+        self.stats.skipped += stats.skipped;
+        self.stats.digests += stats.digests;
+        self.stats.bytes += stats.bytes;
+        if !result.problems.is_empty() || result.problems_not_listed > 0 {
+            self.problems
+                .push((file_no, result.problems, result.problems_not_listed));
+        }
+        for hit in result.hits {
+            match self.best.get_mut(&hit.alert_id) {
+                Some(kept) => {
+                    self.duplicates += 1;
+                    if hit.position_key() < kept.position_key() {
+                        *kept = hit;
+                    }
+                }
+                None => {
+                    self.best.insert(hit.alert_id.clone(), hit);
+                }
+            }
+        }
+    }
 }
 
 /// Run `rules` over `files`.
@@ -204,12 +264,29 @@ pub fn scan(
         pool = pool.num_threads(n.max(1));
     }
     let pool = pool.build()?;
-    let results: Vec<FileResult> = pool.install(|| {
-        files
-            .par_iter()
-            .map(|f| scan_file(f, rules, &builders, &index, opts, ctx.now, progress.clone()))
-            .collect()
+    // Results are merged as each file finishes, so memory holds one copy per distinct alert
+    // (not one per match) whatever the input size.
+    let merged: Mutex<Merged> = Mutex::new(Merged::default());
+    pool.install(|| {
+        files.par_iter().enumerate().for_each(|(file_no, f)| {
+            let result = scan_file(
+                file_no,
+                f,
+                rules,
+                &builders,
+                &index,
+                opts,
+                ctx.now,
+                progress.clone(),
+            );
+            if let Ok(mut merged) = merged.lock() {
+                merged.add(file_no, result);
+            }
+        })
     });
+    let merged = merged
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
 
     let mut report = ScanReport {
         alerts: Vec::new(),
@@ -225,29 +302,23 @@ pub fn scan(
             })
             .collect(),
         files: files.len(),
-        files_failed: 0,
-        records: 0,
-        records_skipped: 0,
-        digest_records: 0,
-        duplicates: 0,
+        files_failed: merged.stats.failed_files,
+        records: merged.stats.records,
+        records_skipped: merged.stats.skipped,
+        digest_records: merged.stats.digests,
+        duplicates: merged.duplicates,
         problems: Vec::new(),
         problems_not_listed: 0,
-        bytes: 0,
+        bytes: merged.stats.bytes,
         elapsed: Duration::ZERO,
     };
-    let mut hits = Vec::new();
-    for result in results {
-        report.files_failed += usize::from(result.stats.failed);
-        report.records += result.stats.documents + result.stats.prefiltered;
-        report.records_skipped += result.stats.skipped;
-        report.digest_records += result.stats.digests;
-        report.bytes += result.stats.bytes;
-        report.problems.extend(result.problems);
-        report.problems_not_listed += result.problems_not_listed;
-        // Files are in input order and hits in record order: a stable sort below keeps the
-        // first copy of a duplicated event.
-        hits.extend(result.hits);
+    let mut problems = merged.problems;
+    problems.sort_by_key(|(file_no, _, _)| *file_no);
+    for (_, listed, not_listed) in problems {
+        report.problems.extend(listed);
+        report.problems_not_listed += not_listed;
     }
+    let mut hits: Vec<Hit> = merged.best.into_values().collect();
     hits.sort_by(|a, b| {
         (
             a.time,
@@ -262,13 +333,8 @@ pub fn scan(
                 &b.alert_id,
             ))
     });
-    let mut seen = HashSet::new();
     let mut per_rule_kept: BTreeMap<usize, usize> = BTreeMap::new();
     for hit in hits {
-        if !seen.insert(hit.alert_id.clone()) {
-            report.duplicates += 1;
-            continue;
-        }
         let compiled = &rules.rules[hit.rule];
         let kept = per_rule_kept.entry(hit.rule).or_default();
         if opts.max_signals_per_rule && *kept >= compiled.rule.max_signals as usize {
@@ -277,10 +343,11 @@ pub fn scan(
         }
         *kept += 1;
         report.per_rule[hit.rule].alerts += 1;
+        let source: Value = serde_json::from_slice(&hit.source).unwrap_or(Value::Null);
         let event = AlertEvent {
             index: &index,
             id: &hit.doc_id,
-            source: &hit.source,
+            source: &source,
             timestamp: hit.time,
         };
         report
