@@ -162,6 +162,17 @@ fn with_lower<R>(s: &str, f: impl FnOnce(&str) -> R) -> R {
 }
 
 impl Test {
+    /// Relative cost of one check (see `Node::cost`).
+    pub fn cost(&self) -> u32 {
+        match self {
+            Test::Never | Test::Exists => 1,
+            Test::Term { .. } | Test::NumberEq(_) | Test::BoolEq(_) => 2,
+            Test::Glob { .. } => 3,
+            Test::DateBetween(..) | Test::IpIn { .. } | Test::Range { .. } => 4,
+            Test::Analyzed { .. } | Test::AnalyzedGlob { .. } => 6,
+        }
+    }
+
     /// Whether one value stored in the document (never an array) passes. `ignore_above` is the
     /// keyword length limit of the field, if known.
     pub fn matches(&self, value: &Json, ignore_above: Option<usize>) -> bool {

@@ -117,6 +117,37 @@ impl Node {
     }
 }
 
+/// Fields that name the data source: within the indices a rule queries they nearly always hold,
+/// so they reject almost nothing and are best checked last.
+const DATA_SOURCE_FIELDS: &[&str] = &[
+    "event.dataset",
+    "event.module",
+    "data_stream.dataset",
+    "data_stream.type",
+    "data_stream.namespace",
+];
+
+impl Node {
+    /// Rough cost of evaluating the node on a document where it rejects nothing: the order in
+    /// which an `and` checks its conjuncts.
+    fn cost(&self) -> u32 {
+        match self {
+            Node::Const(_) => 0,
+            Node::Not(inner) => inner.cost(),
+            Node::And(items) | Node::Or(items) => items.iter().map(Node::cost).sum(),
+            Node::Fields(tests) => tests
+                .iter()
+                .map(|t| {
+                    let unselective = DATA_SOURCE_FIELDS.contains(&t.path.as_str());
+                    t.test.cost() + if unselective { 20 } else { 0 }
+                })
+                .sum(),
+            Node::Nested { inner, .. } => 10 + inner.cost(),
+            Node::PathPattern { .. } | Node::AnyValue(_) => 100,
+        }
+    }
+}
+
 /// What kind of comparison a field's mapping calls for.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -152,7 +183,13 @@ impl Compiler<'_> {
     /// `nested`: the full path of the enclosing nested group (for metadata lookups).
     fn node(&self, query: &Query, nested: Option<&str>) -> Node {
         match query {
-            Query::And(items) => Node::And(items.iter().map(|q| self.node(q, nested)).collect()),
+            Query::And(items) => {
+                let mut nodes: Vec<Node> = items.iter().map(|q| self.node(q, nested)).collect();
+                // Evaluation is pure, so conjunct order cannot change the result; checking
+                // cheap, selective conjuncts first lets most documents be rejected early.
+                nodes.sort_by_key(Node::cost);
+                Node::And(nodes)
+            }
             Query::Or(items) => Node::Or(items.iter().map(|q| self.node(q, nested)).collect()),
             Query::Not(inner) => Node::Not(Box::new(self.node(inner, nested))),
             Query::Nested { path, query } => {
@@ -324,5 +361,58 @@ impl Compiler<'_> {
             bound: Bound::new(bound.to_string(), op, self.now),
             mode,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn conjunct_paths(matcher: &Matcher) -> Vec<String> {
+        let Node::And(items) = &matcher.root else {
+            panic!("expected a conjunction");
+        };
+        items
+            .iter()
+            .map(|n| match n {
+                Node::Fields(tests) => tests[0].path.clone(),
+                Node::Not(inner) => match inner.as_ref() {
+                    Node::Fields(tests) => format!("not {}", tests[0].path),
+                    _ => "(group)".to_string(),
+                },
+                _ => "(group)".to_string(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn conjunctions_check_data_source_fields_last_without_changing_results() {
+        let query = crate::kql::parse(
+            "event.dataset: aws.cloudtrail and event.provider: lambda.amazonaws.com \
+             and event.action: (A* or B) and not event.outcome: failure",
+        )
+        .unwrap();
+        let matcher = Matcher::new(&query, None, &MatchOptions::default());
+        assert_eq!(
+            conjunct_paths(&matcher),
+            [
+                "event.provider",
+                "not event.outcome",
+                "(group)",
+                "event.dataset"
+            ]
+        );
+        let doc = |dataset: &str, provider: &str, action: &str, outcome: &str| {
+            json!({"event": {"dataset": dataset, "provider": provider, "action": action,
+                             "outcome": outcome}})
+        };
+        let l = "lambda.amazonaws.com";
+        assert!(matcher.matches(&doc("aws.cloudtrail", l, "Ax", "success")));
+        assert!(matcher.matches(&doc("aws.cloudtrail", l, "B", "success")));
+        assert!(!matcher.matches(&doc("aws.s3access", l, "B", "success")));
+        assert!(!matcher.matches(&doc("aws.cloudtrail", "s3", "B", "success")));
+        assert!(!matcher.matches(&doc("aws.cloudtrail", l, "C", "success")));
+        assert!(!matcher.matches(&doc("aws.cloudtrail", l, "B", "failure")));
     }
 }
