@@ -19,6 +19,16 @@ pub(crate) fn any_value<'v>(
         Json::Object(map) if map.len() <= LINEAR_SCAN_MAX => {
             // Small objects (nearly all of them): one pass over the keys, no hashing.
             for (key, child) in map {
+                // The key's length sits in the entry; its bytes are elsewhere on the heap.
+                // Documents rarely fit in cache, so look at the bytes only when the length
+                // lands on a segment boundary of the path.
+                let on_boundary = match path.as_bytes().get(key.len()) {
+                    Some(b) => *b == b'.',
+                    None => key.len() == path.len(),
+                };
+                if !on_boundary {
+                    continue;
+                }
                 let Some(rest) = path.strip_prefix(key.as_str()) else {
                     continue;
                 };
