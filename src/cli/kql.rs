@@ -113,7 +113,7 @@ fn dsl(args: DslArgs) -> anyhow::Result<ExitCode> {
         ..DslOptions::detection_engine()
     };
     let dsl = if args.full {
-        kql::build_es_query(&query, &[], fields.as_ref(), &options)?.to_string()
+        kql::build_es_query(&query, &[], &[], fields.as_ref(), &options)?.to_string()
     } else {
         kql::to_dsl_string(&query, fields.as_ref(), &options)?
     };

@@ -17,7 +17,7 @@ mod parser;
 mod print;
 
 pub use ast::{Query, RangeOp, Value, Wildcard};
-pub use dsl::{DslOptions, EsFilter, TranslateError, build_es_query, to_dsl, to_dsl_string};
+pub use dsl::{DslOptions, TranslateError, build_es_query, to_dsl, to_dsl_string};
 pub use error::ParseError;
 pub use eval::{MatchOptions, Matcher};
 pub use fields::{FieldInfo, FieldTypes, FieldTypesError};

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use crate::cloudtrail::Flavor;
-use crate::kql::{FieldInfo, FieldTypes, MatchOptions, Matcher};
-use crate::rule::{LoadReport, Rule};
+use crate::kql::{FieldInfo, FieldTypes, MatchOptions};
+use crate::rule::{LoadReport, Rule, RuleMatcher};
 
 use super::prefilter::Prefilter;
 
@@ -15,7 +15,8 @@ pub struct CompiledRule {
     pub rule: Arc<Rule>,
     /// Where it was loaded from (`<built-in>/aws/x.toml`, a path, `file:line`).
     pub origin: String,
-    pub matcher: Matcher,
+    /// The query AND the rule's enabled filters.
+    pub matcher: RuleMatcher,
 }
 
 /// A rule that will not run in this scan, and why.
@@ -131,12 +132,6 @@ impl RuleSet {
                 set.left_out.push(leave_out(reason));
                 continue;
             }
-            if !rule.filters.is_empty() {
-                set.left_out.push(leave_out(
-                    "has Kibana filters, which scan does not evaluate".into(),
-                ));
-                continue;
-            }
             if !rule_covers(rule, &index) {
                 set.left_out.push(leave_out(format!(
                     "its index patterns ({}) do not cover `{index}`",
@@ -144,20 +139,29 @@ impl RuleSet {
                 )));
                 continue;
             }
-            let text = rule.query.as_deref().unwrap_or("");
-            match crate::kql::parse(text) {
-                Ok(query) => {
+            // The loader parsed the query already; parse again only for rules built by hand.
+            let query = match loaded.query.as_deref() {
+                Some(query) => query.clone(),
+                None => match rule.kql_query() {
+                    Ok(query) => query,
+                    Err(e) => {
+                        set.left_out.push(leave_out(e.to_string()));
+                        continue;
+                    }
+                },
+            };
+            match RuleMatcher::new(rule, Some(&query), Some(&types), &options) {
+                Ok(matcher) => {
                     set.rules.push(CompiledRule {
                         rule: Arc::clone(rule),
                         origin,
-                        matcher: Matcher::new(&query, Some(&types), &options),
+                        matcher,
                     });
+                    // Filters only narrow a rule further, so the query alone still tells
+                    // which records cannot match.
                     queries.push(query);
                 }
-                Err(e) => set.left_out.push(leave_out(format!(
-                    "query does not parse:\n{}",
-                    e.render(text)
-                ))),
+                Err(e) => set.left_out.push(leave_out(e.to_string())),
             }
         }
         set.prefilter = Prefilter::new(queries.iter());

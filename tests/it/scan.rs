@@ -468,3 +468,21 @@ fn the_prefilter_never_changes_the_result() {
         assert_eq!(with, without);
     }
 }
+
+#[test]
+fn rules_with_kibana_filters_run_with_their_filters() {
+    // The query alone matches all three AddPermission calls in the examples; the rule's
+    // `event.outcome: success` filter leaves out the refused one.
+    let out = scan(&["--rules", "tests/data/rules/filters", "examples/cloudtrail"]);
+    assert_exit!(out, 0);
+    let alerts = alerts(&out);
+    let mut users: Vec<&str> = alerts
+        .iter()
+        .map(|a| {
+            assert_eq!(field(a, "event.outcome"), "success");
+            field(a, "user.name").as_str().unwrap()
+        })
+        .collect();
+    users.sort();
+    assert_eq!(users, ["bob", "deploy-pipeline"]);
+}

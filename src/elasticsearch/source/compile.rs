@@ -63,21 +63,14 @@ fn collect(query: &Query, prefix: Option<&str>, names: &mut Vec<String>) {
 pub fn rule_query(rule: &Rule, query: &Query, field_types: &Value) -> Result<Value, String> {
     let types = FieldTypes::from_json(field_types)
         .map_err(|e| format!("field metadata from `_field_caps`: {e}"))?;
-    let mut dsl = kql::build_es_query(query, &[], Some(&types), &DslOptions::detection_engine())
-        .map_err(|e| format!("rule `{}` ({}): {e}", rule.name, rule.rule_id))?;
     let clauses = filters::es_clauses(&rule.filters)
         .map_err(|e| format!("rule `{}` ({}): {e}", rule.name, rule.rule_id))?;
-    if let Some(filter) = dsl
-        .pointer_mut("/bool/filter")
-        .and_then(Value::as_array_mut)
-    {
-        filter.extend(clauses.filter);
-    }
-    if let Some(must_not) = dsl
-        .pointer_mut("/bool/must_not")
-        .and_then(Value::as_array_mut)
-    {
-        must_not.extend(clauses.must_not);
-    }
-    Ok(dsl)
+    kql::build_es_query(
+        query,
+        &clauses.filter,
+        &clauses.must_not,
+        Some(&types),
+        &DslOptions::detection_engine(),
+    )
+    .map_err(|e| format!("rule `{}` ({}): {e}", rule.name, rule.rule_id))
 }

@@ -96,66 +96,23 @@ fn translate(
     translator.query(query, None)
 }
 
-/// A Kibana filter reduced to what `buildEsQuery` needs.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EsFilter {
-    pub query: Json,
-    pub negate: bool,
-    pub disabled: bool,
-}
-
-impl EsFilter {
-    /// Read a Kibana filter object (`{"meta": {"negate", "disabled", ...}, "query": {...}}`,
-    /// or the older form with the query keys at the top level next to `meta`).
-    pub fn from_kibana(filter: &Json) -> Option<EsFilter> {
-        let object = filter.as_object()?;
-        let meta = object.get("meta");
-        let flag = |name: &str| {
-            meta.and_then(|m| m.get(name))
-                .and_then(Json::as_bool)
-                .unwrap_or(false)
-        };
-        let query = match object.get("query") {
-            Some(q) => q.clone(),
-            None => Json::Object(
-                object
-                    .iter()
-                    .filter(|(k, _)| k.as_str() != "meta" && k.as_str() != "$state")
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-            ),
-        };
-        Some(EsFilter {
-            query,
-            negate: flag("negate"),
-            disabled: flag("disabled"),
-        })
-    }
-}
-
-/// Kibana's `buildEsQuery` for one KQL query and some filters:
-/// `{"bool":{"must":[],"filter":[<kql>, <filters>…],"should":[],"must_not":[<negated>…]}}`.
-/// Disabled filters are dropped.
+/// Kibana's `buildEsQuery` for one KQL query and the clauses of a rule's filters:
+/// `{"bool":{"must":[],"filter":[<kql>, <filter>…],"should":[],"must_not":[<must_not>…]}}`.
+///
+/// Reading Kibana filter objects (disabled, negated, legacy shapes) is the rule loader's job
+/// (`rule::filters::es_clauses`); this only places the clauses it produced.
 pub fn build_es_query(
     query: &Query,
-    filters: &[EsFilter],
+    filter: &[Json],
+    must_not: &[Json],
     fields: Option<&FieldTypes>,
     options: &DslOptions,
 ) -> Result<Json, TranslateError> {
     let kql = translate(query, fields, options)?;
-    let active = filters.iter().filter(|f| !f.disabled);
     let filter: Vec<Dsl> = std::iter::once(kql)
-        .chain(
-            active
-                .clone()
-                .filter(|f| !f.negate)
-                .map(|f| Dsl::Json(f.query.clone())),
-        )
+        .chain(filter.iter().cloned().map(Dsl::Json))
         .collect();
-    let must_not: Vec<Dsl> = active
-        .filter(|f| f.negate)
-        .map(|f| Dsl::Json(f.query.clone()))
-        .collect();
+    let must_not: Vec<Dsl> = must_not.iter().cloned().map(Dsl::Json).collect();
     let body = obj([(
         "bool",
         obj([

@@ -143,7 +143,7 @@ proptest! {
         let fields = metadata();
         for types in [None, Some(&fields), Some(FieldTypes::ecs_cloudtrail())] {
             let _ = kql::to_dsl(&q, types, &DslOptions::detection_engine());
-            let _ = kql::build_es_query(&q, &[], types, &DslOptions::default());
+            let _ = kql::build_es_query(&q, &[], &[], types, &DslOptions::default());
             for case_insensitive in [false, true] {
                 let options = MatchOptions { case_insensitive, now_millis: Some(0) };
                 let matcher = Matcher::new(&q, types, &options);

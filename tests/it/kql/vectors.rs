@@ -22,7 +22,7 @@ fn run(vector: &Value) -> Result<Value, String> {
     let ast = kql::parse_with(query, &parse_options).map_err(|e| e.render(query))?;
     let result = match vector["level"].as_str().unwrap() {
         "query" => kql::to_dsl(&ast, fields.as_ref(), &dsl_options),
-        "build_es_query" => kql::build_es_query(&ast, &[], fields.as_ref(), &dsl_options),
+        "build_es_query" => kql::build_es_query(&ast, &[], &[], fields.as_ref(), &dsl_options),
         other => panic!("unknown level {other}"),
     };
     result.map_err(|e| e.to_string())
