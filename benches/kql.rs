@@ -59,20 +59,50 @@ fn documents(n: usize) -> Vec<Value> {
             let provider = providers[rng.gen_range(0..providers.len())];
             let action = actions[rng.gen_range(0..actions.len())];
             let principal = principals[rng.gen_range(0..principals.len())];
+            let dataset = if rng.gen_bool(0.95) {
+                "aws.cloudtrail"
+            } else {
+                "aws.s3access"
+            };
+            let params = format!(
+                "{{principal={principal}, functionName=fn-{i}, statementId=s{i}, action=lambda:InvokeFunction}}"
+            );
+            // The shape and key order `rule-runner normalize` gives a CloudTrail record
+            // (checked against tests/data/cloudtrail/stratus-red-team).
             json!({
+                "ecs": {"version": "8.11.0"},
                 "@timestamp": "2024-05-01T10:00:00.000Z",
-                "event": {
-                    "dataset": if rng.gen_bool(0.95) { "aws.cloudtrail" } else { "aws.s3access" },
-                    "provider": provider, "action": action,
-                    "outcome": if rng.gen_bool(0.9) { "success" } else { "failure" },
-                    "id": format!("{i:08x}-0000-4000-8000-000000000000"),
-                },
-                "cloud": {"region": "us-east-1", "account": {"id": "123456789012"}},
                 "aws": {"cloudtrail": {
-                    "request_parameters": format!("{{functionName=fn-{i}, statementId=s{i}, action=lambda:InvokeFunction, principal={principal}}}"),
-                    "user_identity": {"type": "IAMUser", "arn": "arn:aws:iam::123456789012:user/alice"}
+                    "event_version": "1.08",
+                    "user_identity": {"type": "IAMUser", "arn": "arn:aws:iam::123456789012:user/alice",
+                                      "access_key_id": "AKIAIOSFODNN7EXAMPLE"},
+                    "event_category": "Management",
+                    "request_parameters": params,
+                    "flattened": {"request_parameters": {
+                        "action": "lambda:InvokeFunction", "functionName": format!("fn-{i}"),
+                        "principal": principal, "statementId": format!("s{i}")}},
+                    "response_elements": format!("{{statement={{\"Sid\":\"s{i}\",\"Effect\":\"Allow\"}}}}"),
+                    "request_id": format!("{i:08x}-60be-4ad8-a6f7-f3c44d47df3a"),
+                    "event_type": "AwsApiCall",
+                    "management_event": true,
+                    "read_only": false,
+                    "recipient_account_id": "123456789012"
                 }},
-                "source": {"ip": "198.51.100.7"}
+                "related": {"user": ["alice"]},
+                "user": {"name": "alice", "id": "AIDAC4Q0BJF2SN7BSHFO"},
+                "cloud": {"account": {"id": "123456789012"}, "region": "us-east-1"},
+                "event": {
+                    "provider": provider, "action": action,
+                    "id": format!("{i:08x}-0000-4000-8000-000000000000"),
+                    "kind": "event", "type": ["info"],
+                    "outcome": if rng.gen_bool(0.9) { "success" } else { "failure" },
+                    "dataset": dataset, "module": "aws",
+                },
+                "source": {"address": "198.51.100.7", "ip": "198.51.100.7"},
+                "user_agent": {"original": "aws-cli/2.15.0 Python/3.11.6 Linux/6.1 exe/x86_64"},
+                "tls": {"version_protocol": "tls", "version": "1.3", "cipher": "TLS_AES_128_GCM_SHA256",
+                        "client": {"server_name": "lambda.us-east-1.amazonaws.com"}},
+                "data_stream": {"type": "logs", "dataset": dataset, "namespace": "default"}
             })
         })
         .collect()
