@@ -19,6 +19,7 @@
 //! ```
 
 mod categories;
+mod doc;
 pub mod javamap;
 pub mod node;
 pub mod normalize;

@@ -4,6 +4,7 @@
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 
+use super::doc::Doc;
 use super::javamap;
 use super::node::{self, Node, Obj};
 use super::{Flavor, NormalizeOptions};
@@ -163,59 +164,6 @@ fn is_ecs_document(obj: &Obj) -> bool {
     ["@timestamp", "ecs", "event", "data_stream"]
         .iter()
         .any(|k| obj.get(k).is_some())
-}
-
-/// A JSON object under construction, addressed by dotted paths.
-#[derive(Default)]
-struct Doc(Map<String, Value>);
-
-impl Doc {
-    fn set(&mut self, path: &str, value: Value) {
-        let mut map = &mut self.0;
-        let mut parts = path.split('.').peekable();
-        while let Some(part) = parts.next() {
-            if parts.peek().is_none() {
-                map.insert(part.to_string(), value);
-                return;
-            }
-            let slot = map
-                .entry(part.to_string())
-                .or_insert_with(|| Value::Object(Map::new()));
-            if !slot.is_object() {
-                *slot = Value::Object(Map::new());
-            }
-            let Value::Object(inner) = slot else { return };
-            map = inner;
-        }
-    }
-
-    fn get(&self, path: &str) -> Option<&Value> {
-        let mut parts = path.split('.');
-        let first = self.0.get(parts.next()?)?;
-        parts.try_fold(first, |v, p| v.get(p))
-    }
-
-    /// The `append` processor: add to a list, optionally skipping values already there.
-    fn append(&mut self, path: &str, value: Value, allow_duplicates: bool) {
-        let list = match self.get(path) {
-            Some(Value::Array(items)) => {
-                if !allow_duplicates && items.contains(&value) {
-                    return;
-                }
-                let mut items = items.clone();
-                items.push(value);
-                items
-            }
-            Some(other) => {
-                if !allow_duplicates && *other == value {
-                    return;
-                }
-                vec![other.clone(), value]
-            }
-            None => vec![value],
-        };
-        self.set(path, Value::Array(list));
-    }
 }
 
 /// A value as a Mustache template (`'{{json.x}}'`) renders it: the text, not the JSON.
@@ -472,7 +420,7 @@ fn build(json: &Obj, original: Option<String>, opts: &NormalizeOptions) -> Value
             Value::String(opts.namespace.clone()),
         );
     }
-    Value::Object(doc.0)
+    doc.into_value()
 }
 
 /// Grok's `IP` pattern: an IPv6 literal (optionally with a `%zone`) or an IPv4 literal whose
