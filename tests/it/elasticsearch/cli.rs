@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{body_string_contains, method, path, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use super::mock::{body_json, root_info};
+use super::mock::{body_json, mount_set_up_cluster, root_info};
 use super::source::{LAYER_ADDED, PUBLIC_INVOCATION, field_caps_reply, search_reply};
 use crate::util::rule_runner;
 
@@ -42,33 +42,7 @@ fn public_invocation_hit(ingested: &str) -> Value {
 async fn cluster(already_alerted: bool) -> MockServer {
     let server = MockServer::start().await;
     let ok = |body: Value| ResponseTemplate::new(200).set_body_json(body);
-    Mock::given(method("GET"))
-        .and(path("/"))
-        .respond_with(ok(root_info()))
-        .mount(&server)
-        .await;
-    Mock::given(method("HEAD"))
-        .and(path_regex(r"^/rule-runner-[a-z-]+$"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path_regex(r"^/rule-runner-[a-z-]+/_mapping$"))
-        .respond_with(|req: &wiremock::Request| {
-            let index = req.url.path().split('/').nth(1).unwrap().to_string();
-            ResponseTemplate::new(200)
-                .set_body_json(json!({ index: {"mappings": {"_meta": {"managed_by": "rule-runner", "version": 1}}}}))
-        })
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path_regex(r"^/rule-runner-state/_doc/.+$"))
-        .respond_with(
-            ResponseTemplate::new(404)
-                .set_body_json(json!({"_index": "rule-runner-state", "_id": "x", "found": false})),
-        )
-        .mount(&server)
-        .await;
+    mount_set_up_cluster(&server).await;
     Mock::given(method("POST"))
         .and(path("/filebeat-*,logs-aws.cloudtrail-*/_field_caps"))
         .respond_with(ok(field_caps_reply()))

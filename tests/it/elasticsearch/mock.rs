@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use rule_runner::elasticsearch::{ConnectionConfig, EsClient, RetryPolicy};
 use serde_json::{Value, json};
-use wiremock::{MockServer, ResponseTemplate};
+use wiremock::matchers::{method, path, path_regex};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// Retries with pauses of a millisecond or two, so retry tests stay fast.
 pub fn quick_retry() -> RetryPolicy {
@@ -214,4 +215,37 @@ pub fn unused_port_uri() -> String {
     let port = listener.local_addr().unwrap().port();
     drop(listener);
     format!("http://127.0.0.1:{port}")
+}
+
+/// Mount what a cluster answers once `rule-runner setup` has run: its root, rule-runner's
+/// indices with their managed mappings, and no rule state yet.
+pub async fn mount_set_up_cluster(server: &MockServer) {
+    Mock::given(method("GET"))
+        .and(path("/"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(root_info()))
+        .mount(server)
+        .await;
+    Mock::given(method("HEAD"))
+        .and(path_regex(r"^/rule-runner-[a-z-]+$"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/rule-runner-[a-z-]+/_mapping$"))
+        .respond_with(|req: &wiremock::Request| {
+            let index = req.url.path().split('/').nth(1).unwrap().to_string();
+            ResponseTemplate::new(200).set_body_json(
+                json!({ index: {"mappings": {"_meta": {"managed_by": "rule-runner", "version": 1}}}}),
+            )
+        })
+        .mount(server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/rule-runner-state/_doc/.+$"))
+        .respond_with(
+            ResponseTemplate::new(404)
+                .set_body_json(json!({"_index": "rule-runner-state", "_id": "x", "found": false})),
+        )
+        .mount(server)
+        .await;
 }

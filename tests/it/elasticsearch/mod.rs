@@ -7,7 +7,7 @@ mod bodies;
 mod cli;
 mod config;
 mod mapping;
-mod mock;
+pub(crate) mod mock;
 mod real_cluster;
 mod setup;
 mod sink;

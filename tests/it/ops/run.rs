@@ -13,31 +13,7 @@ use crate::util::rule_runner;
 async fn empty_cluster() -> MockServer {
     let server = MockServer::start().await;
     let ok = |body: Value| ResponseTemplate::new(200).set_body_json(body);
-    Mock::given(method("GET"))
-        .and(path("/"))
-        .respond_with(ok(
-            json!({"name": "es01", "cluster_name": "demo", "version": {"number": "8.17.0"}}),
-        ))
-        .mount(&server)
-        .await;
-    Mock::given(method("HEAD"))
-        .and(path_regex(r"^/rule-runner-[a-z-]+$"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path_regex(r"^/rule-runner-[a-z-]+/_mapping$"))
-        .respond_with(|req: &wiremock::Request| {
-            let index = req.url.path().split('/').nth(1).unwrap().to_string();
-            ResponseTemplate::new(200).set_body_json(json!({ index: {"mappings": {"_meta": {"managed_by": "rule-runner", "version": 1}}}}))
-        })
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path_regex(r"^/rule-runner-state/_doc/.+$"))
-        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"found": false})))
-        .mount(&server)
-        .await;
+    crate::elasticsearch::mock::mount_set_up_cluster(&server).await;
     Mock::given(method("POST"))
         .and(path_regex(r"/_field_caps$"))
         .respond_with(ok(json!({"indices": [], "fields": {}})))
@@ -164,7 +140,7 @@ async fn a_running_service_serves_health_readiness_and_metrics_and_stops_on_sigt
     assert_eq!(status, 200, "{body}");
     let (status, body) = get_until(&format!("{base}/readyz"), wait, |s, _| s == 200).await;
     assert_eq!(status, 200, "{body}");
-    assert!(body.contains("cluster `demo`, version 8.17.0"), "{body}");
+    assert!(body.contains("cluster `rule-runner-demo`, version 8.17.0"), "{body}");
     // The first tick runs both shipped rules at once.
     let (_, metrics) = get_until(&format!("{base}/metrics"), wait, |_, b| {
         b.matches("rule_runner_runs_total{").count() >= 2
