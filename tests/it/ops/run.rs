@@ -140,7 +140,10 @@ async fn a_running_service_serves_health_readiness_and_metrics_and_stops_on_sigt
     assert_eq!(status, 200, "{body}");
     let (status, body) = get_until(&format!("{base}/readyz"), wait, |s, _| s == 200).await;
     assert_eq!(status, 200, "{body}");
-    assert!(body.contains("cluster `rule-runner-demo`, version 8.17.0"), "{body}");
+    assert!(
+        body.contains("cluster `rule-runner-demo`, version 8.17.0"),
+        "{body}"
+    );
     // The first tick runs both shipped rules at once.
     let (_, metrics) = get_until(&format!("{base}/metrics"), wait, |_, b| {
         b.matches("rule_runner_runs_total{").count() >= 2
