@@ -1,6 +1,8 @@
 //! `run`, `status` and `backfill` end to end: the built binary against a mock cluster that
 //! answers every request the way Elasticsearch 8.x does.
 
+use std::process::Output;
+
 use serde_json::{Value, json};
 use wiremock::matchers::{body_string_contains, method, path, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -136,14 +138,20 @@ fn requests_matching<'a>(
         .collect()
 }
 
-#[test]
-fn run_once_writes_the_alert_records_the_run_and_saves_state() {
+/// `rule-runner run --once` against [`cluster`]; the runtime keeps the mock server alive.
+fn run_once(already_alerted: bool) -> (tokio::runtime::Runtime, MockServer, Output) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let server = runtime.block_on(cluster(false));
+    let server = runtime.block_on(cluster(already_alerted));
     let out = rule_runner()
         .args(["run", "--once", "--url", &server.uri()])
         .output()
         .unwrap();
+    (runtime, server, out)
+}
+
+#[test]
+fn run_once_writes_the_alert_records_the_run_and_saves_state() {
+    let (runtime, server, out) = run_once(false);
     assert_exit!(out, 0);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -191,12 +199,7 @@ fn run_once_writes_the_alert_records_the_run_and_saves_state() {
 
 #[test]
 fn run_once_over_an_alerted_event_writes_nothing() {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let server = runtime.block_on(cluster(true));
-    let out = rule_runner()
-        .args(["run", "--once", "--url", &server.uri()])
-        .output()
-        .unwrap();
+    let (runtime, server, out) = run_once(true);
     assert_exit!(out, 0);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
