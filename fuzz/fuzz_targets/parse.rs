@@ -1,5 +1,6 @@
 //! Arbitrary bytes through the whole KQL pipeline: parse (both leading-wildcard settings),
-//! render the error, translate with and without metadata, print and re-parse, evaluate.
+//! render the error, translate with and without metadata (as a value and as text, which must
+//! agree), print and re-parse, evaluate.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -18,7 +19,11 @@ fuzz_target!(|data: &[u8]| {
             }
             Ok(query) => {
                 for fields in [None, Some(FieldTypes::ecs_cloudtrail())] {
-                    let _ = kql::to_dsl(&query, fields, &DslOptions::detection_engine());
+                    let options = DslOptions::detection_engine();
+                    let value = kql::to_dsl(&query, fields, &options);
+                    let text = kql::to_dsl_string(&query, fields, &options);
+                    // The two outputs are written separately; they must say the same.
+                    assert_eq!(value.map(|v| v.to_string()), text);
                     let matcher = Matcher::new(&query, fields, &MatchOptions::default());
                     let _ = matcher.matches(&serde_json::json!({"a": {"b": ["c", 1, null]}, "d.e": true}));
                 }

@@ -1,11 +1,13 @@
 //! Translation to Elasticsearch Query DSL, exactly as Kibana's `toElasticsearchQuery` (query
 //! level) and `buildEsQuery` (the detection engine's request body) produce it.
 
-mod tree;
+mod writer;
+
+use std::borrow::Cow;
 
 use serde_json::Value as Json;
 
-use tree::{Body, Dsl, obj};
+use writer::{DslWriter, JsonText, ValueBuilder};
 
 use super::ast::{Query, RangeOp, Value};
 use super::fields::{FieldInfo, FieldTypes};
@@ -70,30 +72,22 @@ pub fn to_dsl(
     fields: Option<&FieldTypes>,
     options: &DslOptions,
 ) -> Result<Json, TranslateError> {
-    Ok(translate(query, fields, options)?.into_json())
+    let mut out = ValueBuilder::default();
+    Translator::new(fields, options).query(query, None, &mut out)?;
+    Ok(out.finish())
 }
 
-/// [`to_dsl`] as JSON text, the form a request body takes (cheaper than building a `Value`).
+/// [`to_dsl`] as JSON text, the form a request body takes (several times cheaper than building
+/// a `Value`, since the text is written directly).
 pub fn to_dsl_string(
     query: &Query,
     fields: Option<&FieldTypes>,
     options: &DslOptions,
 ) -> Result<String, TranslateError> {
-    let tree = translate(query, fields, options)?;
-    // Serialising strings, numbers and maps into a String cannot fail.
-    Ok(serde_json::to_string(&tree).unwrap_or_default())
-}
-
-fn translate(
-    query: &Query,
-    fields: Option<&FieldTypes>,
-    options: &DslOptions,
-) -> Result<Dsl, TranslateError> {
-    let translator = Translator {
-        fields: fields.filter(|f| !f.is_empty()),
-        options,
-    };
-    translator.query(query, None)
+    // Most queries translate to a kilobyte or two.
+    let mut out = JsonText::with_capacity(2048);
+    Translator::new(fields, options).query(query, None, &mut out)?;
+    Ok(out.into_string())
 }
 
 /// Kibana's `buildEsQuery` for one KQL query and the clauses of a rule's filters:
@@ -108,33 +102,39 @@ pub fn build_es_query(
     fields: Option<&FieldTypes>,
     options: &DslOptions,
 ) -> Result<Json, TranslateError> {
-    let kql = translate(query, fields, options)?;
-    let filter: Vec<Dsl> = std::iter::once(kql)
-        .chain(filter.iter().cloned().map(Dsl::Json))
-        .collect();
-    let must_not: Vec<Dsl> = must_not.iter().cloned().map(Dsl::Json).collect();
-    let body = obj([(
-        "bool",
-        obj([
-            ("must", Dsl::Array(Vec::new())),
-            ("filter", Dsl::Array(filter)),
-            ("should", Dsl::Array(Vec::new())),
-            ("must_not", Dsl::Array(must_not)),
-        ]),
-    )]);
-    Ok(body.into_json())
+    let out = &mut ValueBuilder::default();
+    out.begin_entry("bool");
+    out.begin_object();
+    out.key("must");
+    out.begin_array();
+    out.end_array();
+    out.key("filter");
+    out.begin_array();
+    Translator::new(fields, options).query(query, None, out)?;
+    filter.iter().for_each(|clause| out.json(clause));
+    out.end_array();
+    out.key("should");
+    out.begin_array();
+    out.end_array();
+    out.key("must_not");
+    out.begin_array();
+    must_not.iter().for_each(|clause| out.json(clause));
+    out.end_array();
+    out.end_object();
+    out.end_object();
+    Ok(std::mem::take(out).finish())
 }
 
 /// A field reference after applying the nested prefix (Kibana's `getFullFieldNameNode`).
-enum FieldName {
+enum FieldName<'q> {
     /// Field-less (free text); also Kibana's reading of an unquoted `null` field name.
     None,
-    Name(String),
+    Name(Cow<'q, str>),
     Pattern(Vec<String>),
 }
 
-impl FieldName {
-    fn of(field: Option<&Value>, nested: Option<&str>) -> FieldName {
+impl<'q> FieldName<'q> {
+    fn of(field: Option<&'q Value>, nested: Option<&str>) -> FieldName<'q> {
         let prefix = |s: &str| match nested {
             Some(p) => format!("{p}.{s}"),
             None => s.to_string(),
@@ -143,28 +143,51 @@ impl FieldName {
             // Free text is Kibana's `null` field; inside a nested group it becomes the field
             // `<path>.null`, as Kibana's string interpolation makes it.
             None | Some(Value::Null) if nested.is_none() => FieldName::None,
-            None => FieldName::Name(prefix("null")),
+            None => FieldName::Name(Cow::Owned(prefix("null"))),
             Some(Value::Wildcard(w)) => {
                 let mut pieces = w.pieces.clone();
                 pieces[0] = prefix(&pieces[0]);
                 FieldName::Pattern(pieces)
             }
-            Some(other) => match nested {
-                Some(_) => FieldName::Name(prefix(&other.as_field_name())),
-                None => FieldName::Name(other.as_field_name()),
-            },
+            Some(Value::Quoted(s) | Value::Text(s)) if nested.is_none() => {
+                FieldName::Name(Cow::Borrowed(s))
+            }
+            Some(other) => FieldName::Name(Cow::Owned(prefix(&other.as_field_name()))),
         }
     }
 
     fn is_lone_wildcard(&self) -> bool {
         matches!(self, FieldName::Pattern(p) if p.len() == 2 && p.iter().all(String::is_empty))
     }
+
+    /// The name as written (no metadata matched it).
+    fn written(&self) -> Cow<'_, str> {
+        match self {
+            FieldName::Name(n) => Cow::Borrowed(n),
+            FieldName::Pattern(p) => Cow::Owned(p.join("*")),
+            FieldName::None => Cow::Borrowed("null"),
+        }
+    }
 }
 
-/// A field a clause is built for: known metadata or a name used as written.
-struct Resolved<'f> {
-    name: String,
-    info: Option<&'f FieldInfo>,
+/// The fields a clause is built for: the known fields a name resolved to, or the name as
+/// written when no metadata knows it.
+enum Resolved<'n, 'f> {
+    Written(Cow<'n, str>),
+    One(&'f FieldInfo),
+    Many(Vec<&'f FieldInfo>),
+}
+
+impl Resolved<'_, '_> {
+    fn each(&self) -> impl Iterator<Item = (&str, Option<&FieldInfo>)> {
+        let (written, known) = match self {
+            Resolved::Written(name) => (Some(name.as_ref()), &[][..]),
+            Resolved::One(info) => (None, std::slice::from_ref(info)),
+            Resolved::Many(infos) => (None, infos.as_slice()),
+        };
+        let known = known.iter().map(|f| (f.name.as_str(), Some(*f)));
+        written.map(|n| (n, None)).into_iter().chain(known)
+    }
 }
 
 struct Translator<'a> {
@@ -173,224 +196,334 @@ struct Translator<'a> {
 }
 
 impl<'a> Translator<'a> {
-    fn query(&self, query: &Query, nested: Option<&str>) -> Result<Dsl, TranslateError> {
-        Ok(match query {
-            Query::And(items) => obj([(
-                "bool",
-                obj([("filter", Dsl::Array(self.all(items, nested)?))]),
-            )]),
-            Query::Or(items) => should(self.all(items, nested)?),
-            Query::Not(inner) => obj([("bool", obj([("must_not", self.query(inner, nested)?)]))]),
+    fn new(fields: Option<&'a FieldTypes>, options: &'a DslOptions) -> Self {
+        Translator {
+            fields: fields.filter(|f| !f.is_empty()),
+            options,
+        }
+    }
+
+    fn query<W: DslWriter>(
+        &self,
+        query: &Query,
+        nested: Option<&str>,
+        out: &mut W,
+    ) -> Result<(), TranslateError> {
+        match query {
+            Query::And(items) => {
+                out.begin_entry("bool");
+                out.begin_entry("filter");
+                out.begin_array();
+                for item in items {
+                    self.query(item, nested, out)?;
+                }
+                out.end_array();
+                out.end_object();
+                out.end_object();
+            }
+            Query::Or(items) => {
+                begin_should(out);
+                for item in items {
+                    self.query(item, nested, out)?;
+                }
+                end_should(out);
+            }
+            Query::Not(inner) => {
+                out.begin_entry("bool");
+                out.begin_entry("must_not");
+                self.query(inner, nested, out)?;
+                out.end_object();
+                out.end_object();
+            }
             Query::Nested { path, query } => {
                 let path = path.as_field_name();
                 let full = match nested {
                     Some(outer) => format!("{outer}.{path}"),
                     None => path,
                 };
-                let inner = self.query(query, Some(&full))?;
-                self.nested_wrap(&full, inner)
+                begin_nested(&full, out);
+                self.query(query, Some(&full), out)?;
+                self.end_nested(out);
             }
             Query::Exists { field } => {
-                let name = FieldName::of(Some(field), nested);
-                let name = match name {
-                    FieldName::Name(n) => n,
-                    FieldName::Pattern(p) => p.join("*"),
-                    FieldName::None => "null".to_string(),
-                };
-                obj([("exists", obj([("field", Dsl::String(name))]))])
+                exists(&FieldName::of(Some(field), nested).written(), out);
             }
-            Query::Is { field, value } => self.is(field.as_ref(), value, nested)?,
-            Query::Range { field, op, value } => self.range(field, *op, value, nested)?,
-        })
-    }
-
-    fn all(&self, items: &[Query], nested: Option<&str>) -> Result<Vec<Dsl>, TranslateError> {
-        items.iter().map(|q| self.query(q, nested)).collect()
-    }
-
-    fn nested_wrap(&self, path: &str, query: Dsl) -> Dsl {
-        let mut body = Vec::new();
-        body.push(("path".into(), Dsl::String(path.to_string())));
-        body.push(("query".into(), query));
-        body.push(("score_mode".into(), Dsl::String("none".into())));
-        if let Some(ignore) = self.options.nested_ignore_unmapped {
-            body.push(("ignore_unmapped".into(), Dsl::Bool(ignore)));
+            Query::Is { field, value } => self.is(field.as_ref(), value, nested, out)?,
+            Query::Range { field, op, value } => self.range(field, *op, value, nested, out)?,
         }
-        obj([("nested", Dsl::Object(body))])
+        Ok(())
+    }
+
+    /// After the clause that `begin_nested` opened.
+    fn end_nested<W: DslWriter>(&self, out: &mut W) {
+        out.key("score_mode");
+        out.string("none");
+        if let Some(ignore) = self.options.nested_ignore_unmapped {
+            out.key("ignore_unmapped");
+            out.bool(ignore);
+        }
+        out.end_object();
+        out.end_object();
     }
 
     /// Kibana's `getFields` plus the nested-group checks of `getFullFieldNameNode`.
-    fn resolve(
+    fn resolve<'n>(
         &self,
-        name: &FieldName,
+        name: &'n FieldName,
         nested: Option<&str>,
-    ) -> Result<Vec<Resolved<'a>>, TranslateError> {
-        let found: Vec<&'a FieldInfo> = match (self.fields, name) {
-            (None, _) | (_, FieldName::None) => Vec::new(),
-            (Some(types), FieldName::Name(n)) => types.get(n).into_iter().collect(),
-            (Some(types), FieldName::Pattern(p)) => types.matching(p),
+    ) -> Result<Resolved<'n, 'a>, TranslateError>
+    where
+        'a: 'n,
+    {
+        let found = match (self.fields, name) {
+            (None, _) | (_, FieldName::None) => Resolved::Written(name.written()),
+            (Some(types), FieldName::Name(n)) => match types.get(n) {
+                Some(info) => Resolved::One(info),
+                None => Resolved::Written(name.written()),
+            },
+            (Some(types), FieldName::Pattern(p)) => match types.matching(p) {
+                infos if infos.is_empty() => Resolved::Written(name.written()),
+                infos => Resolved::Many(infos),
+            },
         };
         let checked = !(matches!(name, FieldName::Pattern(_)) && nested.is_none());
         if checked {
             let errors: Vec<String> = found
-                .iter()
+                .each()
+                .filter_map(|(_, info)| info)
                 .filter_map(|f| nested_mismatch(f, nested))
                 .collect();
             if !errors.is_empty() {
                 return Err(TranslateError::Nested(errors.join("\n")));
             }
         }
-        if found.is_empty() {
-            let written = match name {
-                FieldName::Name(n) => n.clone(),
-                FieldName::Pattern(p) => p.join("*"),
-                FieldName::None => "null".to_string(),
-            };
-            return Ok(vec![Resolved {
-                name: written,
-                info: None,
-            }]);
-        }
-        Ok(found
-            .into_iter()
-            .map(|f| Resolved {
-                name: f.name.clone(),
-                info: Some(f),
-            })
-            .collect())
+        Ok(found)
     }
 
-    /// Wildcard field names that resolve into a nested mapping get a `nested` query for free.
-    fn auto_nest(
-        &self,
+    /// Wildcard field names that resolve into a nested mapping get a `nested` query for free:
+    /// the path of that mapping, if so.
+    fn auto_nest<'f>(
         name: &FieldName,
-        info: Option<&FieldInfo>,
+        info: Option<&'f FieldInfo>,
         nested: Option<&str>,
-        q: Dsl,
-    ) -> Dsl {
+    ) -> Option<&'f str> {
         match (name, info.and_then(|f| f.nested_path.as_deref()), nested) {
-            (FieldName::Pattern(_), Some(path), None) => self.nested_wrap(path, q),
-            _ => q,
+            (FieldName::Pattern(_), Some(path), None) => Some(path),
+            _ => None,
         }
     }
 
-    fn is(
+    fn is<W: DslWriter>(
         &self,
         field: Option<&Value>,
         value: &Value,
         nested: Option<&str>,
-    ) -> Result<Dsl, TranslateError> {
+        out: &mut W,
+    ) -> Result<(), TranslateError> {
         let name = FieldName::of(field, nested);
-        let exists = value.is_lone_wildcard();
-        if exists && name.is_lone_wildcard() {
-            return Ok(obj([("match_all", Dsl::Object(Vec::new()))]));
+        let exists_query = value.is_lone_wildcard();
+        if exists_query && name.is_lone_wildcard() {
+            out.begin_entry("match_all");
+            out.begin_object();
+            out.end_object();
+            out.end_object();
+            return Ok(());
         }
         if let FieldName::None = name {
-            return Ok(match value {
-                Value::Wildcard(w) => obj([(
-                    "query_string",
-                    obj([("query", Dsl::String(w.query_string()))]),
-                )]),
+            match value {
+                Value::Wildcard(w) => {
+                    out.begin_entry("query_string");
+                    out.begin_entry("query");
+                    out.string(&w.query_string());
+                    out.end_object();
+                    out.end_object();
+                }
                 _ => {
                     let kind = if matches!(value, Value::Quoted(_)) {
                         "phrase"
                     } else {
                         "best_fields"
                     };
-                    obj([(
-                        "multi_match",
-                        obj([
-                            ("type", Dsl::String(kind.into())),
-                            ("query", literal(value)),
-                            ("lenient", Dsl::Bool(true)),
-                        ]),
-                    )])
+                    out.begin_entry("multi_match");
+                    out.begin_object();
+                    out.key("type");
+                    out.string(kind);
+                    out.key("query");
+                    literal(value, out);
+                    out.key("lenient");
+                    out.bool(true);
+                    out.end_object();
+                    out.end_object();
                 }
-            });
+            }
+            return Ok(());
         }
-        let mut clauses = Vec::new();
-        for Resolved { name: f, info } in self.resolve(&name, nested)? {
+        let resolved = self.resolve(&name, nested)?;
+        begin_should(out);
+        for (f, info) in resolved.each() {
+            let wrap = Self::auto_nest(&name, info, nested);
+            if let Some(path) = wrap {
+                begin_nested(path, out);
+            }
             let keyword = info.is_some_and(FieldInfo::is_keyword_only);
             let date = info.is_some_and(FieldInfo::is_date);
-            let clause = if exists {
-                obj([("exists", obj([("field", Dsl::String(f))]))])
+            if exists_query {
+                exists(f, out);
             } else if let Value::Wildcard(w) = value {
                 let pattern = w.query_string();
                 if keyword {
-                    let mut body = Vec::new();
-                    body.push(("value".into(), Dsl::String(pattern)));
-                    self.case_insensitive(&mut body);
-                    obj([("wildcard", obj([(f, Dsl::Object(body))]))])
+                    out.begin_entry("wildcard");
+                    out.begin_field_entry(f);
+                    out.begin_object();
+                    out.key("value");
+                    out.string(&pattern);
+                    self.case_insensitive(out);
+                    out.end_object();
+                    out.end_object();
+                    out.end_object();
                 } else {
-                    obj([(
-                        "query_string",
-                        obj([
-                            ("fields", Dsl::Array(vec![Dsl::String(f)])),
-                            ("query", Dsl::String(pattern)),
-                        ]),
-                    )])
+                    out.begin_entry("query_string");
+                    out.begin_object();
+                    out.key("fields");
+                    out.begin_array();
+                    out.string(f);
+                    out.end_array();
+                    out.key("query");
+                    out.string(&pattern);
+                    out.end_object();
+                    out.end_object();
                 }
             } else if date {
-                let v = literal(value);
-                let mut body = Vec::new();
-                body.push(("gte".into(), v.clone()));
-                body.push(("lte".into(), v.clone()));
-                self.time_zone(&mut body, &v);
-                obj([("range", obj([(f, Dsl::Object(body))]))])
+                out.begin_entry("range");
+                out.begin_field_entry(f);
+                out.begin_object();
+                out.key("gte");
+                literal(value, out);
+                out.key("lte");
+                literal(value, out);
+                self.time_zone(value, out);
+                out.end_object();
+                out.end_object();
+                out.end_object();
             } else if keyword {
-                let mut body = Vec::new();
-                body.push(("value".into(), literal(value)));
-                self.case_insensitive(&mut body);
-                obj([("term", obj([(f, Dsl::Object(body))]))])
-            } else if matches!(value, Value::Quoted(_)) {
-                obj([("match_phrase", obj([(f, literal(value))]))])
+                out.begin_entry("term");
+                out.begin_field_entry(f);
+                out.begin_object();
+                out.key("value");
+                literal(value, out);
+                self.case_insensitive(out);
+                out.end_object();
+                out.end_object();
+                out.end_object();
             } else {
-                obj([("match", obj([(f, literal(value))]))])
-            };
-            clauses.push(self.auto_nest(&name, info, nested, clause));
+                let kind = if matches!(value, Value::Quoted(_)) {
+                    "match_phrase"
+                } else {
+                    "match"
+                };
+                out.begin_entry(kind);
+                out.begin_field_entry(f);
+                literal(value, out);
+                out.end_object();
+                out.end_object();
+            }
+            if wrap.is_some() {
+                self.end_nested(out);
+            }
         }
-        Ok(should(clauses))
+        end_should(out);
+        Ok(())
     }
 
-    fn range(
+    fn range<W: DslWriter>(
         &self,
         field: &Value,
         op: RangeOp,
         value: &Value,
         nested: Option<&str>,
-    ) -> Result<Dsl, TranslateError> {
+        out: &mut W,
+    ) -> Result<(), TranslateError> {
         let name = match FieldName::of(Some(field), nested) {
             // Only `is` reads a `null` field as "no field"; range uses the text.
-            FieldName::None => FieldName::Name("null".to_string()),
+            FieldName::None => FieldName::Name(Cow::Borrowed("null")),
             other => other,
         };
-        let v = literal(value);
-        let mut clauses = Vec::new();
-        for resolved in self.resolve(&name, nested)? {
-            let mut body = Vec::new();
-            body.push((op.es_key().into(), v.clone()));
-            if resolved.info.is_some_and(FieldInfo::is_date) {
-                self.time_zone(&mut body, &v);
+        let resolved = self.resolve(&name, nested)?;
+        begin_should(out);
+        for (f, info) in resolved.each() {
+            let wrap = Self::auto_nest(&name, info, nested);
+            if let Some(path) = wrap {
+                begin_nested(path, out);
             }
-            let clause = obj([("range", obj([(resolved.name.clone(), Dsl::Object(body))]))]);
-            clauses.push(self.auto_nest(&name, resolved.info, nested, clause));
+            out.begin_entry("range");
+            out.begin_field_entry(f);
+            out.begin_object();
+            out.key(op.es_key());
+            literal(value, out);
+            if info.is_some_and(FieldInfo::is_date) {
+                self.time_zone(value, out);
+            }
+            out.end_object();
+            out.end_object();
+            out.end_object();
+            if wrap.is_some() {
+                self.end_nested(out);
+            }
         }
-        Ok(should(clauses))
+        end_should(out);
+        Ok(())
     }
 
-    fn case_insensitive(&self, body: &mut Body) {
+    fn case_insensitive<W: DslWriter>(&self, out: &mut W) {
         if self.options.case_insensitive {
-            body.push(("case_insensitive".into(), Dsl::Bool(true)));
+            out.key("case_insensitive");
+            out.bool(true);
         }
     }
 
     /// `time_zone` for date fields, except for epoch-millisecond values (newer Kibana).
-    fn time_zone(&self, body: &mut Body, value: &Dsl) {
-        let epoch = matches!(value, Dsl::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
+    fn time_zone<W: DslWriter>(&self, value: &Value, out: &mut W) {
+        let epoch = matches!(value, Value::Quoted(s) | Value::Text(s)
+            if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
         if let (Some(tz), false) = (&self.options.date_format_tz, epoch) {
-            body.push(("time_zone".into(), Dsl::String(tz.clone())));
+            out.key("time_zone");
+            out.string(tz);
         }
     }
+}
+
+/// `{"nested":{"path":<path>,"query":` … then the clause, then `Translator::end_nested`.
+fn begin_nested<W: DslWriter>(path: &str, out: &mut W) {
+    out.begin_entry("nested");
+    out.begin_object();
+    out.key("path");
+    out.string(path);
+    out.key("query");
+}
+
+/// `{"bool":{"should":[` … clauses … `],"minimum_should_match":1}}` (with `end_should`).
+fn begin_should<W: DslWriter>(out: &mut W) {
+    out.begin_entry("bool");
+    out.begin_object();
+    out.key("should");
+    out.begin_array();
+}
+
+fn end_should<W: DslWriter>(out: &mut W) {
+    out.end_array();
+    out.key("minimum_should_match");
+    out.number(1);
+    out.end_object();
+    out.end_object();
+}
+
+/// `{"exists":{"field":<field>}}`
+fn exists<W: DslWriter>(field: &str, out: &mut W) {
+    out.begin_entry("exists");
+    out.begin_entry("field");
+    out.string(field);
+    out.end_object();
+    out.end_object();
 }
 
 fn nested_mismatch(field: &FieldInfo, nested: Option<&str>) -> Option<String> {
@@ -409,24 +542,13 @@ fn nested_mismatch(field: &FieldInfo, nested: Option<&str>) -> Option<String> {
     }
 }
 
-/// `{"bool":{"should":[..],"minimum_should_match":1}}`
-fn should(clauses: Vec<Dsl>) -> Dsl {
-    obj([(
-        "bool",
-        obj([
-            ("should", Dsl::Array(clauses)),
-            ("minimum_should_match", Dsl::Number(1)),
-        ]),
-    )])
-}
-
 /// A literal value as Kibana's `toElasticsearchQuery` gives it: strings as written (wildcards
 /// with bare `*`), booleans and null typed.
-fn literal(value: &Value) -> Dsl {
+fn literal<W: DslWriter>(value: &Value, out: &mut W) {
     match value {
-        Value::Quoted(s) | Value::Text(s) => Dsl::String(s.clone()),
-        Value::Bool(b) => Dsl::Bool(*b),
-        Value::Null => Dsl::Null,
-        Value::Wildcard(w) => Dsl::String(w.raw()),
+        Value::Quoted(s) | Value::Text(s) => out.string(s),
+        Value::Bool(b) => out.bool(*b),
+        Value::Null => out.null(),
+        Value::Wildcard(w) => out.string(&w.raw()),
     }
 }

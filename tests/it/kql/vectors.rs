@@ -21,7 +21,17 @@ fn run(vector: &Value) -> Result<Value, String> {
     };
     let ast = kql::parse_with(query, &parse_options).map_err(|e| e.render(query))?;
     let result = match vector["level"].as_str().unwrap() {
-        "query" => kql::to_dsl(&ast, fields.as_ref(), &dsl_options),
+        "query" => {
+            let value = kql::to_dsl(&ast, fields.as_ref(), &dsl_options);
+            // The text form is written separately from the value: both must say the same.
+            let text = kql::to_dsl_string(&ast, fields.as_ref(), &dsl_options);
+            match (&value, &text) {
+                (Ok(v), Ok(t)) => assert_eq!(&v.to_string(), t, "{query}"),
+                (Err(v), Err(t)) => assert_eq!(v, t, "{query}"),
+                _ => panic!("value and text disagree on success: {query}"),
+            }
+            value
+        }
         "build_es_query" => kql::build_es_query(&ast, &[], &[], fields.as_ref(), &dsl_options),
         other => panic!("unknown level {other}"),
     };
