@@ -111,7 +111,7 @@ impl Wildcard {
                 out.push('*');
             }
             for c in piece.chars() {
-                if LUCENE_RESERVED.contains(c) {
+                if is_lucene_reserved(c) {
                     out.push('\\');
                 }
                 out.push(c);
@@ -133,7 +133,32 @@ impl Wildcard {
 /// which `+-=` is a range that also covers `, . / 0-9 ; <`; kql.md (the project's reference)
 /// lists the characters one by one, and that is what is implemented. Escaping a digit or a dot
 /// does not change what Elasticsearch matches, only the text of the query.
-pub(crate) const LUCENE_RESERVED: &str = "+-=&|><!(){}[]^\"~*?:\\/";
+fn is_lucene_reserved(c: char) -> bool {
+    matches!(
+        c,
+        '+' | '-'
+            | '='
+            | '&'
+            | '|'
+            | '>'
+            | '<'
+            | '!'
+            | '('
+            | ')'
+            | '{'
+            | '}'
+            | '['
+            | ']'
+            | '^'
+            | '"'
+            | '~'
+            | '*'
+            | '?'
+            | ':'
+            | '\\'
+            | '/'
+    )
+}
 
 /// Anchored glob over literal pieces separated by "match anything" markers. Leftmost-first
 /// search of the middle pieces is enough: with only `*` there is nothing to backtrack over.
@@ -217,6 +242,16 @@ mod tests {
         assert_eq!(w(&["C:\\Windows\\", ""]).query_string(), r"C\:\\Windows\\*");
         assert_eq!(w(&["", "S3 Browser", ""]).query_string(), "*S3 Browser*");
         assert_eq!(w(&["a?b", ""]).query_string(), r"a\?b*");
+    }
+
+    /// kql.md's list of the characters, one by one.
+    const LUCENE_RESERVED: &str = "+-=&|><!(){}[]^\"~*?:\\/";
+
+    #[test]
+    fn reserved_set_and_its_test_agree() {
+        for c in (0u32..0x250).filter_map(char::from_u32) {
+            assert_eq!(is_lucene_reserved(c), LUCENE_RESERVED.contains(c), "{c:?}");
+        }
     }
 
     #[test]

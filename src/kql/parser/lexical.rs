@@ -71,11 +71,14 @@ impl<'a> Parser<'a> {
         if self.fatal.is_some() {
             return None;
         }
-        self.src[self.pos..].chars().next()
+        self.peek_at(self.pos)
     }
 
     pub(super) fn peek_at(&self, at: usize) -> Option<char> {
-        self.src.get(at..).and_then(|s| s.chars().next())
+        match self.src.as_bytes().get(at) {
+            Some(&b) if b.is_ascii() => Some(char::from(b)),
+            _ => self.src.get(at..).and_then(|s| s.chars().next()),
+        }
     }
 
     pub(super) fn fail(&mut self, expected: &'static str) {
@@ -111,10 +114,15 @@ impl<'a> Parser<'a> {
     }
 
     pub(super) fn spaces_at(&self, mut at: usize) -> usize {
-        while let Some(c) = self.peek_at(at).filter(|c| is_space(*c)) {
-            at += c.len_utf8();
+        let bytes = self.src.as_bytes();
+        loop {
+            match bytes.get(at..) {
+                Some([b' ' | b'\t' | b'\r' | b'\n', ..]) => at += 1,
+                // U+00A0 NO-BREAK SPACE in UTF-8.
+                Some([0xC2, 0xA0, ..]) => at += 2,
+                _ => return at,
+            }
         }
-        at
     }
 
     /// `Space*`
@@ -172,9 +180,18 @@ impl<'a> Parser<'a> {
 
     /// The `Keyword` look-ahead that ends an unquoted value.
     pub(super) fn keyword_ahead(&self, at: usize) -> bool {
-        self.keyword_at(at, "or", true).is_some()
-            || self.keyword_at(at, "and", true).is_some()
-            || self.keyword_at(at, "not", false).is_some()
+        // `not` needs no leading space, `or` and `and` need one: at most one of them can apply
+        // at a given position.
+        if matches!(self.src.as_bytes().get(at), Some(b'n' | b'N')) {
+            return self.keyword_at(at, "not", false).is_some();
+        }
+        let p = self.spaces_at(at);
+        if p == at {
+            return false;
+        }
+        self.word_at(p, "or")
+            .or_else(|| self.word_at(p, "and"))
+            .is_some_and(|end| self.spaces_at(end) > end)
     }
 
     pub(super) fn enter(&mut self) -> bool {
@@ -216,6 +233,11 @@ impl<'a> Parser<'a> {
         }
         let mut text = String::new();
         loop {
+            // Copy the run up to the next quote or backslash in one piece.
+            let rest = self.src.get(self.pos..)?;
+            let run = rest.find(['"', '\\']).unwrap_or(rest.len());
+            text.push_str(&rest[..run]);
+            self.pos += run;
             let c = self.peek()?;
             match c {
                 '"' => {
@@ -269,12 +291,30 @@ impl<'a> Parser<'a> {
     }
 
     pub(super) fn unquoted_literal(&mut self) -> Option<Value> {
+        if self.fatal.is_some() {
+            return None;
+        }
         let mut text = String::new();
         // Byte offsets into `text` where an unescaped `*` stood.
         let mut markers: Vec<usize> = Vec::new();
         let start = self.pos;
-        while let Some(c) = self.peek() {
+        // Start of the ordinary characters not yet copied into `text`.
+        let mut run = self.pos;
+        let bytes = self.src.as_bytes();
+        loop {
+            // Skip ordinary characters byte by byte: the table holds only ASCII bytes and a
+            // lead byte, so this stops on a character boundary.
+            while bytes
+                .get(self.pos)
+                .is_some_and(|&b| !STOPS_UNQUOTED[usize::from(b)])
+            {
+                self.pos += 1;
+            }
+            let Some(c) = self.peek() else {
+                break;
+            };
             if c == '\\' {
+                text.push_str(&self.src[run..self.pos]);
                 match self.escape_in_unquoted() {
                     Some((decoded, len)) => {
                         text.push_str(&decoded);
@@ -282,19 +322,22 @@ impl<'a> Parser<'a> {
                     }
                     None => break,
                 }
+                run = self.pos;
             } else if c == '*' {
+                text.push_str(&self.src[run..self.pos]);
                 markers.push(text.len());
                 self.pos += 1;
+                run = self.pos;
             } else if is_special(c)
                 // Only a space (before `or`/`and`) or an `n` (of `not`) can start a keyword.
                 || ((is_space(c) || c == 'n' || c == 'N') && self.keyword_ahead(self.pos))
             {
                 break;
             } else {
-                text.push(c);
                 self.pos += c.len_utf8();
             }
         }
+        text.push_str(&self.src[run..self.pos]);
         if self.pos == start {
             self.fail("literal");
             return None;
@@ -346,6 +389,19 @@ impl<'a> Parser<'a> {
     }
 }
 
+/// Bytes at which an unquoted literal may end or change: escapes, wildcards, special
+/// characters, whitespace (0xC2 starts U+00A0), and `n`/`N`, which may begin `not`.
+static STOPS_UNQUOTED: [bool; 256] = {
+    let mut table = [false; 256];
+    let stops = b"\\()<>:\"*{} \t\r\nnN\xC2";
+    let mut i = 0;
+    while i < stops.len() {
+        table[stops[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
+
 fn escaped_whitespace(c: char) -> Option<char> {
     match c {
         't' => Some('\t'),
@@ -371,12 +427,16 @@ fn finish_unquoted(text: String, markers: Vec<usize>) -> Value {
         .map_or(last_marker, |(i, c)| last_marker + i + c.len_utf8());
     let tail = tail.max(lead);
     if markers.is_empty() {
-        let trimmed = &text[lead..tail];
-        return match trimmed {
+        return match &text[lead..tail] {
             "null" => Value::Null,
             "true" => Value::Bool(true),
             "false" => Value::Bool(false),
-            _ => Value::Text(trimmed.to_string()),
+            _ => {
+                let mut text = text;
+                text.truncate(tail);
+                text.drain(..lead);
+                Value::Text(text)
+            }
         };
     }
     let mut pieces = Vec::with_capacity(markers.len() + 1);

@@ -59,20 +59,24 @@ enum ValueTree {
 }
 
 impl ValueTree {
-    fn with_field(self, field: &Value) -> Query {
+    fn with_field(self, field: Value) -> Query {
         match self {
-            ValueTree::Or(items) => {
-                Query::Or(items.into_iter().map(|t| t.with_field(field)).collect())
-            }
-            ValueTree::And(items) => {
-                Query::And(items.into_iter().map(|t| t.with_field(field)).collect())
-            }
+            ValueTree::Or(items) => Query::Or(Self::distribute(items, &field)),
+            ValueTree::And(items) => Query::And(Self::distribute(items, &field)),
             ValueTree::Not(inner) => Query::Not(Box::new(inner.with_field(field))),
+            // A lone value (the common case) takes the field without copying it.
             ValueTree::Leaf(value) => Query::Is {
-                field: Some(field.clone()),
+                field: Some(field),
                 value,
             },
         }
+    }
+
+    fn distribute(items: Vec<ValueTree>, field: &Value) -> Vec<Query> {
+        items
+            .into_iter()
+            .map(|t| t.with_field(field.clone()))
+            .collect()
     }
 }
 
@@ -128,19 +132,25 @@ impl Parser<'_> {
         operator: fn(&mut Self) -> bool,
         wrap: fn(Vec<T>) -> T,
     ) -> Option<T> {
-        let mut items = vec![operand(self)?];
+        let first = operand(self)?;
+        // Most operands stand alone: no vector unless an operator follows.
+        let mut rest = Vec::new();
         loop {
             let save = self.pos;
             if operator(self) {
                 if let Some(next) = operand(self) {
-                    items.push(next);
+                    rest.push(next);
                     continue;
                 }
             }
             self.pos = save;
             break;
         }
-        Some(flatten(items, wrap))
+        if rest.is_empty() {
+            return Some(first);
+        }
+        rest.insert(0, first);
+        Some(wrap(rest))
     }
 
     /// `Not operand / operand`.
@@ -196,7 +206,7 @@ impl Parser<'_> {
                     }
                     // A value list cannot start with `{` either: only free text is left.
                 } else if let Some(values) = self.list_of_values() {
-                    return Some(values.with_field(&field));
+                    return Some(values.with_field(field));
                 }
             } else if let Some(op) = self.range_operator() {
                 self.spaces();
@@ -300,14 +310,6 @@ fn lone_wildcard() -> Value {
     Value::Wildcard(Wildcard {
         pieces: vec![String::new(), String::new()],
     })
-}
-
-fn flatten<T>(mut items: Vec<T>, wrap: fn(Vec<T>) -> T) -> T {
-    if items.len() == 1 {
-        items.remove(0)
-    } else {
-        wrap(items)
-    }
 }
 
 #[cfg(test)]
