@@ -1,6 +1,6 @@
 //! Field metadata: what `_field_caps` reports about each field, reduced to what KQL needs.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::sync::OnceLock;
 
 use serde_json::Value as Json;
@@ -88,7 +88,9 @@ pub enum FieldTypesError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FieldTypes {
     fields: Vec<FieldInfo>,
-    by_name: HashMap<String, usize>,
+    /// Looked up for every field a query names; the names come from the cluster's own
+    /// mappings, so a fast non-keyed hash is safe here.
+    by_name: FxHashMap<String, usize>,
 }
 
 impl FieldTypes {
