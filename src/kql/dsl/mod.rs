@@ -358,13 +358,7 @@ impl<'a> Translator<'a> {
             }
             return Ok(());
         }
-        let resolved = self.resolve(&name, nested)?;
-        begin_should(out);
-        for (f, info) in resolved.each() {
-            let wrap = Self::auto_nest(&name, info, nested);
-            if let Some(path) = wrap {
-                begin_nested(path, out);
-            }
+        self.each_field(&name, nested, out, |out, f, info| {
             let keyword = info.is_some_and(FieldInfo::is_keyword_only);
             let date = info.is_some_and(FieldInfo::is_date);
             if exists_query {
@@ -427,12 +421,7 @@ impl<'a> Translator<'a> {
                 out.end_object();
                 out.end_object();
             }
-            if wrap.is_some() {
-                self.end_nested(out);
-            }
-        }
-        end_should(out);
-        Ok(())
+        })
     }
 
     fn range<W: DslWriter>(
@@ -448,13 +437,7 @@ impl<'a> Translator<'a> {
             FieldName::None => FieldName::Name(Cow::Borrowed("null")),
             other => other,
         };
-        let resolved = self.resolve(&name, nested)?;
-        begin_should(out);
-        for (f, info) in resolved.each() {
-            let wrap = Self::auto_nest(&name, info, nested);
-            if let Some(path) = wrap {
-                begin_nested(path, out);
-            }
+        self.each_field(&name, nested, out, |out, f, info| {
             out.begin_entry("range");
             out.begin_field_entry(f);
             out.begin_object();
@@ -466,6 +449,26 @@ impl<'a> Translator<'a> {
             out.end_object();
             out.end_object();
             out.end_object();
+        })
+    }
+
+    /// `should` over one clause per field `name` resolves to; a clause for a field that a
+    /// pattern found in a nested mapping is wrapped in `nested`.
+    fn each_field<W: DslWriter>(
+        &self,
+        name: &FieldName,
+        nested: Option<&str>,
+        out: &mut W,
+        mut clause: impl FnMut(&mut W, &str, Option<&FieldInfo>),
+    ) -> Result<(), TranslateError> {
+        let resolved = self.resolve(name, nested)?;
+        begin_should(out);
+        for (f, info) in resolved.each() {
+            let wrap = Self::auto_nest(name, info, nested);
+            if let Some(path) = wrap {
+                begin_nested(path, out);
+            }
+            clause(out, f, info);
             if wrap.is_some() {
                 self.end_nested(out);
             }
