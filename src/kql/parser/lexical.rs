@@ -6,12 +6,12 @@ use crate::kql::ast::{Value, Wildcard};
 use crate::kql::error::ParseError;
 
 /// KQL whitespace: space, TAB, CR, LF and no-break space.
-pub(crate) fn is_space(c: char) -> bool {
+pub(crate) const fn is_space(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\r' | '\n' | '\u{a0}')
 }
 
 /// Characters that must be escaped outside quotes.
-pub(crate) fn is_special(c: char) -> bool {
+pub(crate) const fn is_special(c: char) -> bool {
     matches!(
         c,
         '\\' | '(' | ')' | ':' | '<' | '>' | '"' | '*' | '{' | '}'
@@ -185,13 +185,7 @@ impl<'a> Parser<'a> {
         if matches!(self.src.as_bytes().get(at), Some(b'n' | b'N')) {
             return self.keyword_at(at, "not", false).is_some();
         }
-        let p = self.spaces_at(at);
-        if p == at {
-            return false;
-        }
-        self.word_at(p, "or")
-            .or_else(|| self.word_at(p, "and"))
-            .is_some_and(|end| self.spaces_at(end) > end)
+        self.keyword_at(at, "or", true).is_some() || self.keyword_at(at, "and", true).is_some()
     }
 
     pub(super) fn enter(&mut self) -> bool {
@@ -389,16 +383,17 @@ impl<'a> Parser<'a> {
     }
 }
 
-/// Bytes at which an unquoted literal may end or change: escapes, wildcards, special
-/// characters, whitespace (0xC2 starts U+00A0), and `n`/`N`, which may begin `not`.
+/// Bytes at which an unquoted literal may end or change: special characters (escapes and
+/// wildcards among them), whitespace (0xC2 starts U+00A0), and `n`/`N`, which may begin `not`.
 static STOPS_UNQUOTED: [bool; 256] = {
     let mut table = [false; 256];
-    let stops = b"\\()<>:\"*{} \t\r\nnN\xC2";
-    let mut i = 0;
-    while i < stops.len() {
-        table[stops[i] as usize] = true;
-        i += 1;
+    let mut b = 0u8;
+    while b < 0x80 {
+        let c = b as char;
+        table[b as usize] = is_special(c) || is_space(c) || b == b'n' || b == b'N';
+        b += 1;
     }
+    table[0xC2] = true;
     table
 };
 
