@@ -19,7 +19,7 @@ mod print;
 pub use ast::{Query, RangeOp, Value, Wildcard};
 pub use dsl::{DslOptions, TranslateError, build_es_query, to_dsl, to_dsl_string};
 pub use error::ParseError;
-pub use eval::{MatchOptions, Matcher};
+pub use eval::{FieldSlots, MatchOptions, Matcher, PrepareBuffer, Prepared};
 pub use fields::{FieldInfo, FieldTypes, FieldTypesError};
 pub use parser::{MAX_DEPTH, ParseOptions, parse, parse_with};
 pub use print::to_kql;

@@ -10,6 +10,32 @@ use super::date::{self, Millis};
 use super::text;
 use crate::kql::ast::{RangeOp, glob_match};
 
+/// One value the document holds for a field, as the leaf tests see it: arrays are already
+/// flattened into their elements, and an object only says whether it holds any value (which is
+/// all `exists` asks of it).
+#[derive(Debug, Clone, Copy)]
+pub enum Leaf<'a> {
+    Null,
+    Bool(bool),
+    Num(&'a serde_json::Number),
+    Str(&'a str),
+    Composite { has_value: bool },
+}
+
+impl<'a> Leaf<'a> {
+    pub fn of(value: &'a Json) -> Leaf<'a> {
+        match value {
+            Json::Null => Leaf::Null,
+            Json::Bool(b) => Leaf::Bool(*b),
+            Json::Number(n) => Leaf::Num(n),
+            Json::String(s) => Leaf::Str(s),
+            composite => Leaf::Composite {
+                has_value: super::doc::has_value(composite),
+            },
+        }
+    }
+}
+
 /// A query value prepared for comparisons.
 #[derive(Debug, Clone)]
 pub(crate) struct Scalar {
@@ -173,64 +199,62 @@ impl Test {
         }
     }
 
-    /// Whether one value stored in the document (never an array) passes. `ignore_above` is the
-    /// keyword length limit of the field, if known.
-    pub fn matches(&self, value: &Json, ignore_above: Option<usize>) -> bool {
+    /// Whether one value stored in the document passes. `ignore_above` is the keyword length
+    /// limit of the field, if known.
+    pub fn matches(&self, value: Leaf<'_>, ignore_above: Option<usize>) -> bool {
         let too_long =
             |s: &str| ignore_above.is_some_and(|max| s.len() > max && s.chars().count() > max);
         match self {
             Test::Never => false,
             Test::Exists => match value {
-                Json::String(s) => !too_long(s),
-                other => super::doc::has_value(other),
+                Leaf::Str(s) => !too_long(s),
+                Leaf::Null => false,
+                Leaf::Composite { has_value } => has_value,
+                Leaf::Num(_) | Leaf::Bool(_) => true,
             },
             Test::Term { value: q, ci } => match value {
-                Json::String(s) if too_long(s) => false,
-                Json::String(s) if *ci => with_lower(s, |l| l == q.text),
-                Json::String(s) => *s == q.text,
-                Json::Number(n) => q.number.is_some_and(|qn| n.as_f64() == Some(qn)),
-                Json::Bool(b) => q.text == if *b { "true" } else { "false" },
+                Leaf::Str(s) if too_long(s) => false,
+                Leaf::Str(s) if *ci => with_lower(s, |l| l == q.text),
+                Leaf::Str(s) => s == q.text,
+                Leaf::Num(n) => q.number.is_some_and(|qn| n.as_f64() == Some(qn)),
+                Leaf::Bool(b) => q.text == bool_text(b),
                 _ => false,
             },
             Test::Glob { pieces, ci } => match value {
-                Json::String(s) if too_long(s) => false,
-                Json::String(s) if *ci => with_lower(s, |l| glob_match(pieces, l)),
-                Json::String(s) => glob_match(pieces, s),
-                Json::Number(n) => glob_match(pieces, &n.to_string()),
-                Json::Bool(b) => glob_match(pieces, if *b { "true" } else { "false" }),
+                Leaf::Str(s) if too_long(s) => false,
+                Leaf::Str(s) if *ci => with_lower(s, |l| glob_match(pieces, l)),
+                Leaf::Str(s) => glob_match(pieces, s),
+                Leaf::Num(n) => glob_match(pieces, &n.to_string()),
+                Leaf::Bool(b) => glob_match(pieces, bool_text(b)),
                 _ => false,
             },
             Test::Analyzed { tokens, phrase } => match value {
-                Json::String(s) if *phrase => text::matches_phrase(s, tokens),
-                Json::String(s) => text::matches_any(s, tokens),
-                Json::Number(_) | Json::Bool(_) => {
-                    let rendered = value.to_string();
-                    text::matches_any(&rendered, tokens)
-                }
+                Leaf::Str(s) if *phrase => text::matches_phrase(s, tokens),
+                Leaf::Str(s) => text::matches_any(s, tokens),
+                Leaf::Num(n) => text::matches_any(&n.to_string(), tokens),
+                Leaf::Bool(b) => text::matches_any(bool_text(b), tokens),
                 _ => false,
             },
             Test::AnalyzedGlob { pieces } => match value {
-                Json::String(s) => {
-                    text::tokens(s).any(|t| with_lower(t, |l| glob_match(pieces, l)))
-                }
+                Leaf::Str(s) => text::tokens(s).any(|t| with_lower(t, |l| glob_match(pieces, l))),
                 _ => false,
             },
             Test::NumberEq(q) => doc_number(value) == Some(*q),
             Test::BoolEq(q) => match value {
-                Json::Bool(b) => b == q,
-                Json::String(s) => s == if *q { "true" } else { "false" },
+                Leaf::Bool(b) => b == *q,
+                Leaf::Str(s) => s == bool_text(*q),
                 _ => false,
             },
             Test::DateBetween(lo, hi) => doc_date(value).is_some_and(|t| *lo <= t && t <= *hi),
             Test::IpIn { net, prefix } => match value {
-                Json::String(s) => s.trim().parse().is_ok_and(|ip| ip_in(ip, *net, *prefix)),
+                Leaf::Str(s) => s.trim().parse().is_ok_and(|ip| ip_in(ip, *net, *prefix)),
                 _ => false,
             },
             Test::Range { op, bound, mode } => {
-                if let Json::String(s) = value {
-                    if too_long(s) {
-                        return false;
-                    }
+                if let Leaf::Str(s) = value
+                    && too_long(s)
+                {
+                    return false;
                 }
                 compare(value, bound, *mode).is_some_and(|ord| match op {
                     RangeOp::Lt => ord == Ordering::Less,
@@ -243,44 +267,48 @@ impl Test {
     }
 }
 
-fn doc_number(value: &Json) -> Option<f64> {
+fn bool_text(b: bool) -> &'static str {
+    if b { "true" } else { "false" }
+}
+
+fn doc_number(value: Leaf<'_>) -> Option<f64> {
     match value {
-        Json::Number(n) => n.as_f64(),
-        Json::String(s) => parse_number(s),
+        Leaf::Num(n) => n.as_f64(),
+        Leaf::Str(s) => parse_number(s),
         _ => None,
     }
 }
 
-fn doc_date(value: &Json) -> Option<Millis> {
+fn doc_date(value: Leaf<'_>) -> Option<Millis> {
     match value {
-        Json::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
-        Json::String(s) => date::parse_plain(s.trim(), false),
+        Leaf::Num(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        Leaf::Str(s) => date::parse_plain(s.trim(), false),
         _ => None,
     }
 }
 
 /// Order of the document value relative to the bound, or `None` if they cannot be compared.
-fn compare(value: &Json, bound: &Bound, mode: RangeMode) -> Option<Ordering> {
+fn compare(value: Leaf<'_>, bound: &Bound, mode: RangeMode) -> Option<Ordering> {
     match mode {
         RangeMode::Numeric => doc_number(value)?.partial_cmp(&bound.number?),
         RangeMode::Date => Some(doc_date(value)?.cmp(&bound.date?)),
         RangeMode::Ip => match value {
-            Json::String(s) => Some(s.trim().parse::<IpAddr>().ok()?.cmp(&bound.ip?)),
+            Leaf::Str(s) => Some(s.trim().parse::<IpAddr>().ok()?.cmp(&bound.ip?)),
             _ => None,
         },
         RangeMode::Lexicographic => match value {
-            Json::String(s) => Some(s.as_str().cmp(bound.text.as_str())),
-            Json::Number(n) => Some(n.to_string().as_str().cmp(bound.text.as_str())),
-            Json::Bool(b) => Some((if *b { "true" } else { "false" }).cmp(bound.text.as_str())),
+            Leaf::Str(s) => Some(s.cmp(bound.text.as_str())),
+            Leaf::Num(n) => Some(n.to_string().as_str().cmp(bound.text.as_str())),
+            Leaf::Bool(b) => Some(bool_text(b).cmp(bound.text.as_str())),
             _ => None,
         },
         RangeMode::Dynamic => match value {
-            Json::Number(n) => n.as_f64()?.partial_cmp(&bound.number?),
-            Json::String(s) => match (date::parse_plain(s.trim(), false), bound.date) {
+            Leaf::Num(n) => n.as_f64()?.partial_cmp(&bound.number?),
+            Leaf::Str(s) => match (date::parse_plain(s.trim(), false), bound.date) {
                 (Some(t), Some(b)) if !s.trim().bytes().all(|c| c.is_ascii_digit()) => {
                     Some(t.cmp(&b))
                 }
-                _ => Some(s.as_str().cmp(bound.text.as_str())),
+                _ => Some(s.cmp(bound.text.as_str())),
             },
             _ => None,
         },
@@ -292,31 +320,35 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn leaf(value: &Json) -> Leaf<'_> {
+        Leaf::of(value)
+    }
+
     #[test]
     fn term_coerces_numbers_and_booleans_but_is_case_sensitive() {
         let t = Test::Term {
             value: Scalar::new("1024".into()),
             ci: false,
         };
-        assert!(t.matches(&json!(1024), None));
-        assert!(t.matches(&json!(1024.0), None));
-        assert!(t.matches(&json!("1024"), None));
-        assert!(!t.matches(&json!("01024"), None));
+        assert!(t.matches(leaf(&json!(1024)), None));
+        assert!(t.matches(leaf(&json!(1024.0)), None));
+        assert!(t.matches(leaf(&json!("1024")), None));
+        assert!(!t.matches(leaf(&json!("01024")), None));
         let t = Test::Term {
             value: Scalar::new("true".into()),
             ci: false,
         };
-        assert!(t.matches(&json!(true), None));
+        assert!(t.matches(leaf(&json!(true)), None));
         let t = Test::Term {
             value: Scalar::new("Success".into()),
             ci: false,
         };
-        assert!(!t.matches(&json!("success"), None));
+        assert!(!t.matches(leaf(&json!("success")), None));
         let t = Test::Term {
             value: Scalar::new("success".into()),
             ci: true,
         };
-        assert!(t.matches(&json!("SUCCESS"), None));
+        assert!(t.matches(leaf(&json!("SUCCESS")), None));
     }
 
     #[test]
@@ -325,22 +357,22 @@ mod tests {
             pieces: vec!["".into(), "".into(), "".into()],
             ci: false,
         };
-        assert!(t.matches(&json!("ab"), Some(2)));
-        assert!(!t.matches(&json!("abc"), Some(2)));
+        assert!(t.matches(leaf(&json!("ab")), Some(2)));
+        assert!(!t.matches(leaf(&json!("abc")), Some(2)));
         // Characters, not bytes.
-        assert!(t.matches(&json!("éé"), Some(2)));
-        assert!(!Test::Exists.matches(&json!("abc"), Some(2)));
+        assert!(t.matches(leaf(&json!("éé")), Some(2)));
+        assert!(!Test::Exists.matches(leaf(&json!("abc")), Some(2)));
     }
 
     #[test]
     fn ip_terms_accept_cidr_blocks() {
         let (net, prefix) = parse_ip_term("10.0.0.0/8").unwrap();
         let t = Test::IpIn { net, prefix };
-        assert!(t.matches(&json!("10.1.2.3"), None));
-        assert!(!t.matches(&json!("11.1.2.3"), None));
-        assert!(t.matches(&json!("::ffff:10.0.0.1"), None));
+        assert!(t.matches(leaf(&json!("10.1.2.3")), None));
+        assert!(!t.matches(leaf(&json!("11.1.2.3")), None));
+        assert!(t.matches(leaf(&json!("::ffff:10.0.0.1")), None));
         let (net, prefix) = parse_ip_term("fe80::/10").unwrap();
-        assert!(Test::IpIn { net, prefix }.matches(&json!("fe80::1"), None));
+        assert!(Test::IpIn { net, prefix }.matches(leaf(&json!("fe80::1")), None));
         assert!(parse_ip_term("10.0.0.0/33").is_none());
         assert!(parse_ip_term("host").is_none());
     }
@@ -352,29 +384,35 @@ mod tests {
             bound: Bound::new(b.into(), op, 0),
             mode: RangeMode::Numeric,
         };
-        assert!(num(RangeOp::Gte, "1024").matches(&json!(1024), None));
-        assert!(num(RangeOp::Gt, "9").matches(&json!("10"), None));
+        assert!(num(RangeOp::Gte, "1024").matches(leaf(&json!(1024)), None));
+        assert!(num(RangeOp::Gt, "9").matches(leaf(&json!("10")), None));
         let lex = Test::Range {
             op: RangeOp::Gt,
             bound: Bound::new("9".into(), RangeOp::Gt, 0),
             mode: RangeMode::Lexicographic,
         };
-        assert!(!lex.matches(&json!("10"), None));
+        assert!(!lex.matches(leaf(&json!("10")), None));
         let date = |op, b: &str| Test::Range {
             op,
             bound: Bound::new(b.into(), op, 0),
             mode: RangeMode::Date,
         };
-        assert!(date(RangeOp::Lte, "2024-01-01").matches(&json!("2024-01-01T12:00:00Z"), None));
-        assert!(!date(RangeOp::Lt, "2024-01-01").matches(&json!("2024-01-01T12:00:00Z"), None));
+        assert!(
+            date(RangeOp::Lte, "2024-01-01").matches(leaf(&json!("2024-01-01T12:00:00Z")), None)
+        );
+        assert!(
+            !date(RangeOp::Lt, "2024-01-01").matches(leaf(&json!("2024-01-01T12:00:00Z")), None)
+        );
         let dynamic = |op, b: &str| Test::Range {
             op,
             bound: Bound::new(b.into(), op, 0),
             mode: RangeMode::Dynamic,
         };
-        assert!(dynamic(RangeOp::Gte, "1024").matches(&json!(2000), None));
-        assert!(dynamic(RangeOp::Gt, "2023-12-31").matches(&json!("2024-01-01T00:00:00Z"), None));
-        assert!(dynamic(RangeOp::Gt, "abc").matches(&json!("abd"), None));
-        assert!(!dynamic(RangeOp::Gt, "x").matches(&json!(null), None));
+        assert!(dynamic(RangeOp::Gte, "1024").matches(leaf(&json!(2000)), None));
+        assert!(
+            dynamic(RangeOp::Gt, "2023-12-31").matches(leaf(&json!("2024-01-01T00:00:00Z")), None)
+        );
+        assert!(dynamic(RangeOp::Gt, "abc").matches(leaf(&json!("abd")), None));
+        assert!(!dynamic(RangeOp::Gt, "x").matches(leaf(&json!(null)), None));
     }
 }

@@ -8,13 +8,15 @@
 mod date;
 mod doc;
 mod leaf;
+mod prepared;
 mod text;
 
 use serde_json::Value as Json;
 
 use super::ast::{Query, RangeOp, Value};
 use super::fields::{FieldInfo, FieldTypes};
-use leaf::{Bound, RangeMode, Scalar, Test};
+use leaf::{Bound, Leaf, RangeMode, Scalar, Test};
+pub use prepared::{FieldSlots, PrepareBuffer, Prepared};
 
 /// Evaluation options.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -29,6 +31,8 @@ pub struct MatchOptions {
 #[derive(Debug, Clone)]
 pub struct Matcher {
     root: Node,
+    /// The `FieldSlots` its field tests' slots number (0: compiled without).
+    slots_id: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -58,6 +62,9 @@ enum Node {
 struct FieldTest {
     /// Path relative to the enclosing nested object (or the document).
     path: String,
+    /// Where a `Prepared` document holds this field's values (fields outside nested groups,
+    /// when compiled with slots).
+    slot: Option<u32>,
     ignore_above: Option<usize>,
     test: Test,
 }
@@ -66,53 +73,128 @@ struct Compiler<'a> {
     fields: Option<&'a FieldTypes>,
     options: &'a MatchOptions,
     now: i64,
+    slots: Option<std::cell::RefCell<&'a mut FieldSlots>>,
 }
 
 impl Matcher {
     /// Compile `query`. With `fields`, each field gets the semantics of its mapping (keyword,
     /// text, date, numeric, ip, boolean); unknown fields behave as keyword.
     pub fn new(query: &Query, fields: Option<&FieldTypes>, options: &MatchOptions) -> Matcher {
+        Self::compile(query, fields, options, None)
+    }
+
+    /// Compile `query` to read field values from documents prepared with `slots` (see
+    /// [`Matcher::matches_prepared`]); the fields it reads are added to `slots`.
+    pub fn with_slots(
+        query: &Query,
+        fields: Option<&FieldTypes>,
+        options: &MatchOptions,
+        slots: &mut FieldSlots,
+    ) -> Matcher {
+        Self::compile(query, fields, options, Some(slots))
+    }
+
+    fn compile(
+        query: &Query,
+        fields: Option<&FieldTypes>,
+        options: &MatchOptions,
+        slots: Option<&mut FieldSlots>,
+    ) -> Matcher {
+        let slots_id = slots.as_ref().map_or(0, |s| s.id());
         let compiler = Compiler {
             fields: fields.filter(|f| !f.is_empty()),
             options,
             now: options
                 .now_millis
                 .unwrap_or_else(|| chrono::Utc::now().timestamp_millis()),
+            slots: slots.map(std::cell::RefCell::new),
         };
         Matcher {
             root: compiler.node(query, None),
+            slots_id,
         }
     }
 
     /// Whether `doc` matches.
     pub fn matches(&self, doc: &Json) -> bool {
-        self.root.eval(doc)
+        self.root.eval(&Plain(doc))
+    }
+
+    /// Whether the prepared document matches: the same answer as [`Matcher::matches`] on
+    /// `doc.json()`, read from the prepared values when `doc` was prepared with the slots this
+    /// matcher was compiled with (otherwise from the document).
+    pub fn matches_prepared(&self, doc: &Prepared<'_>) -> bool {
+        self.root.eval(&Slotted {
+            doc,
+            slots_id: self.slots_id,
+        })
+    }
+}
+
+/// Where field values are read from.
+trait Source {
+    fn json(&self) -> &Json;
+    /// Whether any value of the field passes its test.
+    fn passes(&self, test: &FieldTest) -> bool;
+}
+
+/// The document tree itself.
+struct Plain<'d>(&'d Json);
+
+impl Source for Plain<'_> {
+    fn json(&self) -> &Json {
+        self.0
+    }
+
+    fn passes(&self, t: &FieldTest) -> bool {
+        doc::any_value(self.0, &t.path, &mut |v| {
+            t.test.matches(Leaf::of(v), t.ignore_above)
+        })
+    }
+}
+
+/// A prepared document, for a matcher compiled with the slots `slots_id`.
+struct Slotted<'p, 'd> {
+    doc: &'p Prepared<'d>,
+    slots_id: u64,
+}
+
+impl Source for Slotted<'_, '_> {
+    fn json(&self) -> &Json {
+        self.doc.json()
+    }
+
+    fn passes(&self, t: &FieldTest) -> bool {
+        if let Some(slot) = t.slot
+            && let Some(mut values) = self.doc.slot(self.slots_id, slot)
+        {
+            return values.any(|v| t.test.matches(v, t.ignore_above));
+        }
+        Plain(self.doc.json()).passes(t)
     }
 }
 
 impl Node {
-    fn eval(&self, doc: &Json) -> bool {
+    fn eval(&self, source: &impl Source) -> bool {
         match self {
-            Node::And(items) => items.iter().all(|n| n.eval(doc)),
-            Node::Or(items) => items.iter().any(|n| n.eval(doc)),
-            Node::Not(inner) => !inner.eval(doc),
+            Node::And(items) => items.iter().all(|n| n.eval(source)),
+            Node::Or(items) => items.iter().any(|n| n.eval(source)),
+            Node::Not(inner) => !inner.eval(source),
             Node::Const(b) => *b,
-            Node::Fields(tests) => tests
-                .iter()
-                .any(|t| doc::any_value(doc, &t.path, &mut |v| t.test.matches(v, t.ignore_above))),
+            Node::Fields(tests) => tests.iter().any(|t| source.passes(t)),
             Node::PathPattern { pieces, test } => {
-                doc::any_scalar_with_path(doc, &mut String::new(), &mut |path, v| {
-                    super::ast::glob_match(pieces, path) && test.matches(v, None)
+                doc::any_scalar_with_path(source.json(), &mut String::new(), &mut |path, v| {
+                    super::ast::glob_match(pieces, path) && test.matches(Leaf::of(v), None)
                 })
             }
             Node::AnyValue(tests) => {
-                doc::any_scalar_with_path(doc, &mut String::new(), &mut |_, v| {
-                    tests.iter().any(|t| t.matches(v, None))
+                doc::any_scalar_with_path(source.json(), &mut String::new(), &mut |_, v| {
+                    tests.iter().any(|t| t.matches(Leaf::of(v), None))
                 })
             }
-            Node::Nested { path, inner } => {
-                doc::any_value(doc, path, &mut |v| v.is_object() && inner.eval(v))
-            }
+            Node::Nested { path, inner } => doc::any_value(source.json(), path, &mut |v| {
+                v.is_object() && inner.eval(&Plain(v))
+            }),
         }
     }
 }
@@ -274,6 +356,7 @@ impl Compiler<'_> {
                     found
                         .into_iter()
                         .map(|info| FieldTest {
+                            slot: self.slot_for(&strip(&info.name), nested),
                             path: strip(&info.name),
                             ignore_above: info.ignore_above,
                             test: test(kind_of(Some(info)), Some(info)),
@@ -285,11 +368,21 @@ impl Compiler<'_> {
                 let relative = other.map_or_else(|| "null".to_string(), Value::as_field_name);
                 let info = self.fields.and_then(|f| f.get(&full(&relative)));
                 Node::Fields(vec![FieldTest {
+                    slot: self.slot_for(&relative, nested),
                     path: relative,
                     ignore_above: info.and_then(|i| i.ignore_above),
                     test: test(kind_of(info), info),
                 }])
             }
+        }
+    }
+
+    /// The slot of a field read from the document root (fields inside nested groups are read
+    /// from each nested object instead).
+    fn slot_for(&self, path: &str, nested: Option<&str>) -> Option<u32> {
+        match (&self.slots, nested) {
+            (Some(slots), None) => slots.borrow_mut().slot(path),
+            _ => None,
         }
     }
 

@@ -1,9 +1,11 @@
 //! Properties: printing any parser-shaped tree and parsing it back gives the same tree; the
-//! translator and the evaluator never panic, whatever the query and the document.
+//! translator and the evaluator never panic, whatever the query and the document; a prepared
+//! document matches exactly as the document itself.
 
 use proptest::prelude::*;
 use rule_runner::kql::{
-    self, DslOptions, FieldTypes, MatchOptions, Matcher, Query, RangeOp, Value, Wildcard,
+    self, DslOptions, FieldSlots, FieldTypes, MatchOptions, Matcher, PrepareBuffer, Query, RangeOp,
+    Value, Wildcard,
 };
 use serde_json::{Value as Json, json};
 
@@ -163,5 +165,39 @@ proptest! {
         let (first, second) = (m(&pair[0]), m(&pair[1]));
         prop_assert_eq!(m(&Query::And(pair.clone())), first && second);
         prop_assert_eq!(m(&Query::Or(pair)), first || second);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn prepared_documents_match_exactly_as_the_documents(
+        queries in prop::collection::vec(query(), 1..4),
+        docs in prop::collection::vec(document(), 1..4),
+    ) {
+        let fields = metadata();
+        let options = MatchOptions { now_millis: Some(0), ..Default::default() };
+        for types in [None, Some(&fields)] {
+            // Several matchers sharing one set of slots, as a scan compiles its rules.
+            let mut slots = FieldSlots::new();
+            let matchers: Vec<Matcher> = queries
+                .iter()
+                .map(|q| Matcher::with_slots(q, types, &options, &mut slots))
+                .collect();
+            let mut buffer = PrepareBuffer::default();
+            for doc in &docs {
+                let block = slots.prepare_in(buffer, doc);
+                for (q, m) in queries.iter().zip(&matchers) {
+                    let plain = Matcher::new(q, types, &options).matches(doc);
+                    prop_assert_eq!(m.matches(doc), plain, "{} on {}", kql::to_kql(q), doc);
+                    prop_assert_eq!(m.matches_prepared(&block), plain, "{} on {}", kql::to_kql(q), doc);
+                    // A block prepared for other slots is never read as if it were this one's.
+                    let other = FieldSlots::new().prepare(doc);
+                    prop_assert_eq!(m.matches_prepared(&other), plain);
+                }
+                buffer = block.into_buffer();
+            }
+        }
     }
 }
