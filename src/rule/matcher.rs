@@ -6,7 +6,9 @@ use serde_json::Value;
 use super::filters::{FilterError, es_clauses, memory::NotEvaluable};
 use super::load::unsupported_reason;
 use super::model::Rule;
-use crate::kql::{self, FieldTypes, MatchOptions, Matcher, ParseError, Query};
+use crate::kql::{
+    self, FieldSlots, FieldTypes, MatchOptions, Matcher, ParseError, Prepared, Query,
+};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum MatcherError {
@@ -57,6 +59,28 @@ impl RuleMatcher {
         fields: Option<&FieldTypes>,
         options: &MatchOptions,
     ) -> Result<RuleMatcher, MatcherError> {
+        Self::compile(rule, parsed, fields, options, None)
+    }
+
+    /// As [`RuleMatcher::new`], reading field values from documents prepared with `slots`
+    /// (see [`RuleMatcher::matches_prepared`]).
+    pub fn with_slots(
+        rule: &Rule,
+        parsed: Option<&Query>,
+        fields: Option<&FieldTypes>,
+        options: &MatchOptions,
+        slots: &mut FieldSlots,
+    ) -> Result<RuleMatcher, MatcherError> {
+        Self::compile(rule, parsed, fields, options, Some(slots))
+    }
+
+    fn compile(
+        rule: &Rule,
+        parsed: Option<&Query>,
+        fields: Option<&FieldTypes>,
+        options: &MatchOptions,
+        slots: Option<&mut FieldSlots>,
+    ) -> Result<RuleMatcher, MatcherError> {
         if let Some(reason) = unsupported_reason(rule) {
             return Err(MatcherError::Unsupported(reason));
         }
@@ -70,13 +94,20 @@ impl RuleMatcher {
         } else {
             Query::And(vec![query, clauses.to_kql()?])
         };
-        Ok(RuleMatcher {
-            matcher: Matcher::new(&combined, fields, options),
-        })
+        let matcher = match slots {
+            Some(slots) => Matcher::with_slots(&combined, fields, options, slots),
+            None => Matcher::new(&combined, fields, options),
+        };
+        Ok(RuleMatcher { matcher })
     }
 
     /// Whether the rule would select `doc` (the time window aside).
     pub fn matches(&self, doc: &Value) -> bool {
         self.matcher.matches(doc)
+    }
+
+    /// As [`RuleMatcher::matches`], on a prepared document.
+    pub fn matches_prepared(&self, doc: &Prepared<'_>) -> bool {
+        self.matcher.matches_prepared(doc)
     }
 }

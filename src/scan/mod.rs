@@ -28,6 +28,7 @@ use crate::alert::fields::{lookup, parse_timestamp};
 use crate::alert::{AlertBuilder, AlertEvent, RunContext, sha256_hex};
 use crate::cloudtrail::{DocumentReader, InputFile, NormalizeOptions, Problem};
 use crate::engine::ports::AlertDoc;
+use crate::kql::PrepareBuffer;
 pub use rules::{CompiledRule, LeftOut, RuleSet};
 
 /// Problems kept per input; beyond this they are only counted (a binary file read as NDJSON
@@ -156,6 +157,7 @@ fn scan_file(
         problems_not_listed: 0,
         stats: Default::default(),
     };
+    let mut buffer = PrepareBuffer::default();
     for item in reader.by_ref() {
         let doc = match item {
             Ok(doc) => doc,
@@ -168,8 +170,9 @@ fn scan_file(
                 continue;
             }
         };
+        let prepared = rules.slots.prepare_in(buffer, &doc.value);
         for (i, compiled) in rules.rules.iter().enumerate() {
-            if !compiled.matcher.matches(&doc.value) {
+            if !compiled.matcher.matches_prepared(&prepared) {
                 continue;
             }
             let doc_id = format!("{prefix}-{:012}", doc.index);
@@ -191,6 +194,7 @@ fn scan_file(
                 position: (file_no, doc.index),
             });
         }
+        buffer = prepared.into_buffer();
     }
     result.stats = reader.stats();
     result

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::cloudtrail::Flavor;
-use crate::kql::{FieldInfo, FieldTypes, MatchOptions};
+use crate::kql::{FieldInfo, FieldSlots, FieldTypes, MatchOptions};
 use crate::rule::{LoadReport, Rule, RuleMatcher};
 
 use super::prefilter::Prefilter;
@@ -33,6 +33,8 @@ pub struct RuleSet {
     pub left_out: Vec<LeftOut>,
     /// Which raw records can match at all (`None`: every record must be evaluated).
     pub prefilter: Option<Prefilter>,
+    /// The fields the rules read; each document is prepared with them once for all rules.
+    pub slots: Arc<FieldSlots>,
 }
 
 /// The index a scanned document would live in, for the rule's index patterns and the alert's
@@ -114,6 +116,7 @@ impl RuleSet {
         let index = source_index(flavor, namespace);
         let options = MatchOptions::default();
         let mut set = RuleSet::default();
+        let mut slots = FieldSlots::new();
         let mut queries = Vec::new();
         for loaded in &report.rules {
             let rule = &loaded.rule;
@@ -150,7 +153,7 @@ impl RuleSet {
                     }
                 },
             };
-            match RuleMatcher::new(rule, Some(&query), Some(&types), &options) {
+            match RuleMatcher::with_slots(rule, Some(&query), Some(&types), &options, &mut slots) {
                 Ok(matcher) => {
                     set.rules.push(CompiledRule {
                         rule: Arc::clone(rule),
@@ -165,6 +168,7 @@ impl RuleSet {
             }
         }
         set.prefilter = Prefilter::new(queries.iter());
+        set.slots = Arc::new(slots);
         set
     }
 }
