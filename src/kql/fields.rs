@@ -85,13 +85,24 @@ pub enum FieldTypesError {
 }
 
 /// Field name → Elasticsearch types, in the order given (field wildcards expand in this order).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct FieldTypes {
     fields: Vec<FieldInfo>,
     /// Looked up for every field a query names; the names come from the cluster's own
     /// mappings, so a fast non-keyed hash is safe here.
     by_name: FxHashMap<String, usize>,
+    /// Positions in `fields`, by name: a field-name pattern with a literal start (`process.*`)
+    /// only tests the names in that range. Built on first use, dropped by `insert`.
+    by_sorted_name: OnceLock<Vec<usize>>,
 }
+
+impl PartialEq for FieldTypes {
+    fn eq(&self, other: &Self) -> bool {
+        self.fields == other.fields
+    }
+}
+
+impl Eq for FieldTypes {}
 
 impl FieldTypes {
     /// No metadata: every field is used as written with an unknown type.
@@ -101,6 +112,7 @@ impl FieldTypes {
 
     /// Add (or replace) a field.
     pub fn insert(&mut self, info: FieldInfo) {
+        self.by_sorted_name = OnceLock::new();
         match self.by_name.get(&info.name) {
             Some(&i) => self.fields[i] = info,
             None => {
@@ -222,10 +234,29 @@ impl FieldTypes {
     /// Fields whose names match a glob (literal `pieces` separated by `*`, which matches any
     /// run including dots), in list order.
     pub fn matching<S: AsRef<str>>(&self, pieces: &[S]) -> Vec<&FieldInfo> {
-        self.fields
+        let prefix = pieces.first().map_or("", AsRef::as_ref);
+        if prefix.is_empty() {
+            return self
+                .fields
+                .iter()
+                .filter(|f| glob_match(pieces, &f.name))
+                .collect();
+        }
+        let sorted = self.by_sorted_name.get_or_init(|| {
+            let mut order: Vec<usize> = (0..self.fields.len()).collect();
+            order.sort_by(|&a, &b| self.fields[a].name.cmp(&self.fields[b].name));
+            order
+        });
+        // Names starting with `prefix` form one run of the sorted order.
+        let from = sorted.partition_point(|&i| self.fields[i].name.as_str() < prefix);
+        let mut found: Vec<usize> = sorted[from..]
             .iter()
-            .filter(|f| glob_match(pieces, &f.name))
-            .collect()
+            .copied()
+            .take_while(|&i| self.fields[i].name.starts_with(prefix))
+            .filter(|&i| glob_match(pieces, &self.fields[i].name))
+            .collect();
+        found.sort_unstable();
+        found.into_iter().map(|i| &self.fields[i]).collect()
     }
 
     pub fn is_keyword_only(&self, name: &str) -> bool {
@@ -298,6 +329,39 @@ mod tests {
         assert_eq!(names, ["agent.id", "agent.name"]);
         assert_eq!(types.matching(&["", "dataset"]).len(), 1);
         assert_eq!(types.matching(&["", "nothing", ""]).len(), 0);
+    }
+
+    #[test]
+    fn prefixed_globs_keep_list_order_and_see_inserted_fields() {
+        let names = |types: &FieldTypes, pieces: &[&str]| -> Vec<String> {
+            types
+                .matching(pieces)
+                .iter()
+                .map(|f| f.name.clone())
+                .collect()
+        };
+        let mut types = FieldTypes::from_json(&json!({
+            "process.pid": "long", "agent": "keyword", "process.args": "keyword",
+            "process": "keyword", "processor": "keyword", "process.parent.name": "keyword"
+        }))
+        .unwrap();
+        assert_eq!(
+            names(&types, &["process.", ""]),
+            ["process.pid", "process.args", "process.parent.name"]
+        );
+        assert_eq!(names(&types, &["process", "name"]), ["process.parent.name"]);
+        assert_eq!(names(&types, &["proc", ""]).len(), 5);
+        assert!(names(&types, &["zzz", ""]).is_empty());
+        types.insert(FieldInfo {
+            name: "process.name".into(),
+            es_types: vec!["keyword".into()],
+            nested_path: None,
+            ignore_above: None,
+        });
+        assert_eq!(
+            names(&types, &["process", "name"]),
+            ["process.parent.name", "process.name"]
+        );
     }
 
     #[test]
