@@ -105,17 +105,22 @@ impl Wildcard {
     /// The pattern rendered for `query_string` and `wildcard` queries: Lucene's reserved
     /// characters in the literal pieces are backslash-escaped, the markers become bare `*`.
     pub fn query_string(&self) -> String {
-        let mut out = String::new();
+        let len: usize = self.pieces.iter().map(|p| p.len() + 1).sum();
+        // Room for the markers and a few escapes, so that most patterns allocate once.
+        let mut out = String::with_capacity(len + 8);
         for (i, piece) in self.pieces.iter().enumerate() {
             if i > 0 {
                 out.push('*');
             }
-            for c in piece.chars() {
+            let mut run = 0;
+            for (at, c) in piece.char_indices() {
                 if is_lucene_reserved(c) {
+                    out.push_str(&piece[run..at]);
                     out.push('\\');
+                    run = at;
                 }
-                out.push(c);
             }
+            out.push_str(&piece[run..]);
         }
         out
     }

@@ -358,19 +358,23 @@ impl<'a> Translator<'a> {
             }
             return Ok(());
         }
+        // Rendered once for all the fields a pattern expands to.
+        let pattern = match value {
+            Value::Wildcard(w) if !exists_query => Some(w.query_string()),
+            _ => None,
+        };
         self.each_field(&name, nested, out, |out, f, info| {
             let keyword = info.is_some_and(FieldInfo::is_keyword_only);
             let date = info.is_some_and(FieldInfo::is_date);
             if exists_query {
                 exists(f, out);
-            } else if let Value::Wildcard(w) = value {
-                let pattern = w.query_string();
+            } else if let Some(pattern) = &pattern {
                 if keyword {
                     out.begin_entry("wildcard");
                     out.begin_field_entry(f);
                     out.begin_object();
                     out.key("value");
-                    out.string(&pattern);
+                    out.string(pattern);
                     self.case_insensitive(out);
                     out.end_object();
                     out.end_object();
@@ -383,7 +387,7 @@ impl<'a> Translator<'a> {
                     out.string(f);
                     out.end_array();
                     out.key("query");
-                    out.string(&pattern);
+                    out.string(pattern);
                     out.end_object();
                     out.end_object();
                 }

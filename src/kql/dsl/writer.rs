@@ -44,66 +44,67 @@ pub(crate) trait DslWriter {
 /// equivalent `Value` gives.
 #[derive(Debug, Default)]
 pub(crate) struct JsonText {
-    buf: Vec<u8>,
+    /// A `String` rather than bytes: everything written is whole UTF-8, and the finished text
+    /// is handed over without a validation pass.
+    buf: String,
 }
 
 impl JsonText {
     pub fn with_capacity(capacity: usize) -> Self {
         JsonText {
-            buf: Vec::with_capacity(capacity),
+            buf: String::with_capacity(capacity),
         }
     }
 
     fn separate(&mut self) {
-        if !matches!(self.buf.last(), None | Some(b'{' | b'[' | b':')) {
-            self.buf.push(b',');
+        if !matches!(self.buf.as_bytes().last(), None | Some(b'{' | b'[' | b':')) {
+            self.buf.push(',');
         }
     }
 
-    /// Serialise a value after a separator. Writing into a `Vec` cannot fail, and every value
-    /// written here (strings, integers, `Value`s) is representable in JSON.
+    /// Serialise a value after a separator (strings that need escaping and users' filter
+    /// clauses: rare). Every value written here is representable in JSON, so this cannot fail.
     fn write_value<T: serde::Serialize + ?Sized>(&mut self, value: &T) {
         self.separate();
-        let _ = serde_json::to_writer(&mut self.buf, value);
+        if let Ok(text) = serde_json::to_string(value) {
+            self.buf.push_str(&text);
+        }
     }
 
     pub fn into_string(self) -> String {
-        // Only whole UTF-8 strings and ASCII punctuation are ever written, so this never
-        // takes the lossy branch.
-        String::from_utf8(self.buf)
-            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+        self.buf
     }
 }
 
 impl DslWriter for JsonText {
     fn begin_object(&mut self) {
         self.separate();
-        self.buf.push(b'{');
+        self.buf.push('{');
     }
 
     fn end_object(&mut self) {
-        self.buf.push(b'}');
+        self.buf.push('}');
     }
 
     fn begin_array(&mut self) {
         self.separate();
-        self.buf.push(b'[');
+        self.buf.push('[');
     }
 
     fn end_array(&mut self) {
-        self.buf.push(b']');
+        self.buf.push(']');
     }
 
     fn key(&mut self, key: &'static str) {
         self.separate();
-        self.buf.push(b'"');
-        self.buf.extend_from_slice(key.as_bytes());
-        self.buf.extend_from_slice(b"\":");
+        self.buf.push('"');
+        self.buf.push_str(key);
+        self.buf.push_str("\":");
     }
 
     fn field_key(&mut self, key: &str) {
         self.string(key);
-        self.buf.push(b':');
+        self.buf.push(':');
     }
 
     fn string(&mut self, value: &str) {
@@ -114,9 +115,9 @@ impl DslWriter for JsonText {
         });
         if plain {
             self.separate();
-            self.buf.push(b'"');
-            self.buf.extend_from_slice(value.as_bytes());
-            self.buf.push(b'"');
+            self.buf.push('"');
+            self.buf.push_str(value);
+            self.buf.push('"');
         } else {
             self.write_value(value);
         }
@@ -124,17 +125,19 @@ impl DslWriter for JsonText {
 
     fn bool(&mut self, value: bool) {
         self.separate();
-        self.buf
-            .extend_from_slice(if value { b"true" } else { b"false" });
+        self.buf.push_str(if value { "true" } else { "false" });
     }
 
     fn null(&mut self) {
         self.separate();
-        self.buf.extend_from_slice(b"null");
+        self.buf.push_str("null");
     }
 
     fn number(&mut self, value: i64) {
-        self.write_value(&value);
+        use std::fmt::Write;
+        self.separate();
+        // Formatting into a `String` cannot fail.
+        let _ = write!(self.buf, "{value}");
     }
 
     fn json(&mut self, value: &Json) {
