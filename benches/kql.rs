@@ -170,15 +170,11 @@ fn evaluate_over(c: &mut Criterion, group_name: &str, docs: &Vec<Value>) {
     // What `scan` does: each document, once built, goes through every rule in turn. The
     // throughput counts (document, rule) evaluations, as above.
     let ecs = Some(FieldTypes::ecs_cloudtrail());
-    let matchers: Vec<Matcher> = [LAYER_ADDED, PUBLIC_INVOCATION]
+    let seeds = [LAYER_ADDED, PUBLIC_INVOCATION].map(|q| kql::parse(q).expect("seed query parses"));
+    let options = MatchOptions::default();
+    let matchers: Vec<Matcher> = seeds
         .iter()
-        .map(|q| {
-            Matcher::new(
-                &kql::parse(q).expect("seed query parses"),
-                ecs,
-                &MatchOptions::default(),
-            )
-        })
+        .map(|q| Matcher::new(q, ecs, &options))
         .collect();
     group.throughput(Throughput::Elements((docs.len() * matchers.len()) as u64));
     group.bench_with_input(
@@ -196,16 +192,9 @@ fn evaluate_over(c: &mut Criterion, group_name: &str, docs: &Vec<Value>) {
     // The same, over prepared documents: the fields both rules read, resolved once per document
     // into one compact block (`kql::Prepared`). Preparing is measured on its own below.
     let mut slots = FieldSlots::new();
-    let slotted: Vec<Matcher> = [LAYER_ADDED, PUBLIC_INVOCATION]
+    let slotted: Vec<Matcher> = seeds
         .iter()
-        .map(|q| {
-            Matcher::with_slots(
-                &kql::parse(q).expect("seed query parses"),
-                ecs,
-                &MatchOptions::default(),
-                &mut slots,
-            )
-        })
+        .map(|q| Matcher::with_slots(q, ecs, &options, &mut slots))
         .collect();
     let prepared: Vec<Prepared> = docs.iter().map(|d| slots.prepare(d)).collect();
     group.throughput(Throughput::Elements(docs.len() as u64));
