@@ -1,7 +1,7 @@
 //! Kibana-compatible alert documents and their deterministic ids, shared by `run` and `scan`.
 //!
 //! - [`id`]: the alert id `sha256_hex(rule_id + ":" + identity)` and the stable rule uuid.
-//! - [`reason`]: the human sentence Kibana writes into `kibana.alert.reason`.
+//! - [`reason`](mod@reason): the human sentence Kibana writes into `kibana.alert.reason`.
 //! - [`builder`]: the document itself (event `_source` plus flat `kibana.alert.*` fields).
 //! - [`fields`]: reading dotted paths out of event documents that mix nested and flat keys.
 

@@ -5,7 +5,9 @@
 //! - [`to_dsl`] (or [`to_dsl_string`], the same as JSON text) / [`build_es_query`]: [`Query`] → Elasticsearch Query DSL, exactly as Kibana's
 //!   `toElasticsearchQuery` / `buildEsQuery`, with or without [`FieldTypes`] metadata.
 //! - [`Matcher`]: a query compiled once and evaluated in memory against JSON documents with
-//!   Elasticsearch's semantics (what `scan` uses instead of a cluster).
+//!   Elasticsearch's semantics (what `scan` uses instead of a cluster). [`FieldSlots`] and
+//!   [`Prepared`]: the fields a set of matchers reads, resolved once per document into a
+//!   compact block that every matcher then reads ([`Matcher::matches_prepared`]).
 //! - [`to_kql`]: [`Query`] back to KQL text that parses to the same tree.
 
 mod ast;

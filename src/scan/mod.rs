@@ -75,7 +75,7 @@ pub struct ScanReport {
     pub digest_records: usize,
     /// Matches dropped because an alert with the same id was already reported.
     pub duplicates: usize,
-    /// Problems in input order (at most [`PROBLEMS_PER_INPUT`] per input).
+    /// Problems in input order (at most `PROBLEMS_PER_INPUT` per input).
     pub problems: Vec<Problem>,
     /// Problems counted but not kept.
     pub problems_not_listed: usize,
