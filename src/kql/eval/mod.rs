@@ -73,6 +73,8 @@ struct Compiler<'a> {
     fields: Option<&'a FieldTypes>,
     options: &'a MatchOptions,
     now: i64,
+    /// Numbers the root-level fields as they are met. A `RefCell` because the compiler's
+    /// methods take `&self` (they recurse and pass closures that read it).
     slots: Option<std::cell::RefCell<&'a mut FieldSlots>>,
 }
 
