@@ -276,7 +276,8 @@ async fn connect(config: &ServiceConfig) -> anyhow::Result<EsClient> {
     let client = EsClient::from_config(config)?;
     let info = client.info().await?;
     eprintln!(
-        "connected to Elasticsearch {} (cluster `{}`, version {})",
+        "connected to {} {} (cluster `{}`, version {})",
+        info.product,
         client.urls_text(),
         info.cluster_name,
         info.version

@@ -3,6 +3,7 @@
 //! do.
 
 use std::fmt;
+use std::sync::Arc;
 
 use ::elasticsearch::Elasticsearch;
 use ::elasticsearch::auth::Credentials;
@@ -15,6 +16,7 @@ use ::elasticsearch::http::{Method, Url};
 use serde_json::Value;
 
 use super::config::{Auth, ConnectionConfig, RetryPolicy, ServiceConfig};
+use super::dialect::Dialect;
 use super::error::EsError;
 
 /// A request body.
@@ -88,6 +90,8 @@ pub struct EsClient {
     inner: Elasticsearch,
     urls: Vec<Url>,
     retry: RetryPolicy,
+    /// Which engine answers, read from `GET /` once and shared by every clone.
+    dialect: Arc<tokio::sync::OnceCell<Dialect>>,
 }
 
 // Hand-written so credentials held by the transport can never reach a log line.
@@ -165,6 +169,7 @@ impl EsClient {
             inner: Elasticsearch::new(transport),
             urls,
             retry,
+            dialect: Arc::default(),
         })
     }
 
@@ -267,7 +272,8 @@ impl EsClient {
         Ok(Reply { status, body })
     }
 
-    /// `GET /`: the cluster's name and version, proving the URL and credentials work.
+    /// `GET /`: the cluster's name and version, proving the URL and credentials work. It
+    /// also settles the client's [`Dialect`].
     pub async fn info(&self) -> Result<ClusterInfo, EsError> {
         let body = self
             .send_ok(&Call::new("connect to Elasticsearch", Method::Get, "/"))
@@ -278,10 +284,44 @@ impl EsClient {
                 .unwrap_or("?")
                 .to_string()
         };
+        let dialect = Dialect::from_root(&body);
+        dialect
+            .check_supported()
+            .map_err(|message| EsError::Response {
+                what: "connect to Elasticsearch".into(),
+                message,
+            })?;
+        let _ = self.dialect.set(dialect.clone());
         Ok(ClusterInfo {
             cluster_name: text("/cluster_name"),
             version: text("/version/number"),
+            product: dialect.product(),
         })
+    }
+
+    /// The engine behind this client, asked once (`GET /`) and then remembered. A node that
+    /// will not say (a key without the `monitor` privilege gets a 403 there) is taken for
+    /// Elasticsearch, the primary target; a node that cannot be reached is an error, and the
+    /// next call asks again.
+    pub async fn dialect(&self) -> Result<Dialect, EsError> {
+        self.dialect
+            .get_or_try_init(|| async {
+                let call = Call::new("ask the cluster which engine it runs", Method::Get, "/");
+                let reply = self.send(&call).await?;
+                if reply.is_success() {
+                    Ok(Dialect::from_root(&reply.body))
+                } else {
+                    Ok(Dialect::ELASTICSEARCH)
+                }
+            })
+            .await
+            .cloned()
+    }
+
+    /// A client that takes `dialect` as known, sending no `GET /` for it.
+    pub fn with_dialect(self, dialect: Dialect) -> Self {
+        let _ = self.dialect.set(dialect);
+        self
     }
 }
 
@@ -289,6 +329,8 @@ impl EsClient {
 pub struct ClusterInfo {
     pub cluster_name: String,
     pub version: String,
+    /// `Elasticsearch` or `OpenSearch`.
+    pub product: &'static str,
 }
 
 /// Statuses worth retrying: overload (429) and server-side failures (5xx).

@@ -2,6 +2,8 @@
 //!
 //! - [`config`]: connection and service configuration (file, environment, flags).
 //! - [`client`]: the client built from it, with retries and readable errors ([`error`]).
+//! - [`dialect`]: everything that differs between Elasticsearch 8 and OpenSearch 2.x, so
+//!   nothing else branches on the engine.
 //! - [`templates`]: the index templates under `mappings/`, installed by `setup`, checked by `run`.
 //! - [`source`]: the engine's [`EventSource`](crate::engine::EventSource): a rule's window,
 //!   searched as Kibana searches it, paged through a point in time.
@@ -12,6 +14,7 @@
 
 pub mod client;
 pub mod config;
+pub mod dialect;
 pub mod error;
 pub mod sink;
 pub mod source;
@@ -24,6 +27,7 @@ pub use config::{
     Auth, ConfigError, ConnectionConfig, ConnectionFlags, IndexNames, RetryPolicy, Secret,
     ServiceConfig,
 };
+pub use dialect::{Dialect, Distribution};
 pub use error::EsError;
 pub use sink::EsAlertSink;
 pub use source::EsEventSource;

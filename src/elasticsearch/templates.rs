@@ -217,7 +217,7 @@ async fn put_template(client: &EsClient, name: &str, body: &Value) -> Result<(),
         Method::Put,
         format!("/_index_template/{}", path_segment(name)),
     )
-    .json(body.clone());
+    .json(client.dialect().await?.index_template(body.clone()));
     client.send_ok(&call).await.map(drop)
 }
 
@@ -262,7 +262,7 @@ async fn put_mapping(client: &EsClient, index: &str, mappings: &Value) -> Result
         Method::Put,
         format!("/{}/_mapping", path_segment(index)),
     )
-    .json(mappings.clone());
+    .json(client.dialect().await?.mappings(mappings.clone()));
     client.send_ok(&call).await.map(drop)
 }
 

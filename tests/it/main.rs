@@ -10,5 +10,6 @@ mod elasticsearch;
 mod engine;
 mod kql;
 mod ops;
+mod real;
 mod rules;
 mod scan;

@@ -6,7 +6,6 @@ mod http;
 mod kibana;
 mod lease;
 mod load;
-mod real_cluster;
 mod run;
 mod scale_out;
 

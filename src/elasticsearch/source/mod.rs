@@ -16,10 +16,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use serde_json::Value;
 
 use self::field_caps::FieldCapsInfo;
 use self::stream::{EsHitStream, open_pit};
 use super::client::EsClient;
+use super::dialect::Dialect;
 use crate::engine::{EventSource, HitStream, PortError, WindowQuery};
 
 /// How long field metadata is reused. A run searches its catch-up windows and its current
@@ -126,10 +128,12 @@ impl EventSource for EsEventSource {
                  created or this rule is disabled.",
                 rule.index
             ));
-            return Ok(Box::new(EsHitStream::empty(
+            return Ok(Box::new(EsHitStream::new(
                 self.client.clone(),
-                rule,
-                query.window,
+                Dialect::ELASTICSEARCH,
+                query,
+                Value::Null,
+                None,
                 warnings,
             )));
         }
@@ -138,13 +142,13 @@ impl EventSource for EsEventSource {
         let rule_query = compile::rule_query(&rule, &kql_query, &caps.field_types)
             .map_err(PortError::Permanent)?;
         let full_query = request::query(rule_query, &rule, query.window);
-        let pit_id = open_pit(&self.client, &rule.index).await?;
+        let dialect = self.client.dialect().await?;
+        let pit_id = open_pit(&self.client, &dialect, &rule.index).await?;
         Ok(Box::new(EsHitStream::new(
             self.client.clone(),
-            rule,
-            query.window,
+            dialect,
+            query,
             full_query,
-            query.page_size,
             pit_id,
             warnings,
         )))

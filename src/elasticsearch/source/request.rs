@@ -5,6 +5,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
+use crate::elasticsearch::dialect::Dialect;
 use crate::engine::RuleWindow;
 use crate::rule::Rule;
 
@@ -58,9 +59,9 @@ pub fn sort(rule: &Rule) -> Vec<Value> {
 }
 
 /// Every field, plus the timestamp field(s) in the window's format.
-pub fn fields(rule: &Rule) -> Vec<Value> {
+pub fn fields(dialect: &Dialect, rule: &Rule) -> Vec<Value> {
     let (primary, fallback) = rule.timestamp_fields();
-    std::iter::once(json!({ "field": "*", "include_unmapped": true }))
+    std::iter::once(dialect.all_fields())
         .chain(
             std::iter::once(primary)
                 .chain(fallback)
@@ -78,21 +79,24 @@ pub fn query(rule_query: Value, rule: &Rule, window: RuleWindow) -> Value {
 /// `index`, `allow_no_indices` and `ignore_unavailable` members are request parameters;
 /// they are listed in the body only as the Kibana client logs them).
 pub fn kibana_body(rule_query: Value, rule: &Rule, window: RuleWindow, size: usize) -> Value {
+    let dialect = Dialect::ELASTICSEARCH;
     json!({
         "allow_no_indices": true,
         "index": rule.index,
         "ignore_unavailable": true,
         "size": size,
         "query": query(rule_query, rule, window),
-        "fields": fields(rule),
+        "fields": fields(&dialect, rule),
         "sort": sort(rule),
     })
 }
 
 /// A page of a point-in-time search: the same query, sort and fields; the point in time
-/// instead of indices; `_shard_doc` after the timestamp sort as the tie-breaker that keeps
-/// `search_after` exact when events share a timestamp; `search_after` from the second page.
+/// instead of indices; the engine's tie-breaker after the timestamp sort (`_shard_doc` on
+/// Elasticsearch) that keeps `search_after` exact when events share a timestamp;
+/// `search_after` from the second page.
 pub fn pit_page_body(
+    dialect: &Dialect,
     query: &Value,
     rule: &Rule,
     size: usize,
@@ -100,11 +104,11 @@ pub fn pit_page_body(
     search_after: Option<&[Value]>,
 ) -> Value {
     let mut sort = sort(rule);
-    sort.push(json!({ "_shard_doc": "asc" }));
+    sort.extend(dialect.tiebreaker());
     let mut body = json!({
         "size": size,
         "query": query,
-        "fields": fields(rule),
+        "fields": fields(dialect, rule),
         "sort": sort,
         "pit": { "id": pit_id, "keep_alive": PIT_KEEP_ALIVE },
     });

@@ -10,35 +10,45 @@ use serde_json::{Value, json};
 
 use super::request::{PIT_KEEP_ALIVE, next_search_after, pit_page_body};
 use crate::elasticsearch::client::{Call, EsClient, index_list};
+use crate::elasticsearch::dialect::Dialect;
 use crate::elasticsearch::error::EsError;
-use crate::engine::{EventHit, HitStream, PortError, RuleWindow};
+use crate::engine::{EventHit, HitStream, PortError, RuleWindow, WindowQuery};
 use crate::rule::Rule;
 
 /// Open a point in time over `patterns`. Missing concrete indices are skipped
-/// (`ignore_unavailable`); patterns matching nothing give an empty point in time.
+/// (`ignore_unavailable`); patterns matching nothing give no point in time (`None`).
 /// `allow_partial_search_results` is left at its default (false): a point in time that
 /// cannot reach every shard fails, the run is retried, and no event goes unseen.
-pub async fn open_pit(client: &EsClient, patterns: &[String]) -> Result<String, EsError> {
+pub async fn open_pit(
+    client: &EsClient,
+    dialect: &Dialect,
+    patterns: &[String],
+) -> Result<Option<String>, EsError> {
     let call = Call::new(
         format!("open a point in time over {}", patterns.join(", ")),
         Method::Post,
-        format!("/{}/_pit", index_list(patterns)),
+        dialect.open_pit_path(&index_list(patterns)),
     )
     .param("keep_alive", PIT_KEEP_ALIVE)
     .param("ignore_unavailable", "true");
-    let body = client.send_ok(&call).await?;
-    body.get("id")
-        .and_then(Value::as_str)
-        .map(String::from)
+    let reply = client.send(&call).await?;
+    if dialect.pit_over_nothing(reply.status, &reply.body) {
+        return Ok(None);
+    }
+    let body = reply.into_ok(&call.what)?;
+    dialect
+        .pit_id(&body)
+        .map(|id| Some(id.to_string()))
         .ok_or_else(|| EsError::Response {
             what: call.what,
-            message: format!("no point-in-time `id` in {body}"),
+            message: format!("no point-in-time id in {body}"),
         })
 }
 
 /// A window's hits, page by page.
 pub struct EsHitStream {
     client: EsClient,
+    dialect: Dialect,
     rule: Arc<Rule>,
     window: RuleWindow,
     query: Value,
@@ -50,44 +60,26 @@ pub struct EsHitStream {
 }
 
 impl EsHitStream {
+    /// Page through `search` (the rule's full query for the window) over the point in time
+    /// `pit_id`; without one (no index matched) the stream is empty, carrying its warnings.
     pub fn new(
         client: EsClient,
-        rule: Arc<Rule>,
-        window: RuleWindow,
-        query: Value,
-        size: usize,
-        pit_id: String,
+        dialect: Dialect,
+        window: WindowQuery,
+        search: Value,
+        pit_id: Option<String>,
         warnings: Vec<String>,
     ) -> Self {
         EsHitStream {
             client,
-            rule,
-            window,
-            query,
-            size: size.max(1),
-            pit_id: Some(pit_id),
+            dialect,
+            rule: window.rule,
+            window: window.window,
+            query: search,
+            size: window.page_size.max(1),
+            done: pit_id.is_none(),
+            pit_id,
             search_after: None,
-            done: false,
-            warnings,
-        }
-    }
-
-    /// A stream with nothing to search (no index matched), carrying its warnings.
-    pub fn empty(
-        client: EsClient,
-        rule: Arc<Rule>,
-        window: RuleWindow,
-        warnings: Vec<String>,
-    ) -> Self {
-        EsHitStream {
-            client,
-            rule,
-            window,
-            query: Value::Null,
-            size: 1,
-            pit_id: None,
-            search_after: None,
-            done: true,
             warnings,
         }
     }
@@ -185,6 +177,7 @@ impl HitStream for EsHitStream {
             return Ok(None);
         };
         let body = pit_page_body(
+            &self.dialect,
             &self.query,
             &self.rule,
             self.size,
@@ -261,8 +254,8 @@ impl HitStream for EsHitStream {
         let Some(pit_id) = self.pit_id.take() else {
             return Ok(());
         };
-        let call = Call::new("close the point in time", Method::Delete, "/_pit")
-            .json(json!({ "id": pit_id }));
+        let (path, body) = self.dialect.close_pit(&pit_id);
+        let call = Call::new("close the point in time", Method::Delete, path).json(body);
         let reply = self.client.send(&call).await?;
         // 404: already gone (expired); nothing left to free.
         if reply.status != 404 {

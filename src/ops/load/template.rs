@@ -96,6 +96,7 @@ pub async fn ensure(
         return Ok(TemplateOutcome::Existing(name));
     }
     let (name, body) = template_for(flavor, index);
+    let body = client.dialect().await?.index_template(body);
     client
         .send_ok(
             &Call::new(

@@ -1,36 +1,13 @@
-//! Against a real cluster, only when `ELASTICSEARCH_URL` is set (credentials from
-//! `ELASTICSEARCH_API_KEY` or `ELASTICSEARCH_USERNAME`/`ELASTICSEARCH_PASSWORD`, CA from
-//! `ELASTICSEARCH_CA_CERT`; the docker compose of `docker/` provides one). Every test uses
-//! its own index names and removes them afterwards. Without the variable each test prints
-//! `skipped: ELASTICSEARCH_URL not set` and passes.
+//! setup, bulk writes and `run --once` on the real engine.
 
 use ::elasticsearch::http::Method;
 use rule_runner::elasticsearch::templates::{self, Step};
-use rule_runner::elasticsearch::{
-    Call, ConnectionFlags, EsAlertSink, EsClient, IndexNames, ServiceConfig,
-};
+use rule_runner::elasticsearch::{Call, EsAlertSink, EsClient, IndexNames};
 use rule_runner::engine::{AlertDoc, AlertSink, WriteOutcome};
 use serde_json::{Value, json};
 
+use crate::real::engine;
 use crate::util::rule_runner;
-
-/// The cluster's configuration from the environment, or `None` (and a note) without one.
-fn cluster(test: &str) -> Option<ServiceConfig> {
-    if std::env::var("ELASTICSEARCH_URL").map_or(true, |v| v.is_empty()) {
-        // Straight to the process's stderr: the test harness captures `eprintln!`, and a
-        // skip must be visible in a normal `cargo test` run.
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "skipped: ELASTICSEARCH_URL not set ({test})"
-        );
-        return None;
-    }
-    Some(
-        ServiceConfig::load(&ConnectionFlags::default())
-            .expect("ELASTICSEARCH_* variables are valid"),
-    )
-}
 
 /// Index names no other test or user has: `rule-runner-it-<random>-<kind>`.
 fn unique_names() -> (String, IndexNames) {
@@ -74,10 +51,10 @@ async fn clean_up(client: &EsClient, prefix: &str, names: &IndexNames) {
 
 #[tokio::test]
 async fn real_setup_is_idempotent() {
-    let Some(config) = cluster("real_setup_is_idempotent") else {
+    let Some(engine) = engine("real_setup_is_idempotent") else {
         return;
     };
-    let client = EsClient::from_config(&config).unwrap();
+    let client = engine.client.clone();
     let (prefix, names) = unique_names();
     let first = templates::setup(&client, &names).await.unwrap();
     let second = templates::setup(&client, &names).await;
@@ -100,10 +77,10 @@ async fn real_setup_is_idempotent() {
 
 #[tokio::test]
 async fn real_bulk_create_is_created_then_duplicate() {
-    let Some(config) = cluster("real_bulk_create_is_created_then_duplicate") else {
+    let Some(engine) = engine("real_bulk_create_is_created_then_duplicate") else {
         return;
     };
-    let client = EsClient::from_config(&config).unwrap();
+    let client = engine.client.clone();
     let (prefix, names) = unique_names();
     templates::setup(&client, &names).await.unwrap();
     let sink = EsAlertSink::new(client.clone(), &names.alerts, &names.dead_letter);
@@ -158,10 +135,10 @@ fn public_invocation_event(id: &str, minutes_ago: i64) -> Value {
 /// once, however often it (and a backfill over the same time) is repeated.
 #[tokio::test]
 async fn real_run_once_writes_each_alert_exactly_once() {
-    let Some(config) = cluster("real_run_once_writes_each_alert_exactly_once") else {
+    let Some(engine) = engine("real_run_once_writes_each_alert_exactly_once") else {
         return;
     };
-    let client = EsClient::from_config(&config).unwrap();
+    let client = engine.client.clone();
     let (prefix, names) = unique_names();
     // A source index the shipped rules search (`filebeat-*`), strings as keywords like ECS.
     let source_index = format!("filebeat-{prefix}");
@@ -186,7 +163,7 @@ async fn real_run_once_writes_each_alert_exactly_once() {
         "[indices]\nalerts = \"{}\"\nstate = \"{}\"\nexecutions = \"{}\"\ndead_letter = \"{}\"\n",
         names.alerts, names.state, names.executions, names.dead_letter
     )).unwrap();
-    let url = std::env::var("ELASTICSEARCH_URL").unwrap();
+    let url = engine.url.clone();
     let cli = |args: &[&str]| {
         rule_runner()
             .args(args)

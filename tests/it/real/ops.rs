@@ -1,34 +1,21 @@
-//! Leases and `load` against a real cluster, only when `ELASTICSEARCH_URL` is set (the same
-//! variables as the service; `docker/docker-compose.yml` provides a cluster). Each test uses
-//! its own names and deletes what it created. Without the variable each prints
-//! `skipped: ELASTICSEARCH_URL not set (...)` and passes.
+//! Leases and `load` on the real engine.
 
-use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ::elasticsearch::http::Method;
 use rule_runner::cloudtrail::{Flavor, discover};
-use rule_runner::elasticsearch::{Call, ConnectionFlags, EsClient, ServiceConfig};
+use rule_runner::elasticsearch::{Call, EsClient};
 use rule_runner::engine::Leases;
 use rule_runner::ops::lease::elasticsearch::EsLeaseBackend;
 use rule_runner::ops::lease::{LeaseManager, system_now};
 use rule_runner::ops::load::{self, LoadOptions, NoProgress, TemplateOutcome};
 
+use crate::real::engine;
 use crate::util::data;
 
 fn client(test: &str) -> Option<EsClient> {
-    if std::env::var("ELASTICSEARCH_URL").map_or(true, |v| v.is_empty()) {
-        // Past the harness's capture, so the skip shows in a plain `cargo test`.
-        let _ = writeln!(
-            std::io::stderr(),
-            "skipped: ELASTICSEARCH_URL not set ({test})"
-        );
-        return None;
-    }
-    let config = ServiceConfig::load(&ConnectionFlags::default())
-        .expect("ELASTICSEARCH_* variables are valid");
-    Some(EsClient::from_config(&config).unwrap())
+    engine(test).map(|e| e.client)
 }
 
 fn unique(prefix: &str) -> String {
