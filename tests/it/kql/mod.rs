@@ -2,7 +2,7 @@
 //! command line and properties.
 
 mod cli;
-mod corpus;
+pub(crate) mod corpus;
 pub mod eval;
 mod properties;
 mod vectors;

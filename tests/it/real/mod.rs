@@ -8,6 +8,8 @@
 mod engine;
 
 mod basics;
+mod dataset;
+mod differential;
 mod ops;
 
 pub use engine::engine;
