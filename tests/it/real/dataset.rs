@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use ::elasticsearch::http::Method;
-use rule_runner::cloudtrail::{DocumentReader, Flavor, InputFile, NormalizeOptions, discover};
+use rule_runner::cloudtrail::{DocumentReader, Flavor, NormalizeOptions, discover};
 use rule_runner::elasticsearch::Call;
 use rule_runner::ops::load::{self, LoadOptions, NoProgress};
 use serde_json::Value;
@@ -18,7 +18,6 @@ pub struct Dataset {
     /// The data stream (`logs-aws.cloudtrail-<namespace>`).
     pub index: String,
     pub namespace: String,
-    pub files: Vec<InputFile>,
     /// The same records, normalized in memory as `scan` sees them.
     pub documents: Vec<Value>,
 }
@@ -92,7 +91,6 @@ fn load_once() -> Option<Dataset> {
     Some(Dataset {
         index,
         namespace,
-        files,
         documents,
     })
 }

@@ -9,8 +9,9 @@ use std::sync::Arc;
 use ::elasticsearch::http::Method;
 use chrono::{TimeZone, Utc};
 use rule_runner::cloudtrail::Flavor;
-use rule_runner::elasticsearch::{Call, EsEventSource};
-use rule_runner::engine::{EventSource, RuleWindow, WindowQuery};
+use rule_runner::elasticsearch::templates;
+use rule_runner::elasticsearch::{Call, EsAlertSink, EsEventSource, EsStateStore, IndexNames};
+use rule_runner::engine::{Engine, EngineConfig, EventSource, RuleWindow, Shutdown, WindowQuery};
 use rule_runner::kql::{self, DslOptions, FieldTypes};
 use rule_runner::rule::load_paths;
 use rule_runner::scan::RuleSet;
@@ -18,7 +19,7 @@ use serde_json::{Value, json};
 
 use super::{dataset, engine};
 use crate::kql::corpus::corpus;
-use crate::util::{data, repo};
+use crate::util::{data, repo, rule_runner};
 
 fn event_id(doc: &Value) -> String {
     doc.pointer("/event/id")
@@ -146,4 +147,115 @@ async fn the_engine_accepts_every_prebuilt_rule_query() {
     );
     assert!(refused.is_empty(), "{}", refused.join("\n\n"));
     assert_eq!(expected.len(), REFUSED_BY_THE_MAPPING.len(), "{expected:?}");
+}
+
+/// `scan` over the raw files and the service over the loaded copy write the same alerts.
+/// Each rule is backfilled over the datasets' whole time span with its interval stretched
+/// so the span is a couple of windows: what differs between the two modes is how events are
+/// found and alerts built, not the window layout, which the engine tests cover.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scan_and_the_service_write_the_same_alert_ids() {
+    let test = "scan_and_the_service_write_the_same_alert_ids";
+    let (Some(engine), Some(set)) = (engine(test), dataset::cloudtrail(test)) else {
+        return;
+    };
+    let prefix = format!("rule-runner-it-{}", uuid::Uuid::new_v4().simple());
+    let names = IndexNames {
+        alerts: format!("{prefix}-alerts"),
+        state: format!("{prefix}-state"),
+        executions: format!("{prefix}-executions"),
+        dead_letter: format!("{prefix}-dead-letter"),
+    };
+    let client = engine.client.clone();
+    templates::setup(&client, &names).await.expect("setup");
+    let service = Engine::new(
+        Arc::new(EsEventSource::new(client.clone())),
+        Arc::new(EsAlertSink::new(
+            client.clone(),
+            &names.alerts,
+            &names.dead_letter,
+        )),
+        Arc::new(EsStateStore::new(
+            client.clone(),
+            &names.state,
+            &names.executions,
+        )),
+        EngineConfig::default(),
+    );
+    let report = load_paths(&[repo("rules"), data("rules/detection-rules/aws")]);
+    let rules = RuleSet::compile(&report, Flavor::Integration, &set.namespace);
+    let start = Utc.with_ymd_and_hms(2015, 1, 1, 0, 0, 0).unwrap();
+    let end = Utc::now();
+    for compiled in &rules.rules {
+        let mut rule = (*compiled.rule).clone();
+        rule.index = vec![set.index.clone()];
+        rule.interval = "2000d".into();
+        rule.from = "now-2000d".into();
+        let record = service
+            .backfill(&Arc::new(rule), start, end, end, &Shutdown::never())
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", compiled.rule.name));
+        assert!(
+            record.windows.iter().all(|w| w.complete),
+            "{}: {record:?}",
+            compiled.rule.name
+        );
+    }
+    client
+        .send_ok(&Call::new(
+            "refresh",
+            Method::Post,
+            format!("/{}/_refresh", names.alerts),
+        ))
+        .await
+        .expect("refresh");
+    let written = client
+        .send_ok(
+            &Call::new("alerts", Method::Post, format!("/{}/_search", names.alerts))
+                .json(json!({"size": 10000, "_source": false})),
+        )
+        .await
+        .expect("the alerts");
+    let service_ids: BTreeSet<String> = written["hits"]["hits"]
+        .as_array()
+        .expect("hits")
+        .iter()
+        .filter_map(|hit| hit["_id"].as_str().map(String::from))
+        .collect();
+    let _ = client
+        .send(&Call::new(
+            "clean up",
+            Method::Delete,
+            format!("/{prefix}-*"),
+        ))
+        .await;
+
+    let mut args = vec!["scan".to_string()];
+    args.extend(dataset::inputs().iter().map(|p| p.display().to_string()));
+    for dir in [repo("rules"), data("rules/detection-rules/aws")] {
+        args.push("--rules".into());
+        args.push(dir.display().to_string());
+    }
+    args.extend(["--format".into(), "ndjson".into()]);
+    let out = rule_runner().args(&args).output().expect("scan runs");
+    let scan_ids: BTreeSet<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| {
+            let alert: Value = serde_json::from_str(line).expect("ndjson");
+            alert["kibana.alert.uuid"]
+                .as_str()
+                .expect("an id")
+                .to_string()
+        })
+        .collect();
+    eprintln!(
+        "scan vs run: {} rules, {} alerts from scan, {} from the service, {} only in scan, {} only in the service",
+        rules.rules.len(),
+        scan_ids.len(),
+        service_ids.len(),
+        scan_ids.difference(&service_ids).count(),
+        service_ids.difference(&scan_ids).count()
+    );
+    assert!(!scan_ids.is_empty());
+    assert_eq!(scan_ids, service_ids);
 }
