@@ -11,5 +11,7 @@ mod basics;
 mod dataset;
 mod differential;
 mod ops;
+mod proxy;
+mod service;
 
 pub use engine::engine;
