@@ -139,7 +139,7 @@ fn render(opts: &LoadOptions, s: &LoadSummary) -> String {
         out += &format!("  already present: {}\n", s.duplicates);
     }
     if s.rejected > 0 {
-        out += &format!("  rejected by Elasticsearch: {}\n", s.rejected);
+        out += &format!("  rejected by the cluster: {}\n", s.rejected);
         for r in &s.rejections {
             out += &format!("    {r}\n");
         }

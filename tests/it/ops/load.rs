@@ -232,7 +232,7 @@ async fn retries_refused_items_and_reports_rejected_ones() {
         load(&server, &[data("ops/cloudtrail.json").to_str().unwrap()]).await;
     assert_eq!(status, 2, "{stdout}\n{stderr}");
     assert!(stdout.contains("loaded 2 documents"), "{stdout}");
-    assert!(stdout.contains("rejected by Elasticsearch: 1"), "{stdout}");
+    assert!(stdout.contains("rejected by the cluster: 1"), "{stdout}");
     assert!(
         stdout
             .contains("event 0f0c1a7e-0000-4000-8000-000000000003: 400 document_parsing_exception"),

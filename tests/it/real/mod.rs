@@ -8,6 +8,7 @@
 mod engine;
 
 mod basics;
+mod cli;
 mod dataset;
 mod differential;
 mod ops;
