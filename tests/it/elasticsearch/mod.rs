@@ -7,6 +7,7 @@ mod cli;
 mod config;
 mod mapping;
 pub(crate) mod mock;
+mod opensearch;
 mod setup;
 mod sink;
 mod source;
