@@ -10,10 +10,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
+use super::doc::{AlertDoc, EventHit};
 use super::fields::{copy_leaves, format_timestamp, lookup, parse_timestamp};
 use super::id::{IdentityStrategy, alert_id, event_identity, rule_uuid};
 use super::reason::reason;
-use crate::engine::ports::{AlertDoc, EventHit};
 use crate::rule::{Rule, Severity};
 
 /// Kibana's default space.

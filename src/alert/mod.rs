@@ -2,10 +2,12 @@
 //!
 //! - [`id`]: the alert id `sha256_hex(rule_id + ":" + identity)` and the stable rule uuid.
 //! - [`reason`](mod@reason): the human sentence Kibana writes into `kibana.alert.reason`.
+//! - [`doc`]: the event a search found ([`EventHit`]) and the alert to write ([`AlertDoc`]).
 //! - [`builder`]: the document itself (event `_source` plus flat `kibana.alert.*` fields).
 //! - [`fields`]: reading dotted paths out of event documents that mix nested and flat keys.
 
 pub mod builder;
+pub mod doc;
 pub mod fields;
 pub mod id;
 pub mod reason;
@@ -13,5 +15,6 @@ pub mod reason;
 pub use builder::{
     AlertBuilder, AlertEvent, DEFAULT_KIBANA_VERSION, DEFAULT_SPACE, ExecutionType, RunContext,
 };
+pub use doc::{AlertDoc, EventHit};
 pub use id::{IdentityStrategy, alert_id, event_identity, rule_uuid, sha256_hex};
 pub use reason::reason;

@@ -18,6 +18,7 @@ use serde_json::Value;
 use super::config::{Auth, ConnectionConfig, RetryPolicy, ServiceConfig};
 use super::dialect::Dialect;
 use super::error::EsError;
+pub use super::error::is_transient_status;
 
 /// A request body.
 #[derive(Debug, Clone)]
@@ -331,11 +332,6 @@ pub struct ClusterInfo {
     pub version: String,
     /// `Elasticsearch` or `OpenSearch`.
     pub product: &'static str,
-}
-
-/// Statuses worth retrying: overload (429) and server-side failures (5xx).
-pub fn is_transient_status(status: u16) -> bool {
-    status == 429 || (500..600).contains(&status)
 }
 
 /// An `id:key` pair, or the base64 `encoded` form Elasticsearch hands out.

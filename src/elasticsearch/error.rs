@@ -52,7 +52,7 @@ impl EsError {
     pub fn is_transient(&self) -> bool {
         match self {
             EsError::Unreachable { .. } | EsError::Timeout { .. } => true,
-            EsError::Status { status, .. } => super::client::is_transient_status(*status),
+            EsError::Status { status, .. } => is_transient_status(*status),
             _ => false,
         }
     }
@@ -162,6 +162,11 @@ fn error_chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// Statuses worth retrying: overload (429) and server-side failures (5xx).
+pub fn is_transient_status(status: u16) -> bool {
+    status == 429 || (500..600).contains(&status)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::EngineError;
-use super::scheduler::parse_cron;
+use super::timing::parse_cron;
 use crate::alert::{DEFAULT_KIBANA_VERSION, DEFAULT_SPACE, IdentityStrategy};
 
 /// How the engine runs rules. Durations are written like rule intervals: `24h`, `5m`, `90s`.

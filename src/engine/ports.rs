@@ -31,19 +31,9 @@ pub struct WindowQuery {
     pub page_size: usize,
 }
 
-/// One event found by a search.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EventHit {
-    /// The concrete index the event lives in (a backing index, never a pattern).
-    pub index: String,
-    pub id: String,
-    pub source: Value,
-    /// The event time used for ordering and for the watermark: the rule's timestamp
-    /// field, or `@timestamp` when the override is absent and fallback is allowed.
-    pub timestamp: DateTime<Utc>,
-    /// Opaque sort values for `search_after`.
-    pub sort: Vec<Value>,
-}
+// The event and alert types belong to `alert`, which builds one from the other; the ports
+// carry them.
+pub use crate::alert::{AlertDoc, EventHit};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PortError {
@@ -72,16 +62,6 @@ pub trait HitStream: Send {
 #[async_trait]
 pub trait EventSource: Send + Sync {
     async fn search(&self, query: WindowQuery) -> Result<Box<dyn HitStream>, PortError>;
-}
-
-/// An alert ready to be written: its deterministic id and the full document.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AlertDoc {
-    pub id: String,
-    pub rule_id: String,
-    /// Event time of the source event, for watermark bookkeeping.
-    pub event_time: DateTime<Utc>,
-    pub document: Value,
 }
 
 /// What happened to one alert in a bulk write.

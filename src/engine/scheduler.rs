@@ -17,6 +17,7 @@ use super::record::ExecutionRecord;
 use super::run::Engine;
 use super::shutdown::Shutdown;
 use super::timing::Timing;
+use super::timing::parse_cron;
 use super::windows::delta;
 use crate::rule::Rule;
 
@@ -35,23 +36,6 @@ pub enum Schedule {
     Every(Duration),
     /// At the times of a cron expression (UTC).
     Cron(Box<cron::Schedule>),
-}
-
-/// Parse a cron expression: the `cron` crate's 6/7-field form (with seconds), or the classic
-/// 5-field crontab form, which runs at second 0.
-pub fn parse_cron(expression: &str, rule_id: Option<&str>) -> Result<cron::Schedule, EngineError> {
-    let fields = expression.split_whitespace().count();
-    let full = if fields == 5 {
-        format!("0 {expression}")
-    } else {
-        expression.to_owned()
-    };
-    full.parse::<cron::Schedule>()
-        .map_err(|error| EngineError::Cron {
-            expression: expression.to_owned(),
-            rule_id: rule_id.map(str::to_owned),
-            message: error.to_string(),
-        })
 }
 
 impl Schedule {

@@ -24,10 +24,10 @@ use chrono::{DateTime, Utc};
 use rayon::prelude::*;
 use serde_json::Value;
 
+use crate::alert::AlertDoc;
 use crate::alert::fields::{lookup, parse_timestamp};
 use crate::alert::{AlertBuilder, AlertEvent, RunContext, sha256_hex};
 use crate::cloudtrail::{DocumentReader, InputFile, NormalizeOptions, Problem};
-use crate::engine::ports::AlertDoc;
 use crate::kql::PrepareBuffer;
 pub use rules::{CompiledRule, LeftOut, RuleSet};
 

@@ -4,8 +4,10 @@
 mod util;
 
 mod alert;
+mod architecture;
 mod cli;
 mod cloudtrail;
+mod docs;
 mod elasticsearch;
 mod engine;
 mod kql;
