@@ -7,10 +7,12 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use super::matcher::MatcherError;
 use super::model::Rule;
+pub use super::model::unsupported_reason;
+pub use super::parsed::ProblemKind;
+use super::parsed::{ParsedRule, is_empty_value};
 use super::{filters, ndjson, toml};
 use crate::kql::Query;
 
@@ -67,26 +69,6 @@ pub struct LoadedRule {
 impl LoadedRule {
     pub fn is_runnable(&self) -> bool {
         self.status == RuleStatus::Runnable
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum ProblemKind {
-    /// The file or rule cannot be used.
-    Error,
-    /// Loaded, but something the user should know (e.g. exception lists are not applied).
-    Warning,
-    /// A valid rule rule-runner does not execute.
-    Unsupported,
-}
-
-impl ProblemKind {
-    pub fn label(self) -> &'static str {
-        match self {
-            ProblemKind::Error => "error",
-            ProblemKind::Warning => "warning",
-            ProblemKind::Unsupported => "unsupported",
-        }
     }
 }
 
@@ -167,77 +149,6 @@ impl LoadReport {
         });
     }
 }
-
-/// A rule a parser read, before validation.
-pub(super) struct ParsedRule {
-    /// The line the rule starts on (TOML: the `[rule]` header; NDJSON: its line).
-    pub line: usize,
-    /// The line of each top-level field, where the format has one per field (TOML).
-    pub field_lines: HashMap<String, usize>,
-    pub rule: Rule,
-}
-
-impl ParsedRule {
-    fn line_of(&self, field: &str) -> usize {
-        self.field_lines.get(field).copied().unwrap_or(self.line)
-    }
-
-    /// The file line a KQL syntax error points at, when the format keeps the query's lines.
-    fn query_error_line(&self, err: &MatcherError) -> usize {
-        let text_start = self.field_lines.get(&format!("query{}", toml::BODY));
-        match (err, text_start, self.rule.query.as_deref()) {
-            (MatcherError::Query { error, .. }, Some(start), Some(query)) => {
-                let offset = error.offset.min(query.len());
-                let before = query.get(..offset).unwrap_or(query);
-                start + before.matches('\n').count()
-            }
-            _ => self.line_of("query"),
-        }
-    }
-}
-
-/// What a parser found in one file.
-#[derive(Default)]
-pub(super) struct ParsedFile {
-    pub rules: Vec<ParsedRule>,
-    /// Problems with their line and, when known, the rule's name.
-    pub problems: Vec<(Option<usize>, Option<String>, ProblemKind, String)>,
-}
-
-/// Build a [`Rule`] from a JSON object of snake_case parameters; on failure, the dotted path
-/// of the offending field (empty for the object itself) and the message.
-pub(super) fn rule_from_params(params: Map<String, Value>) -> Result<Rule, (String, String)> {
-    let mut rule =
-        serde_path_to_error::deserialize::<_, Rule>(Value::Object(params)).map_err(|err| {
-            let path = err.path().to_string();
-            let path = if path == "." { String::new() } else { path };
-            (path, err.into_inner().to_string())
-        })?;
-    rule.extra
-        .retain(|key, value| !KIBANA_BOOKKEEPING.contains(&key.as_str()) && !is_empty_value(value));
-    Ok(rule)
-}
-
-/// What Kibana records about a rule's saved object rather than the rule itself: dropped on
-/// load, so a rule reads the same whether it was exported from Kibana or written by hand.
-const KIBANA_BOOKKEEPING: &[&str] = &[
-    "id",
-    "created_at",
-    "updated_at",
-    "created_by",
-    "updated_by",
-    "revision",
-    "immutable",
-    "rule_source",
-    "execution_summary",
-    "output_index",
-    "actions",
-    "throttle",
-    "meta",
-    "namespace",
-    "consumer",
-    "alert_type_id",
-];
 
 /// Load every rule under `paths` (files, or directories searched recursively).
 pub fn load_paths<P: AsRef<Path>>(paths: &[P]) -> LoadReport {
@@ -504,33 +415,6 @@ fn validate(path: &Path, parsed: ParsedRule) -> (LoadedRule, Vec<Problem>) {
         status,
     };
     (loaded, problems)
-}
-
-pub(super) fn is_empty_value(value: &Value) -> bool {
-    match value {
-        Value::Null => true,
-        Value::String(s) => s.is_empty(),
-        Value::Array(a) => a.is_empty(),
-        Value::Object(o) => o.is_empty(),
-        _ => false,
-    }
-}
-
-/// Why rule-runner will not run this rule, or `None` for a KQL query rule.
-pub fn unsupported_reason(rule: &Rule) -> Option<String> {
-    if rule.is_kql_query_rule() {
-        return None;
-    }
-    if rule.rule_type != "query" {
-        return Some(format!(
-            "rule type `{}` is not run by rule-runner (it runs KQL `query` rules)",
-            rule.rule_type
-        ));
-    }
-    let language = rule.language.as_deref().unwrap_or_default();
-    Some(format!(
-        "query language `{language}` is not run by rule-runner (it runs KQL, `kuery`)"
-    ))
 }
 
 /// Two rules with one `rule_id` would share alert ids and state: the later one is an error.

@@ -4,8 +4,8 @@
 use serde_json::Value;
 
 use super::filters::{FilterError, es_clauses, memory::NotEvaluable};
-use super::load::unsupported_reason;
 use super::model::Rule;
+use super::model::unsupported_reason;
 use crate::kql::{
     self, FieldSlots, FieldTypes, MatchOptions, Matcher, ParseError, Prepared, Query,
 };

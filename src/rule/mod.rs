@@ -17,6 +17,7 @@ pub mod load;
 pub mod matcher;
 pub mod model;
 pub mod ndjson;
+pub mod parsed;
 pub mod time;
 mod toml;
 

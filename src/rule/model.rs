@@ -220,3 +220,20 @@ impl Rule {
         }
     }
 }
+
+/// Why rule-runner will not run this rule, or `None` for a KQL query rule.
+pub fn unsupported_reason(rule: &Rule) -> Option<String> {
+    if rule.is_kql_query_rule() {
+        return None;
+    }
+    if rule.rule_type != "query" {
+        return Some(format!(
+            "rule type `{}` is not run by rule-runner (it runs KQL `query` rules)",
+            rule.rule_type
+        ));
+    }
+    let language = rule.language.as_deref().unwrap_or_default();
+    Some(format!(
+        "query language `{language}` is not run by rule-runner (it runs KQL, `kuery`)"
+    ))
+}

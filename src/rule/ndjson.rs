@@ -4,8 +4,8 @@
 
 use serde_json::{Map, Value, json};
 
-use super::load::{ParsedFile, ParsedRule, ProblemKind, rule_from_params};
 use super::model::Rule;
+use super::parsed::{ParsedFile, ParsedRule, ProblemKind, rule_from_params};
 
 pub(super) fn parse(text: &str) -> ParsedFile {
     let mut out = ParsedFile::default();

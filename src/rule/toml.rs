@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value as Json};
 use toml::Value;
 
-use super::load::{ParsedFile, ParsedRule, ProblemKind, rule_from_params};
+use super::parsed::{BODY, ParsedFile, ParsedRule, ProblemKind, rule_from_params};
 
 /// Parse one detection-rules file. Syntax errors, a missing `[rule]` table and fields of the
 /// wrong type are reported with their line; the problems name the rule when it is readable.
@@ -95,9 +95,6 @@ pub(super) fn line_at(text: &str, offset: usize) -> usize {
         .count()
         + 1
 }
-
-/// Suffix of the `field_lines` key that gives the line a string field's text starts on.
-pub(super) const BODY: &str = "@text";
 
 /// The line of each key of the `[rule]` table (sub-tables such as `[[rule.threat]]` count as
 /// their key), and of the `[rule]` header itself under the empty key.
