@@ -193,3 +193,27 @@ fn the_matcher_takes_ellipses_and_wildcards() {
     assert_eq!(parsed[0].expected, ["out"]);
     assert_eq!(parsed[0].status, Some(2));
 }
+
+#[test]
+fn every_relative_link_of_the_manual_leads_somewhere() {
+    let mut broken = Vec::new();
+    for file in manual() {
+        let text = std::fs::read_to_string(&file).expect("a manual page");
+        let dir = file.parent().expect("a folder");
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("](") {
+            let after = &rest[at + 2..];
+            let Some(end) = after.find(')') else { break };
+            let target = &after[..end];
+            rest = &after[end..];
+            if target.contains("://") || target.starts_with('#') || target.starts_with("mailto:") {
+                continue;
+            }
+            let path = target.split('#').next().unwrap_or(target);
+            if !dir.join(path).exists() {
+                broken.push(format!("{}: {target}", file.display()));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "{}", broken.join("\n"));
+}
