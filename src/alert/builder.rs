@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::doc::{AlertDoc, EventHit};
 use super::fields::{copy_leaves, format_timestamp, lookup, parse_timestamp};
 use super::id::{IdentityStrategy, alert_id, event_identity, rule_uuid};
+use super::overrides::Overrides;
 use super::reason::reason;
 use crate::rule::{Rule, Severity};
 
@@ -110,6 +111,8 @@ pub struct AlertBuilder {
     rule_id: String,
     rule_name: String,
     severity: Severity,
+    risk_score: u32,
+    overrides: Overrides,
     rule_uuid: Uuid,
     rule_uuid_text: String,
     identity: IdentityStrategy,
@@ -123,6 +126,8 @@ impl AlertBuilder {
             rule_id: rule.rule_id.clone(),
             rule_name: rule.name.clone(),
             severity: rule.severity,
+            risk_score: rule.risk_score,
+            overrides: Overrides::of(rule),
             rule_uuid,
             rule_uuid_text: rule_uuid.to_string(),
             identity: ctx.identity,
@@ -196,7 +201,14 @@ impl AlertBuilder {
         let original_time = lookup(&source, "@timestamp")
             .and_then(parse_timestamp)
             .unwrap_or(timestamp);
-        let reason = reason(&source, self.severity, &self.rule_name);
+        let overridden = (!self.overrides.is_empty()).then(|| {
+            self.overrides
+                .apply(&source, self.severity, self.risk_score, &self.rule_name)
+        });
+        let reason = match &overridden {
+            Some(o) => reason(&source, o.severity, &o.rule_name),
+            None => reason(&source, self.severity, &self.rule_name),
+        };
         let mut originals = Map::new();
         if let Value::Object(fields) = &source {
             copy_leaves(
@@ -232,6 +244,14 @@ impl AlertBuilder {
             json!([{"id": doc_id, "type": "event", "index": index, "depth": 0}]),
         );
         doc.insert("kibana.alert.reason".into(), Value::String(reason));
+        if let Some(o) = overridden {
+            doc.insert("kibana.alert.severity".into(), json!(o.severity.as_str()));
+            doc.insert(
+                "kibana.alert.risk_score".into(),
+                Value::Number(o.risk_score),
+            );
+            doc.insert("kibana.alert.rule.name".into(), Value::String(o.rule_name));
+        }
         doc.insert("kibana.alert.uuid".into(), Value::String(id.clone()));
 
         AlertDoc {
@@ -320,8 +340,19 @@ fn shared_fields(rule: &Rule, ctx: &RunContext, rule_uuid: Uuid) -> Map<String, 
     }
     put("kibana.alert.rule.risk_score", json!(rule.risk_score));
     put("kibana.alert.rule.severity", json!(rule.severity.as_str()));
-    put("kibana.alert.rule.risk_score_mapping", json!([]));
-    put("kibana.alert.rule.severity_mapping", json!([]));
+    // The rule's own mappings (applied per alert in `assemble`), so the document agrees with
+    // its `parameters`.
+    for mapping in ["risk_score_mapping", "severity_mapping"] {
+        let value = rule
+            .extra
+            .get(mapping)
+            .cloned()
+            .unwrap_or_else(|| json!([]));
+        put(&format!("kibana.alert.rule.{mapping}"), value);
+    }
+    if let Some(field) = rule.extra.get("rule_name_override") {
+        put("kibana.alert.rule.rule_name_override", field.clone());
+    }
     put("kibana.alert.rule.author", json!(rule.author));
     if let Some(license) = &rule.license {
         put("kibana.alert.rule.license", json!(license));

@@ -4,12 +4,15 @@
 //! - [`reason`](mod@reason): the human sentence Kibana writes into `kibana.alert.reason`.
 //! - [`doc`]: the event a search found ([`EventHit`]) and the alert to write ([`AlertDoc`]).
 //! - [`builder`]: the document itself (event `_source` plus flat `kibana.alert.*` fields).
+//! - [`overrides`]: `severity_mapping`, `risk_score_mapping` and `rule_name_override`, per
+//!   event, as Kibana applies them.
 //! - [`fields`]: reading dotted paths out of event documents that mix nested and flat keys.
 
 pub mod builder;
 pub mod doc;
 pub mod fields;
 pub mod id;
+pub mod overrides;
 pub mod reason;
 
 pub use builder::{

@@ -426,3 +426,66 @@ fn custom_space_and_version_are_written() {
     assert_eq!(alert.document["kibana.space_ids"], json!(["secops"]));
     assert_eq!(alert.document["kibana.version"], json!("8.15.3"));
 }
+
+#[test]
+fn severity_risk_and_name_overrides_apply_per_event_and_the_document_keeps_the_mappings() {
+    let mut rule = public_invocation_rule();
+    let mappings = json!({
+        "severity_mapping": [
+            {"field": "user.name", "operator": "equals", "value": "attacker", "severity": "critical"},
+            {"field": "cloud.region", "operator": "equals", "value": "us-east-1", "severity": "high"}
+        ],
+        "risk_score_mapping": [{"field": "labels.risk", "operator": "equals", "value": ""}],
+        "rule_name_override": "labels.title"
+    });
+    rule.extra.extend(mappings.as_object().unwrap().clone());
+    let builder = AlertBuilder::new(&rule, &context());
+    let mut source = add_permission_event();
+    source["labels"] = json!({"risk": ["30", 73], "title": "Public grant on billing-export"});
+    let alert = builder
+        .build(&event("logs-aws.cloudtrail-default", &source))
+        .document;
+    assert_eq!(alert["kibana.alert.severity"], "critical");
+    assert_eq!(alert["kibana.alert.risk_score"], 73);
+    assert_eq!(
+        alert["kibana.alert.rule.name"],
+        "Public grant on billing-export"
+    );
+    let reason = alert["kibana.alert.reason"].as_str().unwrap();
+    assert!(
+        reason.contains("critical") && reason.contains("Public grant on billing-export"),
+        "{reason}"
+    );
+    // The rule's own values stay where Kibana keeps them.
+    assert_eq!(alert["kibana.alert.rule.severity"], "medium");
+    assert_eq!(alert["kibana.alert.rule.risk_score"], 47);
+    for key in [
+        "severity_mapping",
+        "risk_score_mapping",
+        "rule_name_override",
+    ] {
+        assert_eq!(
+            alert[format!("kibana.alert.rule.{key}")],
+            mappings[key],
+            "{key}"
+        );
+        assert_eq!(
+            alert["kibana.alert.rule.parameters"][key], mappings[key],
+            "{key}"
+        );
+    }
+
+    // An event the mappings do not cover keeps the rule's values.
+    let plain = builder
+        .build(&event(
+            "logs-aws.cloudtrail-default",
+            &json!({"event": {"id": "other"}}),
+        ))
+        .document;
+    assert_eq!(plain["kibana.alert.severity"], "medium");
+    assert_eq!(plain["kibana.alert.risk_score"], 47);
+    assert_eq!(
+        plain["kibana.alert.rule.name"],
+        "AWS Lambda Function Policy Updated to Allow Public Invocation"
+    );
+}
