@@ -2,24 +2,12 @@
 
 use ::elasticsearch::http::Method;
 use rule_runner::elasticsearch::templates::{self, Step};
-use rule_runner::elasticsearch::{Call, EsAlertSink, EsClient, IndexNames};
+use rule_runner::elasticsearch::{Call, EsAlertSink, EsClient};
 use rule_runner::engine::{AlertDoc, AlertSink, WriteOutcome};
 use serde_json::{Value, json};
 
-use crate::real::engine;
+use crate::real::{clean_up, engine, unique_names};
 use crate::util::rule_runner;
-
-/// Index names no other test or user has: `rule-runner-it-<random>-<kind>`.
-fn unique_names() -> (String, IndexNames) {
-    let prefix = format!("rule-runner-it-{}", uuid::Uuid::new_v4().simple());
-    let names = IndexNames {
-        alerts: format!("{prefix}-alerts"),
-        state: format!("{prefix}-state"),
-        executions: format!("{prefix}-executions"),
-        dead_letter: format!("{prefix}-dead-letter"),
-    };
-    (prefix, names)
-}
 
 async fn send(client: &EsClient, method: Method, path: &str, body: Option<Value>) -> Value {
     let mut call = Call::new(format!("{method:?} {path}"), method, path);
@@ -27,26 +15,6 @@ async fn send(client: &EsClient, method: Method, path: &str, body: Option<Value>
         call = call.json(body);
     }
     client.send_ok(&call).await.unwrap()
-}
-
-/// Remove what a test created (indices and templates named after `prefix`).
-async fn clean_up(client: &EsClient, prefix: &str, names: &IndexNames) {
-    let _ = client
-        .send(&Call::new(
-            "clean up",
-            Method::Delete,
-            format!("/{prefix}-*"),
-        ))
-        .await;
-    for (_, name) in names.all() {
-        let _ = client
-            .send(&Call::new(
-                "clean up",
-                Method::Delete,
-                format!("/_index_template/{name}"),
-            ))
-            .await;
-    }
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use ::elasticsearch::http::Method;
 use rule_runner::elasticsearch::{Call, EsClient, IndexNames};
 use serde_json::{Value, json};
 
-use super::{dataset, engine};
+use super::{clean_up, dataset, engine, unique_names};
 use crate::util::{data, rule_runner};
 
 struct Cli {
@@ -24,16 +24,11 @@ struct Cli {
 impl Cli {
     fn new(test: &str) -> Option<Cli> {
         let engine = engine(test)?;
-        let prefix = format!("rule-runner-it-{}", uuid::Uuid::new_v4().simple());
+        let (prefix, names) = unique_names();
         Some(Cli {
             url: engine.url,
             client: engine.client,
-            names: IndexNames {
-                alerts: format!("{prefix}-alerts"),
-                state: format!("{prefix}-state"),
-                executions: format!("{prefix}-executions"),
-                dead_letter: format!("{prefix}-dead-letter"),
-            },
+            names,
             prefix,
             dir: tempfile::tempdir().expect("a temporary directory"),
         })
@@ -91,10 +86,7 @@ impl Cli {
     }
 
     async fn clean_up(&self) {
-        self.delete(&format!("/{}-*", self.prefix)).await;
-        for (_, name) in self.names.all() {
-            self.delete(&format!("/_index_template/{name}")).await;
-        }
+        clean_up(&self.client, &self.prefix, &self.names).await;
     }
 }
 

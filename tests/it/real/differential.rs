@@ -10,14 +10,14 @@ use ::elasticsearch::http::Method;
 use chrono::{TimeZone, Utc};
 use rule_runner::cloudtrail::Flavor;
 use rule_runner::elasticsearch::templates;
-use rule_runner::elasticsearch::{Call, EsAlertSink, EsEventSource, EsStateStore, IndexNames};
+use rule_runner::elasticsearch::{Call, EsAlertSink, EsEventSource, EsStateStore};
 use rule_runner::engine::{Engine, EngineConfig, EventSource, RuleWindow, Shutdown, WindowQuery};
 use rule_runner::kql::{self, DslOptions, FieldTypes};
 use rule_runner::rule::load_paths;
 use rule_runner::scan::RuleSet;
 use serde_json::{Value, json};
 
-use super::{dataset, engine};
+use super::{clean_up, dataset, engine, unique_names};
 use crate::kql::corpus::corpus;
 use crate::util::{data, repo, rule_runner};
 
@@ -159,13 +159,7 @@ async fn scan_and_the_service_write_the_same_alert_ids() {
     let (Some(engine), Some(set)) = (engine(test), dataset::cloudtrail(test)) else {
         return;
     };
-    let prefix = format!("rule-runner-it-{}", uuid::Uuid::new_v4().simple());
-    let names = IndexNames {
-        alerts: format!("{prefix}-alerts"),
-        state: format!("{prefix}-state"),
-        executions: format!("{prefix}-executions"),
-        dead_letter: format!("{prefix}-dead-letter"),
-    };
+    let (prefix, names) = unique_names();
     let client = engine.client.clone();
     templates::setup(&client, &names).await.expect("setup");
     let service = Engine::new(
@@ -222,13 +216,7 @@ async fn scan_and_the_service_write_the_same_alert_ids() {
         .iter()
         .filter_map(|hit| hit["_id"].as_str().map(String::from))
         .collect();
-    let _ = client
-        .send(&Call::new(
-            "clean up",
-            Method::Delete,
-            format!("/{prefix}-*"),
-        ))
-        .await;
+    clean_up(&client, &prefix, &names).await;
 
     let mut args = vec!["scan".to_string()];
     args.extend(dataset::inputs().iter().map(|p| p.display().to_string()));

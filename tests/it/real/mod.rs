@@ -16,3 +16,38 @@ mod proxy;
 mod service;
 
 pub use engine::engine;
+
+use ::elasticsearch::http::Method;
+use rule_runner::elasticsearch::{Call, EsClient, IndexNames};
+
+/// Index names no other test or user has: `rule-runner-it-<random>-<kind>`.
+pub fn unique_names() -> (String, IndexNames) {
+    let prefix = format!("rule-runner-it-{}", uuid::Uuid::new_v4().simple());
+    let names = IndexNames {
+        alerts: format!("{prefix}-alerts"),
+        state: format!("{prefix}-state"),
+        executions: format!("{prefix}-executions"),
+        dead_letter: format!("{prefix}-dead-letter"),
+    };
+    (prefix, names)
+}
+
+/// Remove what a test created (indices and templates named after `prefix`).
+pub async fn clean_up(client: &EsClient, prefix: &str, names: &IndexNames) {
+    let _ = client
+        .send(&Call::new(
+            "clean up",
+            Method::Delete,
+            format!("/{prefix}-*"),
+        ))
+        .await;
+    for (_, name) in names.all() {
+        let _ = client
+            .send(&Call::new(
+                "clean up",
+                Method::Delete,
+                format!("/_index_template/{name}"),
+            ))
+            .await;
+    }
+}

@@ -25,8 +25,8 @@ use rule_runner::engine::{Engine, EngineConfig, ExecutionRecord, RunStatus, Shut
 use rule_runner::rule::Rule;
 use serde_json::{Value, json};
 
-use super::engine;
 use super::proxy::{Fault, Proxy};
+use super::{clean_up, engine, unique_names};
 use crate::engine::{event, ids, seed_rule, t};
 use crate::util::rule_runner;
 
@@ -45,13 +45,7 @@ struct Setup {
 impl Setup {
     async fn new(test: &str) -> Option<Setup> {
         let engine = engine(test)?;
-        let prefix = format!("rule-runner-it-{}", uuid::Uuid::new_v4().simple());
-        let names = IndexNames {
-            alerts: format!("{prefix}-alerts"),
-            state: format!("{prefix}-state"),
-            executions: format!("{prefix}-executions"),
-            dead_letter: format!("{prefix}-dead-letter"),
-        };
+        let (prefix, names) = unique_names();
         templates::setup(&engine.client, &names)
             .await
             .expect("setup");
@@ -117,6 +111,22 @@ impl Setup {
             .await
             .expect("bulk");
         assert_eq!(reply["errors"], false, "{reply}");
+    }
+
+    /// Events `e000`.. in the CloudTrail index, a minute apart, the last of them a few minutes
+    /// ago: inside the shipped look-back of a run started now.
+    async fn add_recent(&self, n: i64) {
+        let now = Utc::now();
+        let events: Vec<_> = (0..n)
+            .map(|i| {
+                (
+                    self.cloudtrail.as_str(),
+                    format!("e{i:03}"),
+                    now - TimeDelta::minutes(5 + n - i),
+                )
+            })
+            .collect();
+        self.add(&events).await;
     }
 
     /// An engine over the real ports, through `client`.
@@ -188,24 +198,7 @@ impl Setup {
     }
 
     async fn clean_up(&self) {
-        let _ = self
-            .client
-            .send(&Call::new(
-                "clean up",
-                Method::Delete,
-                format!("/{}-*", self.prefix),
-            ))
-            .await;
-        for (_, name) in self.names.all() {
-            let _ = self
-                .client
-                .send(&Call::new(
-                    "clean up",
-                    Method::Delete,
-                    format!("/_index_template/{name}"),
-                ))
-                .await;
-        }
+        clean_up(&self.client, &self.prefix, &self.names).await;
     }
 }
 
@@ -376,17 +369,7 @@ async fn real_kill_9_between_search_and_write_then_restart_loses_nothing() {
     else {
         return;
     };
-    let now = Utc::now();
-    let events: Vec<_> = (0..5)
-        .map(|i| {
-            (
-                s.cloudtrail.as_str(),
-                format!("e{i:03}"),
-                now - TimeDelta::minutes(10 - i),
-            )
-        })
-        .collect();
-    s.add(&events).await;
+    s.add_recent(5).await;
     // Killed while its alerts are on their way: nothing written, nothing saved.
     let proxy = Proxy::start(&s.url).await;
     proxy.set_for("/_bulk", Fault::Stall);
@@ -407,17 +390,7 @@ async fn real_kill_9_between_write_and_state_then_restart_duplicates_nothing() {
     else {
         return;
     };
-    let now = Utc::now();
-    let events: Vec<_> = (0..5)
-        .map(|i| {
-            (
-                s.cloudtrail.as_str(),
-                format!("e{i:03}"),
-                now - TimeDelta::minutes(10 - i),
-            )
-        })
-        .collect();
-    s.add(&events).await;
+    s.add_recent(5).await;
     // Killed after its alerts were written, while it saves the rule's state.
     let proxy = Proxy::start(&s.url).await;
     proxy.set_for(&format!("PUT /{}/_doc/", s.names.state), Fault::Stall);
@@ -440,17 +413,7 @@ async fn real_three_instances_with_leases_run_no_window_twice() {
     let Some(s) = Setup::new("real_three_instances_with_leases_run_no_window_twice").await else {
         return;
     };
-    let now = Utc::now();
-    let events: Vec<_> = (0..5)
-        .map(|i| {
-            (
-                s.cloudtrail.as_str(),
-                format!("e{i:03}"),
-                now - TimeDelta::minutes(10 - i),
-            )
-        })
-        .collect();
-    s.add(&events).await;
+    s.add_recent(5).await;
     // Searches held for a while, so the three runs overlap: without leases each would
     // search the same window.
     let proxy = Proxy::start(&s.url).await;
