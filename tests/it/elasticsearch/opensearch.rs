@@ -36,14 +36,19 @@ fn opensearch_root() -> Value {
     })
 }
 
-async fn opensearch_server() -> MockServer {
-    let server = MockServer::start().await;
+/// `GET /` answered as OpenSearch, before any catch-all mock.
+async fn mount_root(server: &MockServer) {
     Mock::given(method("GET"))
         .and(path("/"))
         .respond_with(ResponseTemplate::new(200).set_body_json(opensearch_root()))
         .with_priority(1)
-        .mount(&server)
+        .mount(server)
         .await;
+}
+
+async fn opensearch_server() -> MockServer {
+    let server = MockServer::start().await;
+    mount_root(&server).await;
     Mock::given(method("POST"))
         .and(path("/filebeat-*,logs-aws.cloudtrail-*/_field_caps"))
         .respond_with(ResponseTemplate::new(200).set_body_json(field_caps_reply()))
@@ -218,12 +223,7 @@ async fn a_point_in_time_over_nothing_is_an_empty_window() {
 #[tokio::test]
 async fn setup_sends_flat_object_and_keyword_to_opensearch() {
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(opensearch_root()))
-        .with_priority(1)
-        .mount(&server)
-        .await;
+    mount_root(&server).await;
     let cluster = AdminCluster::default();
     Mock::given(any())
         .respond_with(cluster.clone())

@@ -10,7 +10,7 @@ use ::elasticsearch::http::Method;
 use rule_runner::elasticsearch::{Call, EsClient, IndexNames};
 use serde_json::{Value, json};
 
-use super::{clean_up, dataset, engine, unique_names};
+use super::{clean_up, dataset, engine, unique_names, write_config};
 use crate::util::{data, rule_runner};
 
 struct Cli {
@@ -35,17 +35,7 @@ impl Cli {
     }
 
     fn config(&self) -> std::path::PathBuf {
-        let path = self.dir.path().join("rule-runner.toml");
-        let n = &self.names;
-        std::fs::write(
-            &path,
-            format!(
-                "[indices]\nalerts = \"{}\"\nstate = \"{}\"\nexecutions = \"{}\"\ndead_letter = \"{}\"\n",
-                n.alerts, n.state, n.executions, n.dead_letter
-            ),
-        )
-        .expect("config written");
-        path
+        write_config(self.dir.path(), &self.names)
     }
 
     fn run(&self, args: &[&str]) -> Output {

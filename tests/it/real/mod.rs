@@ -51,3 +51,17 @@ pub async fn clean_up(client: &EsClient, prefix: &str, names: &IndexNames) {
             .await;
     }
 }
+
+/// A `rule-runner.toml` in `dir` naming `names` as the service's indices.
+pub fn write_config(dir: &std::path::Path, names: &IndexNames) -> std::path::PathBuf {
+    let path = dir.join("rule-runner.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[indices]\nalerts = \"{}\"\nstate = \"{}\"\nexecutions = \"{}\"\ndead_letter = \"{}\"\n",
+            names.alerts, names.state, names.executions, names.dead_letter
+        ),
+    )
+    .expect("config written");
+    path
+}

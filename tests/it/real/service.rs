@@ -26,7 +26,7 @@ use rule_runner::rule::Rule;
 use serde_json::{Value, json};
 
 use super::proxy::{Fault, Proxy};
-use super::{clean_up, engine, unique_names};
+use super::{clean_up, engine, unique_names, write_config};
 use crate::engine::{event, ids, seed_rule, t};
 use crate::util::rule_runner;
 
@@ -181,16 +181,7 @@ impl Setup {
 
     /// A config file naming this test's indices, and a rules file with its rule.
     fn files(&self) -> (PathBuf, PathBuf) {
-        let config = self.dir.path().join("rule-runner.toml");
-        let n = &self.names;
-        std::fs::write(
-            &config,
-            format!(
-                "[indices]\nalerts = \"{}\"\nstate = \"{}\"\nexecutions = \"{}\"\ndead_letter = \"{}\"\n",
-                n.alerts, n.state, n.executions, n.dead_letter
-            ),
-        )
-        .expect("config written");
+        let config = write_config(self.dir.path(), &self.names);
         let rules = self.dir.path().join("rules.ndjson");
         let rule = serde_json::to_value(&*self.rule()).expect("a rule serializes");
         std::fs::write(&rules, format!("{rule}\n")).expect("rules written");
