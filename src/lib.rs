@@ -9,6 +9,8 @@
 //!     query DSL (what the service sends) and evaluates it in memory (what `scan` uses).
 //!   - [`cloudtrail`]: raw CloudTrail records to the ECS documents Elastic's AWS integration
 //!     produces, so offline scans see what the cluster would hold.
+//!   - [`new_terms`] and [`threshold`]: the semantics of Kibana's two aggregating rule types,
+//!     which terms are new and which groups reach a count, over events held in memory.
 //! - Layer 1, [`rule`]: detection rules. The [`rule::Rule`] model, loaders for Elastic's
 //!   detection-rules TOML and Kibana NDJSON exports, time expressions, the shipped rules.
 //! - Layer 2, [`alert`]: the event a search found, and the Kibana-compatible alert built from
@@ -32,6 +34,8 @@ pub mod cloudtrail;
 pub mod elasticsearch;
 pub mod engine;
 pub mod kql;
+pub mod new_terms;
 pub mod ops;
 pub mod rule;
 pub mod scan;
+pub mod threshold;

@@ -7,9 +7,11 @@ use std::path::Path;
 use crate::util::repo;
 
 /// Each top-level module of `src/` and its layer.
-const LAYERS: [(&str, u8); 9] = [
+const LAYERS: [(&str, u8); 11] = [
     ("kql", 0),
     ("cloudtrail", 0),
+    ("new_terms", 0),
+    ("threshold", 0),
     ("rule", 1),
     ("alert", 2),
     ("engine", 3),
