@@ -1,7 +1,8 @@
 //! Detection rules: the model, the loaders for detection-rules TOML and Kibana NDJSON, and the
 //! time expressions (`interval`, date math) rules are written in.
 //!
-//! - [`model`]: the [`Rule`] every format loads into.
+//! - [`model`]: the [`Rule`] every format loads into; [`kind`]: what its type does with
+//!   the matches (`query`, `new_terms`, `threshold`), with the type's parameters.
 //! - [`load`]: files and directories to a [`LoadReport`] (rules with a status, and problems).
 //! - `toml` / [`ndjson`]: the two formats (NDJSON also exports).
 //! - [`time`]: intervals, date math, Kibana's look-back.
@@ -13,6 +14,7 @@
 pub mod embedded;
 pub mod examples;
 pub mod filters;
+pub mod kind;
 pub mod load;
 pub mod matcher;
 pub mod model;
@@ -22,6 +24,7 @@ pub mod time;
 mod toml;
 
 pub use embedded::shipped_rules;
+pub use kind::{NewTerms, RuleKind};
 pub use load::{LoadReport, LoadedRule, Origin, Problem, ProblemKind, RuleStatus, load_paths};
 pub use matcher::{MatcherError, RuleMatcher};
 pub use model::{Rule, Severity, Technique, Threat, ThreatRef};

@@ -3,6 +3,7 @@
 //! Field names follow Kibana's snake_case rule parameters, so a rule serializes to the
 //! `kibana.alert.rule.parameters` object and to Kibana's export format without renaming.
 
+use super::kind::RuleKind;
 use serde::{Deserialize, Serialize};
 
 /// Kibana's defaults for a rule that omits them (`kibana-detection-engine.md` §3.1).
@@ -203,9 +204,9 @@ pub struct Technique {
 }
 
 impl Rule {
-    /// Whether rule-runner can execute this rule: a KQL query rule.
-    pub fn is_kql_query_rule(&self) -> bool {
-        self.rule_type == "query" && self.language.as_deref().unwrap_or("kuery") == "kuery"
+    /// Whether rule-runner can execute this rule ([`unsupported_reason`] says why not).
+    pub fn is_runnable(&self) -> bool {
+        unsupported_reason(self).is_none()
     }
 
     /// The field that places an event in a window, and whether `@timestamp` is the
@@ -221,19 +222,29 @@ impl Rule {
     }
 }
 
-/// Why rule-runner will not run this rule, or `None` for a KQL query rule.
+/// Why rule-runner will not run this rule, or `None` for a KQL rule of a type it runs
+/// (`query`, `new_terms`, `threshold`) with valid type-specific parameters.
 pub fn unsupported_reason(rule: &Rule) -> Option<String> {
-    if rule.is_kql_query_rule() {
-        return None;
-    }
-    if rule.rule_type != "query" {
+    const TYPES: [&str; 3] = ["query", "new_terms", "threshold"];
+    if !TYPES.contains(&rule.rule_type.as_str()) {
         return Some(format!(
-            "rule type `{}` is not run by rule-runner (it runs KQL `query` rules)",
+            "rule type `{}` is not run by rule-runner (it runs KQL `query`, `new_terms` and `threshold` rules)",
             rule.rule_type
         ));
     }
-    let language = rule.language.as_deref().unwrap_or_default();
-    Some(format!(
-        "query language `{language}` is not run by rule-runner (it runs KQL, `kuery`)"
-    ))
+    let language = rule.language.as_deref().unwrap_or("kuery");
+    if language != "kuery" {
+        return Some(format!(
+            "query language `{language}` is not run by rule-runner (it runs KQL, `kuery`)"
+        ));
+    }
+    match rule.kind() {
+        Err(reason) => Some(reason),
+        Ok(RuleKind::Query) => None,
+        // The parameters are valid; the evaluation of these types is wired in step by step.
+        Ok(_) => Some(format!(
+            "rule type `{}` is recognised but not evaluated by this build of rule-runner",
+            rule.rule_type
+        )),
+    }
 }

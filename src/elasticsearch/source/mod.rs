@@ -92,7 +92,7 @@ impl EsEventSource {
 impl EventSource for EsEventSource {
     async fn search(&self, query: WindowQuery) -> Result<Box<dyn HitStream>, PortError> {
         let rule = query.rule.clone();
-        if !rule.is_kql_query_rule() {
+        if !rule.is_runnable() {
             return Err(PortError::Permanent(format!(
                 "rule `{}` ({}) is a {} rule in {}; rule-runner runs KQL query rules only",
                 rule.name,
