@@ -74,6 +74,10 @@ pub(crate) enum RangeMode {
 pub(crate) enum Test {
     Never,
     Exists,
+    /// `exists` on an `ip` field: only a value the field could index. A malformed address
+    /// (`ignore_malformed`, as the CloudTrail integration maps `source.ip`) is not indexed,
+    /// so Elasticsearch finds no value.
+    IpExists,
     /// keyword semantics (also unknown fields): exact, case-sensitive unless `ci` (then `text`
     /// is lower-case); numbers and booleans in the document compare after coercion.
     Term {
@@ -192,6 +196,7 @@ impl Test {
     pub fn cost(&self) -> u32 {
         match self {
             Test::Never | Test::Exists => 1,
+            Test::IpExists => 2,
             Test::Term { .. } | Test::NumberEq(_) | Test::BoolEq(_) => 2,
             Test::Glob { .. } => 3,
             Test::DateBetween(..) | Test::IpIn { .. } | Test::Range { .. } => 4,
@@ -246,6 +251,10 @@ impl Test {
                 _ => false,
             },
             Test::DateBetween(lo, hi) => doc_date(value).is_some_and(|t| *lo <= t && t <= *hi),
+            Test::IpExists => match value {
+                Leaf::Str(s) => s.trim().parse::<IpAddr>().is_ok(),
+                _ => false,
+            },
             Test::IpIn { net, prefix } => match value {
                 Leaf::Str(s) => s.trim().parse().is_ok_and(|ip| ip_in(ip, *net, *prefix)),
                 _ => false,
@@ -362,6 +371,14 @@ mod tests {
         // Characters, not bytes.
         assert!(t.matches(leaf(&json!("éé")), Some(2)));
         assert!(!Test::Exists.matches(leaf(&json!("abc")), Some(2)));
+    }
+
+    #[test]
+    fn a_malformed_address_is_no_value_of_an_ip_field() {
+        assert!(Test::IpExists.matches(leaf(&json!("10.0.0.1")), None));
+        assert!(Test::IpExists.matches(leaf(&json!("2001:db8::1")), None));
+        assert!(!Test::IpExists.matches(leaf(&json!("010.000.000.001")), None));
+        assert!(!Test::IpExists.matches(leaf(&json!("lambda.amazonaws.com")), None));
     }
 
     #[test]

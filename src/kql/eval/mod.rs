@@ -263,6 +263,14 @@ fn kind_of(info: Option<&FieldInfo>) -> Kind {
     }
 }
 
+/// What `field:*` tests in one value of a field of `kind`.
+fn exists_test(kind: Kind, _: Option<&FieldInfo>) -> Test {
+    match kind {
+        Kind::Ip => Test::IpExists,
+        _ => Test::Exists,
+    }
+}
+
 impl Compiler<'_> {
     /// `nested`: the full path of the enclosing nested group (for metadata lookups).
     fn node(&self, query: &Query, nested: Option<&str>) -> Node {
@@ -287,7 +295,7 @@ impl Compiler<'_> {
                     inner: Box::new(self.node(query, Some(&full))),
                 }
             }
-            Query::Exists { field } => self.field_node(Some(field), nested, |_, _| Test::Exists),
+            Query::Exists { field } => self.field_node(Some(field), nested, exists_test),
             Query::Is { field, value } => self.is(field.as_ref(), value, nested),
             Query::Range { field, op, value } => {
                 let bound = value.as_field_name();
@@ -316,7 +324,7 @@ impl Compiler<'_> {
             return Node::AnyValue(tests);
         }
         if value.is_lone_wildcard() {
-            return self.field_node(field, nested, |_, _| Test::Exists);
+            return self.field_node(field, nested, exists_test);
         }
         self.field_node(field, nested, |kind, _| self.equality(kind, value))
     }
