@@ -85,6 +85,7 @@ fn bench(c: &mut Criterion) {
         max_signals_per_rule: false,
         threads: Some(1),
         prefilter: true,
+        warm_up: true,
     };
     let ctx = RunContext::scheduled(chrono::Utc::now());
     let shipped = RuleSet::compile(&shipped_rules(), opts.normalize.flavor, "default");

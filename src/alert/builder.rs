@@ -146,6 +146,15 @@ impl AlertBuilder {
                 .is_some_and(|ancestors| ancestors.iter().any(|a| names_rule(a.get("rule"))))
     }
 
+    pub fn rule_id(&self) -> &str {
+        &self.rule_id
+    }
+
+    /// How this run identifies events for their alert ids.
+    pub fn identity(&self) -> IdentityStrategy {
+        self.identity
+    }
+
     /// The rule's stable `kibana.alert.rule.uuid`.
     pub fn rule_uuid(&self) -> Uuid {
         self.rule_uuid
@@ -322,8 +331,14 @@ fn shared_fields(rule: &Rule, ctx: &RunContext, rule_uuid: Uuid) -> Map<String, 
     put("kibana.alert.rule.uuid", json!(rule_uuid.to_string()));
     put("kibana.alert.rule.rule_id", json!(rule.rule_id));
     put("kibana.alert.rule.name", json!(rule.name));
-    put("kibana.alert.rule.rule_type_id", json!("siem.queryRule"));
-    put("kibana.alert.rule.category", json!("Custom Query Rule"));
+    // Kibana's rule type ids and display names, which the Security app filters on.
+    let (type_id, category) = match rule.rule_type.as_str() {
+        "new_terms" => ("siem.newTermsRule", "New Terms Rule"),
+        "threshold" => ("siem.thresholdRule", "Threshold Rule"),
+        _ => ("siem.queryRule", "Custom Query Rule"),
+    };
+    put("kibana.alert.rule.rule_type_id", json!(type_id));
+    put("kibana.alert.rule.category", json!(category));
     put("kibana.alert.rule.consumer", json!("siem"));
     put("kibana.alert.rule.producer", json!("siem"));
     put("kibana.alert.rule.type", json!(rule.rule_type));

@@ -6,8 +6,11 @@
 //! - [`builder`]: the document itself (event `_source` plus flat `kibana.alert.*` fields).
 //! - [`overrides`]: `severity_mapping`, `risk_score_mapping` and `rule_name_override`, per
 //!   event, as Kibana applies them.
+//! - [`aggregate`]: the alerts of `new_terms` and `threshold` rules (the term or group they
+//!   are about in the document and in the id).
 //! - [`fields`]: reading dotted paths out of event documents that mix nested and flat keys.
 
+pub mod aggregate;
 pub mod builder;
 pub mod doc;
 pub mod fields;

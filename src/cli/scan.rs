@@ -62,6 +62,10 @@ pub struct ScanArgs {
     /// (default: every match).
     #[arg(long)]
     pub max_signals_per_rule: bool,
+    /// Let `new_terms` rules alert from their first matching event, instead of learning
+    /// terms for one history window first (the service would have had that history).
+    #[arg(long)]
+    pub no_warm_up: bool,
     /// Worker threads (default: one per core).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
@@ -195,6 +199,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         max_signals_per_rule: args.max_signals_per_rule,
         threads: args.threads.map(usize::from),
         prefilter: true,
+        warm_up: !args.no_warm_up,
     };
 
     let total: u64 = found.files.iter().filter_map(|f| f.size).sum();

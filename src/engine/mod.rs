@@ -55,7 +55,7 @@ pub enum EngineError {
         message: String,
     },
     #[error(
-        "rule `{rule_id}` is a `{rule_type}` rule{}; rule-runner runs KQL query rules (type `query`, language `kuery`) only",
+        "rule `{rule_id}` is a `{rule_type}` rule{}; the service runs KQL query rules (type `query`, language `kuery`) only; `rule-runner scan` also runs `new_terms` and `threshold` rules",
         if language.is_empty() { String::new() } else { format!(" in `{language}`") }
     )]
     Unsupported {

@@ -173,7 +173,7 @@ impl Scheduler {
         let mut entries = Vec::new();
         let global_cron = engine.config().cron.clone();
         for rule in rules.into_iter().filter(|rule| rule.enabled) {
-            if !rule.is_runnable() {
+            if !rule.runs_in_service() {
                 problems.push(EngineError::Unsupported {
                     rule_id: rule.rule_id.clone(),
                     rule_type: rule.rule_type.clone(),

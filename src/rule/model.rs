@@ -3,7 +3,6 @@
 //! Field names follow Kibana's snake_case rule parameters, so a rule serializes to the
 //! `kibana.alert.rule.parameters` object and to Kibana's export format without renaming.
 
-use super::kind::RuleKind;
 use serde::{Deserialize, Serialize};
 
 /// Kibana's defaults for a rule that omits them (`kibana-detection-engine.md` §3.1).
@@ -209,6 +208,12 @@ impl Rule {
         unsupported_reason(self).is_none()
     }
 
+    /// Whether the service (`run`, `backfill`) executes this rule: a runnable KQL `query`
+    /// rule. `scan` runs every runnable rule.
+    pub fn runs_in_service(&self) -> bool {
+        self.rule_type == "query" && self.is_runnable()
+    }
+
     /// The field that places an event in a window, and whether `@timestamp` is the
     /// fallback for events that lack it (Kibana's default when an override is set).
     pub fn timestamp_fields(&self) -> (&str, Option<&str>) {
@@ -238,13 +243,5 @@ pub fn unsupported_reason(rule: &Rule) -> Option<String> {
             "query language `{language}` is not run by rule-runner (it runs KQL, `kuery`)"
         ));
     }
-    match rule.kind() {
-        Err(reason) => Some(reason),
-        Ok(RuleKind::Query) => None,
-        // The parameters are valid; the evaluation of these types is wired in step by step.
-        Ok(_) => Some(format!(
-            "rule type `{}` is recognised but not evaluated by this build of rule-runner",
-            rule.rule_type
-        )),
-    }
+    rule.kind().err()
 }

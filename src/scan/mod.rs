@@ -11,6 +11,7 @@
 //! - [`rules`]: which rules run and why others do not.
 //! - [`report`]: the table and summary a person reads.
 
+mod aggregate;
 pub mod prefilter;
 pub mod report;
 pub mod rules;
@@ -26,9 +27,11 @@ use serde_json::Value;
 
 use crate::alert::AlertDoc;
 use crate::alert::fields::{lookup, parse_timestamp};
-use crate::alert::{AlertBuilder, AlertEvent, RunContext, sha256_hex};
+use crate::alert::{AlertBuilder, AlertEvent, RunContext, event_identity, sha256_hex};
 use crate::cloudtrail::{DocumentReader, InputFile, NormalizeOptions, Problem};
 use crate::kql::PrepareBuffer;
+use crate::rule::RuleKind;
+use aggregate::{AggregateRule, Aggregates, Cadence, Observation, StoredEvent};
 pub use rules::{CompiledRule, LeftOut, RuleSet};
 
 /// Problems kept per input; beyond this they are only counted (a binary file read as NDJSON
@@ -44,6 +47,9 @@ pub struct ScanOptions {
     pub threads: Option<usize>,
     /// Skip normalizing records no rule can match ([`prefilter`]); results are the same.
     pub prefilter: bool,
+    /// `new_terms` rules learn, without alerting, for one history window from their first
+    /// matching event (the service would have had that history).
+    pub warm_up: bool,
 }
 
 /// One rule's tally.
@@ -113,6 +119,7 @@ impl Hit {
 /// What one input produced.
 struct FileResult {
     hits: Vec<Hit>,
+    observations: Vec<Observation>,
     problems: Vec<Problem>,
     problems_not_listed: usize,
     stats: crate::cloudtrail::ReadStats,
@@ -153,6 +160,7 @@ fn scan_file(
     }
     let mut result = FileResult {
         hits: Vec::new(),
+        observations: Vec::new(),
         problems: Vec::new(),
         problems_not_listed: 0,
         stats: Default::default(),
@@ -177,6 +185,24 @@ fn scan_file(
             }
             let doc_id = format!("{prefix}-{:012}", doc.index);
             let time = event_time(&doc.value, now);
+            if compiled.kind != RuleKind::Query {
+                let identity =
+                    || event_identity(builders[i].identity(), index, &doc_id, &doc.value);
+                let stored = || StoredEvent {
+                    doc_id: doc_id.clone(),
+                    time,
+                    source: serde_json::to_vec(&doc.value).unwrap_or_default(),
+                };
+                result.observations.extend(aggregate::observe(
+                    i,
+                    &compiled.kind,
+                    &doc.value,
+                    time,
+                    identity,
+                    stored,
+                ));
+                continue;
+            }
             let event = AlertEvent {
                 index,
                 id: &doc_id,
@@ -210,7 +236,6 @@ struct Totals {
 }
 
 /// Per-file results folded together as files finish.
-#[derive(Default)]
 struct Merged {
     /// One hit per alert id: the earliest copy in input order.
     best: HashMap<String, Hit>,
@@ -218,6 +243,9 @@ struct Merged {
     stats: Totals,
     /// (file number, problems kept, problems only counted)
     problems: Vec<(usize, Vec<Problem>, usize)>,
+    aggregates: Aggregates,
+    /// Per rule: (history, lookback) of `new_terms` rules, in milliseconds.
+    term_windows: Vec<(i64, i64)>,
 }
 
 impl Merged {
@@ -231,6 +259,12 @@ impl Merged {
         if !result.problems.is_empty() || result.problems_not_listed > 0 {
             self.problems
                 .push((file_no, result.problems, result.problems_not_listed));
+        }
+        let windows = &self.term_windows;
+        for observation in result.observations {
+            self.aggregates.add(observation, |rule| {
+                windows.get(rule).copied().unwrap_or_default()
+            });
         }
         for hit in result.hits {
             match self.best.get_mut(&hit.alert_id) {
@@ -270,7 +304,35 @@ pub fn scan(
     let pool = pool.build()?;
     // Results are merged as each file finishes, so memory holds one copy per distinct alert
     // (not one per match) whatever the input size.
-    let merged: Mutex<Merged> = Mutex::new(Merged::default());
+    let cadences: Vec<Option<Cadence>> = rules
+        .rules
+        .iter()
+        .map(|r| {
+            (r.kind != RuleKind::Query)
+                .then(|| Cadence::of(&r.rule).ok())
+                .flatten()
+        })
+        .collect();
+    let term_windows = rules
+        .rules
+        .iter()
+        .zip(&cadences)
+        .map(|(r, cadence)| match (&r.kind, cadence) {
+            (RuleKind::NewTerms(params), Some(cadence)) => (
+                aggregate::history_of(params).unwrap_or_default(),
+                cadence.lookback,
+            ),
+            _ => (0, 0),
+        })
+        .collect();
+    let merged: Mutex<Merged> = Mutex::new(Merged {
+        best: HashMap::new(),
+        duplicates: 0,
+        stats: Totals::default(),
+        problems: Vec::new(),
+        aggregates: Aggregates::default(),
+        term_windows,
+    });
     pool.install(|| {
         files.par_iter().enumerate().for_each(|(file_no, f)| {
             let result = scan_file(
@@ -322,6 +384,28 @@ pub fn scan(
         report.problems.extend(listed);
         report.problems_not_listed += not_listed;
     }
+    let aggregate_rules: Vec<AggregateRule<'_>> = rules
+        .rules
+        .iter()
+        .zip(&cadences)
+        .zip(&builders)
+        .map(|((r, cadence), builder)| AggregateRule {
+            rule: &r.rule,
+            kind: &r.kind,
+            cadence: cadence.unwrap_or(Cadence {
+                interval: 1,
+                lookback: 0,
+            }),
+            builder,
+            index: &index,
+        })
+        .collect();
+    let mut aggregated = Vec::new();
+    for (rule, found) in merged.aggregates.alerts(&aggregate_rules, opts.warm_up) {
+        report.per_rule[rule].alerts += found.alerts.len();
+        report.per_rule[rule].capped += found.capped;
+        aggregated.extend(found.alerts);
+    }
     let mut hits: Vec<Hit> = merged.best.into_values().collect();
     hits.sort_by(|a, b| {
         (
@@ -358,6 +442,22 @@ pub fn scan(
             .alerts
             .push(builders[hit.rule].build_with_id(&event, hit.alert_id));
     }
+    if !aggregated.is_empty() {
+        report.alerts.extend(aggregated);
+        report
+            .alerts
+            .sort_by(|a, b| output_order(a).cmp(&output_order(b)));
+    }
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+/// The report's order for alerts of every rule type: event time, event id, rule name, id.
+fn output_order(alert: &AlertDoc) -> (DateTime<Utc>, String, &str, &str) {
+    let doc = &alert.document;
+    let name = doc
+        .get("kibana.alert.rule.name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    (alert.event_time, event_id(doc), name, &alert.id)
 }

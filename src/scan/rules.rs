@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::cloudtrail::Flavor;
 use crate::kql::{FieldInfo, FieldSlots, FieldTypes, MatchOptions};
-use crate::rule::{LoadReport, Rule, RuleMatcher};
+use crate::rule::{LoadReport, Rule, RuleKind, RuleMatcher};
 
 use super::prefilter::Prefilter;
 
@@ -17,6 +17,8 @@ pub struct CompiledRule {
     pub origin: String,
     /// The query AND the rule's enabled filters.
     pub matcher: RuleMatcher,
+    /// What the rule does with its matches.
+    pub kind: RuleKind,
 }
 
 /// A rule that will not run in this scan, and why.
@@ -153,12 +155,30 @@ impl RuleSet {
                     }
                 },
             };
+            let kind = match rule.kind() {
+                Ok(kind) => kind,
+                Err(e) => {
+                    set.left_out.push(leave_out(e));
+                    continue;
+                }
+            };
+            if kind != RuleKind::Query {
+                let cadence = super::aggregate::Cadence::of(rule).and_then(|_| match &kind {
+                    RuleKind::NewTerms(params) => super::aggregate::history_of(params).map(|_| ()),
+                    _ => Ok(()),
+                });
+                if let Err(e) = cadence {
+                    set.left_out.push(leave_out(e));
+                    continue;
+                }
+            }
             match RuleMatcher::with_slots(rule, Some(&query), Some(&types), &options, &mut slots) {
                 Ok(matcher) => {
                     set.rules.push(CompiledRule {
                         rule: Arc::clone(rule),
                         origin,
                         matcher,
+                        kind,
                     });
                     // Filters only narrow a rule further, so the query alone still tells
                     // which records cannot match.

@@ -3,6 +3,7 @@
 #[macro_use]
 mod util;
 
+mod aggregating;
 mod alert;
 mod architecture;
 mod cli;

@@ -124,24 +124,25 @@ fn every_elastic_aws_rule_loads_with_the_right_status() {
     );
     for loaded in &report.rules {
         let rule = &loaded.rule;
-        let kql_query = rule.rule_type == "query" && rule.language.as_deref() == Some("kuery");
+        let kql = rule.language.as_deref() == Some("kuery")
+            && ["query", "new_terms", "threshold"].contains(&rule.rule_type.as_str());
         assert_eq!(
             loaded.is_runnable(),
-            kql_query,
+            kql,
             "{}: {:?}",
             rule.name,
             loaded.status
         );
         assert!(rule.timing().is_ok(), "{}", rule.name);
     }
-    assert_eq!(report.count("runnable"), 85);
-    assert_eq!(report.count("unsupported"), 109);
+    assert_eq!(report.count("runnable"), 139);
+    assert_eq!(report.count("unsupported"), 55);
     let unsupported = report
         .problems
         .iter()
         .filter(|p| p.kind == ProblemKind::Unsupported)
         .count();
-    assert_eq!(unsupported, 109);
+    assert_eq!(unsupported, 55);
     // Unknown keys are kept, e.g. `[rule.investigation_fields]`; `[rule.new_terms]` becomes
     // Kibana's `new_terms_fields` and `history_window_start`.
     let new_terms = report

@@ -92,9 +92,9 @@ impl EsEventSource {
 impl EventSource for EsEventSource {
     async fn search(&self, query: WindowQuery) -> Result<Box<dyn HitStream>, PortError> {
         let rule = query.rule.clone();
-        if !rule.is_runnable() {
+        if !rule.runs_in_service() {
             return Err(PortError::Permanent(format!(
-                "rule `{}` ({}) is a {} rule in {}; rule-runner runs KQL query rules only",
+                "rule `{}` ({}) is a {} rule in {}; the service runs KQL query rules only",
                 rule.name,
                 rule.rule_id,
                 rule.rule_type,
