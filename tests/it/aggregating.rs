@@ -6,172 +6,21 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::util::run_cli;
+use crate::util::{repo, run_cli};
 
-const NEW_TERMS: &str = r#"
-[metadata]
-creation_date = "2024/01/01"
-maturity = "production"
-updated_date = "2024/01/01"
-
-[rule]
-author = ["rule-runner tests"]
-description = "First access key created by an identity."
-from = "now-6m"
-index = ["logs-aws.cloudtrail-*"]
-interval = "5m"
-language = "kuery"
-license = "Elastic License v2"
-name = "First Access Key by Identity"
-risk_score = 47
-rule_id = "00000000-0000-4000-8000-00000000a001"
-severity = "medium"
-type = "new_terms"
-query = 'event.provider: "iam.amazonaws.com" and event.action: "CreateAccessKey"'
-
-[rule.new_terms]
-field = "new_terms_fields"
-value = ["aws.cloudtrail.user_identity.arn"]
-[[rule.new_terms.history_window_start]]
-field = "history_window_start"
-value = "now-1d"
-"#;
-
-const THRESHOLD: &str = r#"
-[metadata]
-creation_date = "2024/01/01"
-maturity = "production"
-updated_date = "2024/01/01"
-
-[rule]
-author = ["rule-runner tests"]
-description = "Many secrets read by one identity."
-from = "now-6m"
-index = ["logs-aws.cloudtrail-*"]
-interval = "5m"
-language = "kuery"
-license = "Elastic License v2"
-name = "Secrets Read in Bulk"
-risk_score = 47
-rule_id = "00000000-0000-4000-8000-00000000a002"
-severity = "medium"
-type = "threshold"
-query = 'event.provider: "secretsmanager.amazonaws.com" and event.action: "GetSecretValue"'
-
-[rule.threshold]
-field = ["aws.cloudtrail.user_identity.arn"]
-value = 3
-[[rule.threshold.cardinality]]
-field = "aws.cloudtrail.request_parameters"
-value = 2
-"#;
-
-fn record(id: &str, time: &str, source: &str, action: &str, user: &str, secret: &str) -> Value {
-    json!({
-        "eventVersion": "1.08",
-        "eventTime": time,
-        "eventSource": source,
-        "eventName": action,
-        "awsRegion": "us-east-1",
-        "sourceIPAddress": "203.0.113.7",
-        "userAgent": "aws-cli/2.15.0",
-        "userIdentity": {
-            "type": "IAMUser",
-            "arn": format!("arn:aws:iam::111122223333:user/{user}"),
-            "accountId": "111122223333",
-            "userName": user
-        },
-        "requestParameters": {"secretId": secret},
-        "eventID": id,
-        "eventType": "AwsApiCall",
-        "recipientAccountId": "111122223333"
-    })
+/// `examples/new-terms/trail.ndjson`, in no particular order: alice's first key on day 0
+/// (learned during the warm-up), bob's first on day 2 (new), alice again on day 2 (her day-0
+/// key is outside the one-day history: new again), bob again ten minutes later (not new);
+/// carol reads three secrets, two distinct, within 20 s (a threshold alert), dave two (none).
+fn records() -> Vec<String> {
+    std::fs::read_to_string(repo("examples/new-terms/trail.ndjson"))
+        .expect("the example trail")
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
-/// The events, in no particular order: alice's first key on day 0 (learned during the
-/// warm-up), bob's first on day 2 (new), alice again on day 2 (her day-0 key is outside the
-/// one-day history: new again), bob again ten minutes later (not new); carol reads three
-/// secrets within 20 s (a threshold alert), dave two (none).
-fn records() -> Vec<Value> {
-    const IAM: &str = "iam.amazonaws.com";
-    const SECRETS: &str = "secretsmanager.amazonaws.com";
-    vec![
-        record(
-            "e4",
-            "2024-01-03T00:12:00Z",
-            IAM,
-            "CreateAccessKey",
-            "bob",
-            "",
-        ),
-        record(
-            "e1",
-            "2024-01-01T00:00:00Z",
-            IAM,
-            "CreateAccessKey",
-            "alice",
-            "",
-        ),
-        record(
-            "e3",
-            "2024-01-03T00:03:00Z",
-            IAM,
-            "CreateAccessKey",
-            "alice",
-            "",
-        ),
-        record(
-            "e2",
-            "2024-01-03T00:02:00Z",
-            IAM,
-            "CreateAccessKey",
-            "bob",
-            "",
-        ),
-        record(
-            "s1",
-            "2024-01-04T00:01:00Z",
-            SECRETS,
-            "GetSecretValue",
-            "carol",
-            "a",
-        ),
-        record(
-            "s2",
-            "2024-01-04T00:01:10Z",
-            SECRETS,
-            "GetSecretValue",
-            "carol",
-            "b",
-        ),
-        record(
-            "s3",
-            "2024-01-04T00:01:20Z",
-            SECRETS,
-            "GetSecretValue",
-            "carol",
-            "b",
-        ),
-        record(
-            "s4",
-            "2024-01-04T00:01:00Z",
-            SECRETS,
-            "GetSecretValue",
-            "dave",
-            "a",
-        ),
-        record(
-            "s5",
-            "2024-01-04T00:01:30Z",
-            SECRETS,
-            "GetSecretValue",
-            "dave",
-            "b",
-        ),
-    ]
-}
-
-fn write_records(path: &Path, records: &[Value]) {
+fn write_records(path: &Path, records: &[String]) {
     let text: String = records.iter().map(|r| format!("{r}\n")).collect();
     std::fs::write(path, text).expect("write records");
 }
@@ -185,10 +34,7 @@ struct Setup {
 
 fn setup() -> Setup {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let rules = dir.path().join("rules");
-    std::fs::create_dir(&rules).expect("rules dir");
-    std::fs::write(rules.join("new_terms.toml"), NEW_TERMS).expect("rule");
-    std::fs::write(rules.join("threshold.toml"), THRESHOLD).expect("rule");
+    let rules = repo("examples/new-terms/rules");
     let all = records();
     let whole = dir.path().join("whole.ndjson");
     write_records(&whole, &all);
