@@ -8,8 +8,9 @@
 //!
 //! - [`terms_of`]: the terms one document contributes, as Elasticsearch's composite
 //!   aggregation buckets it (array values expanded, combinations for several fields).
-//! - [`TermLog`]: every occurrence of every term seen offline, and which of them the service
-//!   would have alerted on, had it run at the given times ([`TermLog::alerts`]).
+//! - [`TermLog`]: the terms seen offline, folded by the run that judges each occurrence, and
+//!   which of them the service would have alerted on, had it run on its [`Schedule`]
+//!   ([`TermLog::alerts`]).
 //!
 //! Times are epoch milliseconds: this module knows no calendar and no crate but `serde_json`.
 
@@ -61,34 +62,59 @@ pub fn term_key(term: &[Value]) -> String {
     Value::Array(term.to_vec()).to_string()
 }
 
-/// When the service runs, for [`TermLog::alerts`].
-#[derive(Debug, Clone)]
+/// When the service runs: at every multiple of `interval` since the epoch, each run over
+/// `[run - lookback, run]`.
+#[derive(Debug, Clone, Copy)]
 pub struct Schedule {
-    /// Run times, ascending: each run searches `[run - lookback, run]`.
-    pub runs: Vec<i64>,
+    pub interval: i64,
     /// `to - from` of the rule (`now-6m` to `now`: six minutes).
     pub lookback: i64,
     /// `to - history_window_start` (`now-10d`: ten days).
     pub history: i64,
-    /// Runs before this time learn terms without alerting (the offline warm-up).
-    pub alerts_from: i64,
 }
 
 impl Schedule {
-    /// The last run whose window holds an event at `time` as a possible new term:
-    /// `run - lookback < time <= run` (an event exactly at `from` is history to Kibana).
-    fn last_run_covering(&self, time: i64) -> Option<i64> {
-        let end = self.runs.partition_point(|run| *run < time + self.lookback);
-        let run = *self.runs[..end].last()?;
-        (run >= time).then_some(run)
+    /// The last run whose window can hold an event at `time` as a new term: the latest run
+    /// with `run - lookback < time` (an event exactly at `from` is history to Kibana). It
+    /// covers `time` only when `time <= run`: a lookback shorter than the interval leaves
+    /// gaps no run searches.
+    pub fn last_run_for(&self, time: i64) -> i64 {
+        let interval = self.interval.max(1);
+        time.saturating_add(self.lookback)
+            .saturating_sub(1)
+            .div_euclid(interval)
+            .saturating_mul(interval)
     }
 }
 
-/// One term's occurrences, ordered by (time, tiebreak). The payload (the event, kept for its
-/// alert) is held only while the occurrence could still alert.
+/// A term's occurrences judged by one run: the earliest (the only one that can alert, with
+/// its payload while it still can) and the latest (history for the next run's).
+struct Slot<T> {
+    first: (i64, String),
+    payload: Option<T>,
+    last: i64,
+}
+
+/// One term's slots, by run.
 struct Occurrences<T> {
     term: Term,
-    seen: BTreeMap<(i64, String), Option<T>>,
+    slots: BTreeMap<i64, Slot<T>>,
+}
+
+impl<T> Occurrences<T> {
+    /// Drop the payload of the slot at `run` when an earlier occurrence lies in its history.
+    fn prune(&mut self, run: i64, history: i64) {
+        let before = self
+            .slots
+            .range(..run)
+            .next_back()
+            .map(|(_, slot)| slot.last);
+        if let Some(slot) = self.slots.get_mut(&run)
+            && before.is_some_and(|last| last >= run.saturating_sub(history))
+        {
+            slot.payload = None;
+        }
+    }
 }
 
 /// An occurrence the service would alert on.
@@ -102,21 +128,19 @@ pub struct NewTerm<T> {
     pub payload: T,
 }
 
-/// Every occurrence of every term, in any arrival order.
+/// Every term seen, folded by the run that judges each occurrence, in any arrival order.
 ///
-/// Memory: a time and a tiebreak per occurrence; payloads only for occurrences with no
-/// earlier one of the same term within `history - lookback` (the only ones that can alert).
+/// Memory: per term and run with an occurrence, two times, one event id and at most one
+/// payload, whatever the number of occurrences.
 pub struct TermLog<T> {
-    min_gap: i64,
+    schedule: Schedule,
     terms: HashMap<String, Occurrences<T>>,
 }
 
 impl<T> TermLog<T> {
-    /// A log for a rule whose history reaches `history` before `to` and whose window is
-    /// `lookback` long.
-    pub fn new(history: i64, lookback: i64) -> Self {
+    pub fn new(schedule: Schedule) -> Self {
         TermLog {
-            min_gap: history - lookback,
+            schedule,
             terms: HashMap::new(),
         }
     }
@@ -133,50 +157,55 @@ impl<T> TermLog<T> {
     /// Record that an event with `tiebreak` (its identity) carried `term` at `time`. The same
     /// (time, tiebreak) twice is one event read twice: the first payload stays.
     pub fn record(&mut self, term: Term, time: i64, tiebreak: String, payload: T) {
-        let min_gap = self.min_gap;
+        let run = self.schedule.last_run_for(time);
+        let history = self.schedule.history;
         let log = self
             .terms
             .entry(term_key(&term))
             .or_insert_with(|| Occurrences {
                 term,
-                seen: BTreeMap::new(),
+                slots: BTreeMap::new(),
             });
-        let key = (time, tiebreak);
-        if log.seen.contains_key(&key) {
-            return;
+        match log.slots.get_mut(&run) {
+            Some(slot) => {
+                slot.last = slot.last.max(time);
+                if (time, tiebreak.as_str()) < (slot.first.0, slot.first.1.as_str()) {
+                    slot.first = (time, tiebreak);
+                    slot.payload = Some(payload);
+                }
+            }
+            None => {
+                log.slots.insert(
+                    run,
+                    Slot {
+                        first: (time, tiebreak),
+                        payload: Some(payload),
+                        last: time,
+                    },
+                );
+            }
         }
-        let may_alert = log
-            .seen
-            .range(..&key)
-            .next_back()
-            .is_none_or(|((before, _), _)| time - before > min_gap);
-        // The next occurrence may stop being a candidate now that this one precedes it.
-        if let Some(((after, _), payload)) = log.seen.range_mut(&key..).next()
-            && after - time <= min_gap
-        {
-            *payload = None;
+        log.prune(run, history);
+        // This occurrence may now be history for the next run's.
+        if let Some(next) = log.slots.range(run + 1..).next().map(|(next, _)| *next) {
+            log.prune(next, history);
         }
-        log.seen.insert(key, may_alert.then_some(payload));
     }
 
-    /// The occurrences the service would alert on under `schedule`, ordered by time, then
-    /// tiebreak, then term.
-    pub fn alerts(self, schedule: &Schedule) -> Vec<NewTerm<T>> {
+    /// The occurrences the service would alert on, ordered by time, then tiebreak, then term.
+    /// Runs before `alerts_from` learn terms without alerting (the offline warm-up).
+    pub fn alerts(self, alerts_from: i64) -> Vec<NewTerm<T>> {
+        let schedule = self.schedule;
         let mut found = Vec::new();
         for (_, log) in self.terms {
-            let mut previous: Option<i64> = None;
-            for ((time, tiebreak), payload) in log.seen {
-                let before = previous.replace(time);
-                let Some(run) = schedule.last_run_covering(time) else {
-                    continue;
-                };
-                if run < schedule.alerts_from {
-                    continue;
-                }
-                // History is `[run - history, from]`; the occurrence before this one is the
-                // latest that could be in it.
-                let new = before.is_none_or(|before| before < run - schedule.history);
-                if let (true, Some(payload)) = (new, payload) {
+            let mut before: Option<i64> = None;
+            for (run, slot) in log.slots {
+                let history_start = run.saturating_sub(schedule.history);
+                let new = before.is_none_or(|last| last < history_start);
+                before = Some(slot.last);
+                let (time, tiebreak) = slot.first;
+                let covered = time <= run && run >= alerts_from;
+                if let (true, true, Some(payload)) = (new, covered, slot.payload) {
                     found.push(NewTerm {
                         term: log.term.clone(),
                         time,

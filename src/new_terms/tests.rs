@@ -5,18 +5,19 @@ use super::*;
 const MIN: i64 = 60_000;
 const DAY: i64 = 24 * 60 * MIN;
 
-/// Runs every 5 minutes over 6-minute windows with a 10-day history, from `first` to `last`.
-fn schedule(first: i64, last: i64) -> Schedule {
-    Schedule {
-        runs: (first..=last).step_by(5 * MIN as usize).collect(),
-        lookback: 6 * MIN,
-        history: 10 * DAY,
-        alerts_from: first,
-    }
+/// Runs every 5 minutes over 6-minute windows with a 10-day history.
+const SCHEDULE: Schedule = Schedule {
+    interval: 5 * MIN,
+    lookback: 6 * MIN,
+    history: 10 * DAY,
+};
+
+fn new_log() -> TermLog<&'static str> {
+    TermLog::new(SCHEDULE)
 }
 
-fn alerted(log: TermLog<&'static str>, schedule: &Schedule) -> Vec<(&'static str, i64)> {
-    log.alerts(schedule)
+fn alerted(log: TermLog<&'static str>, alerts_from: i64) -> Vec<(&'static str, i64)> {
+    log.alerts(alerts_from)
         .into_iter()
         .map(|found| (found.payload, found.run))
         .collect()
@@ -46,7 +47,7 @@ fn several_fields_give_every_combination_and_a_missing_field_gives_none() {
 
 #[test]
 fn a_term_is_new_once_and_again_only_after_its_history_has_passed() {
-    let mut log = TermLog::new(10 * DAY, 6 * MIN);
+    let mut log = new_log();
     let t0 = 1_000 * DAY;
     log.record(vec![json!("alice")], t0 + MIN, "e1".into(), "first");
     log.record(
@@ -67,75 +68,89 @@ fn a_term_is_new_once_and_again_only_after_its_history_has_passed() {
         "e4".into(),
         "history passed",
     );
-    let runs = schedule(t0, t0 + 15 * DAY);
-    let found = alerted(log, &runs);
+    let found = alerted(log, t0);
     assert_eq!(found.len(), 2, "{found:?}");
     assert_eq!(found[0], ("first", t0 + 5 * MIN));
     assert_eq!(found[1].0, "history passed");
 }
 
 #[test]
-fn an_event_exactly_at_from_is_history_not_new() {
+fn an_event_exactly_at_from_belongs_to_the_run_before() {
     let t0 = 1_000 * DAY;
     // Runs at t0 and t0+5m with 6-minute windows: an event at t0-1m lies in both windows, but
-    // the later run's `from` is t0-1m itself, so only the first run can alert it.
-    let runs = Schedule {
-        runs: vec![t0, t0 + 5 * MIN],
-        lookback: 6 * MIN,
-        history: 10 * DAY,
-        alerts_from: t0,
-    };
-    let mut log = TermLog::new(10 * DAY, 6 * MIN);
+    // it is the later run's `from` itself, so only the run at t0 can find it new.
+    let mut log = new_log();
     log.record(vec![json!("x")], t0 - MIN, "e".into(), "e");
-    assert_eq!(alerted(log, &runs), vec![("e", t0)]);
-    // With only the later run, the event sits exactly at its `from`: not new.
-    let later = Schedule {
-        runs: vec![t0 + 5 * MIN],
-        ..runs
-    };
-    let mut log = TermLog::new(10 * DAY, 6 * MIN);
-    log.record(vec![json!("x")], t0 - MIN, "e".into(), "e");
-    assert!(alerted(log, &later).is_empty());
+    assert_eq!(alerted(log, i64::MIN), vec![("e", t0)]);
+    // One millisecond later it is inside the later window.
+    let mut log = new_log();
+    log.record(vec![json!("x")], t0 - MIN + 1, "e".into(), "e");
+    assert_eq!(alerted(log, i64::MIN), vec![("e", t0 + 5 * MIN)]);
+}
+
+#[test]
+fn history_starts_inclusive_at_the_run_end_minus_the_history() {
+    let t0 = 1_000 * DAY;
+    let run = t0 + 5 * MIN;
+    for (gap, new) in [(0, false), (1, true)] {
+        let mut log = new_log();
+        // The earlier occurrence sits exactly at (or 1 ms before) the later run's history start.
+        log.record(vec![json!("x")], run - 10 * DAY - gap, "a".into(), "old");
+        log.record(vec![json!("x")], t0 + MIN, "b".into(), "again");
+        let found: Vec<_> = alerted(log, t0).into_iter().map(|(p, _)| p).collect();
+        assert_eq!(found.contains(&"again"), new, "gap {gap}: {found:?}");
+    }
 }
 
 #[test]
 fn ties_go_to_the_smaller_tiebreak_whatever_the_arrival_order() {
     let t0 = 1_000 * DAY;
-    let runs = schedule(t0, t0 + DAY);
     for order in [["b", "a"], ["a", "b"]] {
-        let mut log = TermLog::new(10 * DAY, 6 * MIN);
+        let mut log = new_log();
         for id in order {
             log.record(vec![json!("x")], t0 + MIN, id.to_string(), id);
         }
-        assert_eq!(alerted(log, &runs), vec![("a", t0 + 5 * MIN)]);
+        assert_eq!(alerted(log, t0), vec![("a", t0 + 5 * MIN)]);
     }
 }
 
 #[test]
 fn a_late_arriving_earlier_event_takes_the_alert_and_frees_the_later_payload() {
     let t0 = 1_000 * DAY;
-    let mut log = TermLog::new(10 * DAY, 6 * MIN);
+    let mut log = new_log();
     log.record(vec![json!("x")], t0 + 2 * DAY, "late".into(), "later event");
     log.record(vec![json!("x")], t0 + MIN, "early".into(), "earlier event");
     let held = log
         .terms
         .values()
-        .flat_map(|o| o.seen.values())
-        .filter(|p| p.is_some())
+        .flat_map(|o| o.slots.values())
+        .filter(|slot| slot.payload.is_some())
         .count();
     assert_eq!(held, 1, "only the earlier event can still alert");
-    assert_eq!(
-        alerted(log, &schedule(t0, t0 + 3 * DAY)),
-        vec![("earlier event", t0 + 5 * MIN)]
-    );
+    assert_eq!(alerted(log, t0), vec![("earlier event", t0 + 5 * MIN)]);
+}
+
+#[test]
+fn memory_holds_one_slot_per_run_whatever_the_occurrences() {
+    let t0 = 1_000 * DAY;
+    let mut log = new_log();
+    for second in 0..240 {
+        log.record(
+            vec![json!("x")],
+            t0 + second * 1_000,
+            format!("e{second}"),
+            "e",
+        );
+    }
+    let slots: usize = log.terms.values().map(|o| o.slots.len()).sum();
+    assert_eq!(slots, 1, "four minutes of one term, all judged by one run");
+    assert_eq!(alerted(log, t0).len(), 1);
 }
 
 #[test]
 fn the_warm_up_learns_without_alerting() {
     let t0 = 1_000 * DAY;
-    let mut runs = schedule(t0, t0 + 20 * DAY);
-    runs.alerts_from = t0 + 10 * DAY;
-    let mut log = TermLog::new(10 * DAY, 6 * MIN);
+    let mut log = new_log();
     log.record(vec![json!("old")], t0 + 5 * DAY, "e1".into(), "learned");
     log.record(vec![json!("old")], t0 + 11 * DAY, "e2".into(), "seen again");
     log.record(
@@ -144,27 +159,36 @@ fn the_warm_up_learns_without_alerting() {
         "e3".into(),
         "new after warm-up",
     );
-    let found = alerted(log, &runs);
+    let found = alerted(log, t0 + 10 * DAY);
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].0, "new after warm-up");
 }
 
 #[test]
-fn an_event_after_the_last_run_is_not_alerted() {
+fn events_in_gaps_no_run_searches_are_history_but_never_alert() {
+    // Every 10 minutes over 6-minute windows: an event 8 minutes before a run is in no window.
+    let sparse = Schedule {
+        interval: 10 * MIN,
+        lookback: 6 * MIN,
+        history: 10 * DAY,
+    };
     let t0 = 1_000 * DAY;
-    let mut log = TermLog::new(10 * DAY, 6 * MIN);
-    log.record(vec![json!("x")], t0 + MIN, "e".into(), "e");
-    assert!(alerted(log, &schedule(t0 - DAY, t0)).is_empty());
+    let mut log = TermLog::new(sparse);
+    log.record(vec![json!("x")], t0 - 8 * MIN, "gap".into(), "in a gap");
+    log.record(
+        vec![json!("x")],
+        t0 + 5 * MIN,
+        "seen".into(),
+        "within history of it",
+    );
+    assert!(alerted(log, i64::MIN).is_empty());
 }
 
 #[test]
 fn one_event_read_twice_is_one_occurrence() {
     let t0 = 1_000 * DAY;
-    let mut log = TermLog::new(10 * DAY, 6 * MIN);
+    let mut log = new_log();
     log.record(vec![json!("x")], t0 + MIN, "e".into(), "first copy");
     log.record(vec![json!("x")], t0 + MIN, "e".into(), "second copy");
-    assert_eq!(
-        alerted(log, &schedule(t0, t0 + DAY)),
-        vec![("first copy", t0 + 5 * MIN)]
-    );
+    assert_eq!(alerted(log, t0), vec![("first copy", t0 + 5 * MIN)]);
 }

@@ -98,8 +98,8 @@ pub(super) fn observe(
 enum Folded {
     Terms {
         log: TermLog<StoredEvent>,
+        /// The rule's first matching event, where its warm-up starts.
         first: i64,
-        last: i64,
     },
     Groups(Vec<GroupEvent>),
 }
@@ -161,7 +161,7 @@ pub(super) fn history_of(params: &NewTerms) -> Result<i64, String> {
 }
 
 impl Aggregates {
-    pub fn add(&mut self, observation: Observation, cadence: impl Fn(usize) -> (i64, i64)) {
+    pub fn add(&mut self, observation: Observation, schedule: impl Fn(usize) -> Schedule) {
         match observation {
             Observation::Terms {
                 rule,
@@ -170,17 +170,12 @@ impl Aggregates {
                 tiebreak,
                 event,
             } => {
-                let folded = self.rules.entry(rule).or_insert_with(|| {
-                    let (history, lookback) = cadence(rule);
-                    Folded::Terms {
-                        log: TermLog::new(history, lookback),
-                        first: time,
-                        last: time,
-                    }
+                let folded = self.rules.entry(rule).or_insert_with(|| Folded::Terms {
+                    log: TermLog::new(schedule(rule)),
+                    first: time,
                 });
-                if let Folded::Terms { log, first, last } = folded {
+                if let Folded::Terms { log, first } = folded {
                     *first = (*first).min(time);
-                    *last = (*last).max(time);
                     for term in terms {
                         log.record(term, time, tiebreak.clone(), event.clone());
                     }
@@ -206,21 +201,16 @@ impl Aggregates {
                 continue;
             };
             let found = match (folded, rule.kind) {
-                (Folded::Terms { log, first, last }, RuleKind::NewTerms(params)) => {
+                (Folded::Terms { log, first }, RuleKind::NewTerms(params)) => {
                     let Ok(history) = history_of(params) else {
                         continue;
                     };
-                    let schedule = Schedule {
-                        runs: rule.cadence.runs(first, last),
-                        lookback: rule.cadence.lookback,
-                        history,
-                        alerts_from: if warm_up {
-                            first.saturating_add(history)
-                        } else {
-                            i64::MIN
-                        },
+                    let alerts_from = if warm_up {
+                        first.saturating_add(history)
+                    } else {
+                        i64::MIN
                     };
-                    new_term_alerts(rule, log.alerts(&schedule))
+                    new_term_alerts(rule, log.alerts(alerts_from))
                 }
                 (Folded::Groups(mut events), RuleKind::Threshold(params)) => {
                     events.sort_by_key(|event| event.time);

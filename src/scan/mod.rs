@@ -30,8 +30,16 @@ use crate::alert::fields::{lookup, parse_timestamp};
 use crate::alert::{AlertBuilder, AlertEvent, RunContext, event_identity, sha256_hex};
 use crate::cloudtrail::{DocumentReader, InputFile, NormalizeOptions, Problem};
 use crate::kql::PrepareBuffer;
+use crate::new_terms::Schedule;
 use crate::rule::RuleKind;
 use aggregate::{AggregateRule, Aggregates, Cadence, Observation, StoredEvent};
+
+/// The schedule of a rule that has none (query and threshold rules, in `Merged`).
+const NO_SCHEDULE: Schedule = Schedule {
+    interval: 1,
+    lookback: 0,
+    history: 0,
+};
 pub use rules::{CompiledRule, LeftOut, RuleSet};
 
 /// Problems kept per input; beyond this they are only counted (a binary file read as NDJSON
@@ -244,8 +252,8 @@ struct Merged {
     /// (file number, problems kept, problems only counted)
     problems: Vec<(usize, Vec<Problem>, usize)>,
     aggregates: Aggregates,
-    /// Per rule: (history, lookback) of `new_terms` rules, in milliseconds.
-    term_windows: Vec<(i64, i64)>,
+    /// Per rule: the schedule of `new_terms` rules (unused for the others).
+    term_windows: Vec<Schedule>,
 }
 
 impl Merged {
@@ -263,7 +271,7 @@ impl Merged {
         let windows = &self.term_windows;
         for observation in result.observations {
             self.aggregates.add(observation, |rule| {
-                windows.get(rule).copied().unwrap_or_default()
+                windows.get(rule).copied().unwrap_or(NO_SCHEDULE)
             });
         }
         for hit in result.hits {
@@ -318,11 +326,12 @@ pub fn scan(
         .iter()
         .zip(&cadences)
         .map(|(r, cadence)| match (&r.kind, cadence) {
-            (RuleKind::NewTerms(params), Some(cadence)) => (
-                aggregate::history_of(params).unwrap_or_default(),
-                cadence.lookback,
-            ),
-            _ => (0, 0),
+            (RuleKind::NewTerms(params), Some(cadence)) => Schedule {
+                interval: cadence.interval,
+                lookback: cadence.lookback,
+                history: aggregate::history_of(params).unwrap_or_default(),
+            },
+            _ => NO_SCHEDULE,
         })
         .collect();
     let merged: Mutex<Merged> = Mutex::new(Merged {
