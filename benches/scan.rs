@@ -91,16 +91,25 @@ fn bench(c: &mut Criterion) {
     let shipped = RuleSet::compile(&shipped_rules(), opts.normalize.flavor, "default");
     let aws_dir =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/rules/detection-rules/aws");
-    let all_aws = RuleSet::compile(&load_paths(&[aws_dir]), opts.normalize.flavor, "default");
+    let aws_report = load_paths(&[aws_dir]);
+    let all_aws = RuleSet::compile(&aws_report, opts.normalize.flavor, "default");
+    // The query rules alone: what the aggregating types (new_terms, threshold) add is the
+    // difference between this and `all_aws_rules`.
+    let mut query_report = aws_report.clone();
+    query_report
+        .rules
+        .retain(|loaded| loaded.rule.rule_type == "query");
+    let aws_query = RuleSet::compile(&query_report, opts.normalize.flavor, "default");
     let probe = scan(&files, &shipped, &opts, &ctx, None).expect("scan runs");
     eprintln!(
         "scan bench: {} files, {} records, {:.1} MB uncompressed; shipped rules: {} alerts; \
-         all AWS rules: {} runnable over CloudTrail",
+         all AWS rules: {} runnable over CloudTrail ({} query rules)",
         files.len(),
         probe.records,
         bytes as f64 / 1e6,
         probe.alerts.len(),
-        all_aws.rules.len()
+        all_aws.rules.len(),
+        aws_query.rules.len()
     );
 
     let mut group = c.benchmark_group("scan");
@@ -134,6 +143,9 @@ fn bench(c: &mut Criterion) {
     });
     group.bench_function("shipped_rules", |b| {
         b.iter(|| scan(&files, &shipped, &opts, &ctx, None).map(|r| r.alerts.len()))
+    });
+    group.bench_function("aws_query_rules", |b| {
+        b.iter(|| scan(&files, &aws_query, &opts, &ctx, None).map(|r| r.alerts.len()))
     });
     group.bench_function("all_aws_rules", |b| {
         b.iter(|| scan(&files, &all_aws, &opts, &ctx, None).map(|r| r.alerts.len()))
