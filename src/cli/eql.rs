@@ -1,0 +1,244 @@
+//! `rule-runner eql`: check EQL event queries and run them over NDJSON events.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use serde_json::Value as Json;
+
+use crate::eql::{self, MatchOptions, Matcher};
+
+#[derive(Debug, Args)]
+pub struct EqlArgs {
+    #[command(subcommand)]
+    pub command: EqlCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EqlCommand {
+    /// Parse queries and report OK or where each one goes wrong; exit status 1 on any error.
+    Check(CheckArgs),
+    /// Print the NDJSON events of a file (or stdin) that match an event query, unchanged, in
+    /// timestamp order as Elasticsearch returns them. Exit status 2 if some lines could not be
+    /// read (reported on stderr with their line number, the rest is processed).
+    Match(MatchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The EQL queries.
+    #[arg(required = true)]
+    pub queries: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct MatchArgs {
+    /// The field holding each event's time: an RFC 3339 string, or epoch milliseconds.
+    #[arg(long, value_name = "FIELD", default_value = "@timestamp")]
+    pub timestamp_field: String,
+    /// The field `<category> where` compares with the category.
+    #[arg(long, value_name = "FIELD", default_value = "event.category")]
+    pub event_category_field: String,
+    /// At most this many events, the earliest first (Elasticsearch's default is 10).
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub size: usize,
+    /// The EQL event query.
+    pub query: String,
+    /// NDJSON events, one object per line; `-` reads stdin.
+    pub file: PathBuf,
+}
+
+pub fn run(args: EqlArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        EqlCommand::Check(args) => check(args),
+        EqlCommand::Match(args) => match_events(args),
+    }
+}
+
+fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let mut failed = false;
+    for query in &args.queries {
+        let shown = query.split_whitespace().collect::<Vec<_>>().join(" ");
+        match eql::parse(query) {
+            Ok(_) => println!("OK: {shown}"),
+            Err(e) => {
+                failed = true;
+                println!("error: {}", e.render(query));
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// A matching event: when it happened, and its line as read.
+struct Hit {
+    nanos: i128,
+    line: Vec<u8>,
+}
+
+fn match_events(args: MatchArgs) -> anyhow::Result<ExitCode> {
+    let query = eql::parse(&args.query)
+        .map_err(|e| anyhow::anyhow!("invalid EQL query: {}", e.render(&args.query)))?;
+    let options = MatchOptions {
+        event_category_field: args.event_category_field.clone(),
+    };
+    let matcher = Matcher::new(&query, &options).context("invalid EQL query")?;
+    let mut skipped = false;
+    let mut hits = Vec::new();
+    if args.file == Path::new("-") {
+        collect(
+            io::stdin().lock(),
+            "<stdin>",
+            &matcher,
+            &args,
+            &mut hits,
+            &mut skipped,
+        );
+    } else {
+        match File::open(&args.file) {
+            Ok(file) => collect(
+                BufReader::new(file),
+                &args.file.display().to_string(),
+                &matcher,
+                &args,
+                &mut hits,
+                &mut skipped,
+            ),
+            Err(e) => {
+                eprintln!("{}: cannot open: {e}", args.file.display());
+                skipped = true;
+            }
+        }
+    }
+    // Stable: events of the same instant keep their order in the input.
+    hits.sort_by_key(|hit| hit.nanos);
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let written = hits.iter().take(args.size).try_for_each(|hit| {
+        out.write_all(&hit.line)?;
+        out.write_all(b"\n")
+    });
+    match written.and_then(|()| out.flush()) {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+            return Err(e).context("cannot write the matching events");
+        }
+        _ => {}
+    }
+    Ok(if skipped {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Add the matching events of `input` to `hits`. Lines that are not JSON objects or have no
+/// usable timestamp are reported as `name:line: ...` on stderr and skipped.
+fn collect(
+    mut input: impl BufRead,
+    name: &str,
+    matcher: &Matcher,
+    args: &MatchArgs,
+    hits: &mut Vec<Hit>,
+    skipped: &mut bool,
+) {
+    let mut line = Vec::new();
+    let mut number = 0usize;
+    loop {
+        line.clear();
+        match input.read_until(b'\n', &mut line) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("{name}:{}: cannot read: {e}", number + 1);
+                *skipped = true;
+                return;
+            }
+        }
+        number += 1;
+        let content = trim_line_end(&line);
+        if content.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let doc = match serde_json::from_slice::<Json>(content) {
+            Ok(doc) if doc.is_object() => doc,
+            Ok(_) => {
+                eprintln!("{name}:{number}: not a JSON object (an event must be an object)");
+                *skipped = true;
+                continue;
+            }
+            Err(e) => {
+                eprintln!("{name}:{number}: not valid JSON: {e}");
+                *skipped = true;
+                continue;
+            }
+        };
+        let Some(nanos) = timestamp(&doc, &args.timestamp_field) else {
+            eprintln!(
+                "{name}:{number}: no usable {} (an RFC 3339 time or epoch milliseconds)",
+                args.timestamp_field
+            );
+            *skipped = true;
+            continue;
+        };
+        if matcher.matches(&doc) {
+            hits.push(Hit {
+                nanos,
+                line: content.to_vec(),
+            });
+        }
+    }
+}
+
+/// The event's time in nanoseconds since the epoch, read from `field` (a dotted path or a
+/// dotted key).
+fn timestamp(doc: &Json, field: &str) -> Option<i128> {
+    let value = lookup(doc, field)?;
+    match value {
+        Json::Number(n) => epoch_millis(n.as_f64()?),
+        Json::String(s) => match chrono::DateTime::parse_from_rfc3339(s) {
+            Ok(t) => Some(
+                i128::from(t.timestamp()) * 1_000_000_000 + i128::from(t.timestamp_subsec_nanos()),
+            ),
+            Err(_) => epoch_millis(s.trim().parse::<f64>().ok()?),
+        },
+        _ => None,
+    }
+}
+
+fn epoch_millis(ms: f64) -> Option<i128> {
+    // Beyond ±2^60 ns no real event lies; the bound also keeps the cast exact enough.
+    let nanos = ms * 1e6;
+    (nanos.is_finite() && nanos.abs() < 2f64.powi(60)).then_some(nanos as i128)
+}
+
+/// The single value at `path`: nested objects or dotted keys, as Elasticsearch reads `_source`.
+fn lookup<'v>(doc: &'v Json, path: &str) -> Option<&'v Json> {
+    let map = doc.as_object()?;
+    if let Some(v) = map.get(path) {
+        return Some(v);
+    }
+    let mut from = 0;
+    while let Some(dot) = path[from..].find('.') {
+        let end = from + dot;
+        if let Some(found) = map
+            .get(&path[..end])
+            .and_then(|child| lookup(child, &path[end + 1..]))
+        {
+            return Some(found);
+        }
+        from = end + 1;
+    }
+    None
+}
+
+fn trim_line_end(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
