@@ -352,3 +352,112 @@ impl fmt::Display for Query {
         write!(f, " where {}", self.condition)
     }
 }
+
+/// A whole EQL statement: an event query or a sequence, then pipes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Statement {
+    pub body: Body,
+    pub pipes: Vec<Pipe>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Body {
+    Event(Query),
+    Sequence(Sequence),
+}
+
+/// `| head N` keeps the first N results, `| tail N` the last N.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pipe {
+    Head(u64),
+    Tail(u64),
+}
+
+/// `sequence [by k, ...] [with maxspan=N<unit>] [stage] [stage]... [until [stage]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sequence {
+    /// Join keys every stage shares, before each stage's own.
+    pub by: Vec<Expr>,
+    pub maxspan: Option<Maxspan>,
+    /// Two or more.
+    pub stages: Vec<Stage>,
+    /// Events matching it drop the pending sequences of their join key.
+    pub until: Option<Stage>,
+}
+
+/// `[query] by k, ...`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stage {
+    pub query: Query,
+    pub by: Vec<Expr>,
+}
+
+/// A time span as written: amount and unit (`ms`, `s`, `m`, `h`, `d`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Maxspan {
+    pub amount: i64,
+    pub unit: String,
+}
+
+impl Maxspan {
+    /// The span in nanoseconds (saturating: no real span comes near the bound).
+    pub fn nanos(&self) -> i128 {
+        let per_unit: i128 = match self.unit.as_str() {
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => 86_400_000_000_000,
+        };
+        i128::from(self.amount).saturating_mul(per_unit)
+    }
+}
+
+fn write_keys(f: &mut fmt::Formatter<'_>, keys: &[Expr]) -> fmt::Result {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    f.write_str(" by ")?;
+    for (i, key) in keys.iter().enumerate() {
+        if i > 0 {
+            f.write_str(", ")?;
+        }
+        write!(f, "{key}")?;
+    }
+    Ok(())
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{}]", self.query)?;
+        write_keys(f, &self.by)
+    }
+}
+
+impl fmt::Display for Statement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.body {
+            Body::Event(query) => write!(f, "{query}")?,
+            Body::Sequence(seq) => {
+                f.write_str("sequence")?;
+                write_keys(f, &seq.by)?;
+                if let Some(span) = &seq.maxspan {
+                    write!(f, " with maxspan={}{}", span.amount, span.unit)?;
+                }
+                for stage in &seq.stages {
+                    write!(f, " {stage}")?;
+                }
+                if let Some(until) = &seq.until {
+                    write!(f, " until {until}")?;
+                }
+            }
+        }
+        for pipe in &self.pipes {
+            match pipe {
+                Pipe::Head(n) => write!(f, " | head {n}")?,
+                Pipe::Tail(n) => write!(f, " | tail {n}")?,
+            }
+        }
+        Ok(())
+    }
+}

@@ -43,6 +43,13 @@ pub(crate) enum Tok {
     Dot,
     Question,
     Tilde,
+    /// A lone `=`, only valid in `maxspan=`.
+    Assign,
+    LBracket,
+    RBracket,
+    Pipe,
+    /// An integer with a time unit, as in `maxspan=30s`.
+    Duration(i64, String),
     Eof,
 }
 
@@ -54,6 +61,7 @@ impl Tok {
             Tok::Quoted(name) => format!("`{name}`"),
             Tok::Str(_) => "a string".into(),
             Tok::Int(_) | Tok::Float(_) => "a number".into(),
+            Tok::Duration(n, unit) => format!("\"{n}{unit}\""),
             Tok::Eof => "end of input".into(),
             other => format!("\"{}\"", other.symbol()),
         }
@@ -93,6 +101,10 @@ impl Tok {
             Tok::Dot => ".",
             Tok::Question => "?",
             Tok::Tilde => "~",
+            Tok::Assign => "=",
+            Tok::LBracket => "[",
+            Tok::RBracket => "]",
+            Tok::Pipe => "|",
             _ => "",
         }
     }
@@ -184,6 +196,9 @@ impl Lexer<'_> {
             '.' => Tok::Dot,
             '?' => Tok::Question,
             '~' => Tok::Tilde,
+            '[' => Tok::LBracket,
+            ']' => Tok::RBracket,
+            '|' => Tok::Pipe,
             ':' => Tok::Colon,
             '+' => Tok::Plus,
             '-' => Tok::Minus,
@@ -194,7 +209,7 @@ impl Lexer<'_> {
                 self.pos += 1;
                 Tok::Eq
             }
-            '=' => return Err(ParseError::new(at, "use == instead of =")),
+            '=' => Tok::Assign,
             '!' if self.peek() == Some('=') => {
                 self.pos += 1;
                 Tok::Ne
@@ -282,7 +297,17 @@ impl Lexer<'_> {
             }
         }
         if self.peek().is_some_and(is_ident_char) {
-            return Err(ParseError::new(self.pos, "a number runs into a name"));
+            let unit_at = self.pos;
+            while self.peek().is_some_and(is_ident_char) {
+                self.pos += 1;
+            }
+            let unit = &self.src[unit_at..self.pos];
+            return match self.src[at..unit_at].parse::<i64>() {
+                Ok(n) if !float && matches!(unit, "ms" | "s" | "m" | "h" | "d") => {
+                    Ok(Tok::Duration(n, unit.to_string()))
+                }
+                _ => Err(ParseError::new(unit_at, "a number runs into a name")),
+            };
         }
         let text = &self.src[at..self.pos];
         if !float {
@@ -417,6 +442,24 @@ mod tests {
     }
 
     #[test]
+    fn durations_and_sequence_punctuation() {
+        assert_eq!(
+            toks("maxspan=30s [a] | 5ms"),
+            [
+                Tok::Ident("maxspan".into()),
+                Tok::Assign,
+                Tok::Duration(30, "s".into()),
+                Tok::LBracket,
+                Tok::Ident("a".into()),
+                Tok::RBracket,
+                Tok::Pipe,
+                Tok::Duration(5, "ms".into()),
+                Tok::Eof
+            ]
+        );
+    }
+
+    #[test]
     fn numbers_and_comments() {
         assert_eq!(
             toks("1 2.5 1e3 9223372036854775808 /* x */ // y"),
@@ -433,7 +476,6 @@ mod tests {
     #[test]
     fn errors_point_at_the_problem() {
         let err = |src: &str| tokenize(src).expect_err("rejected");
-        assert_eq!(err("a = 1").offset, 2);
         assert_eq!(
             err("a == 'x'").message,
             "single quotes are not supported, use double quotes"
@@ -441,6 +483,7 @@ mod tests {
         assert_eq!(err("\"abc").offset, 0);
         assert_eq!(err(r#""\q""#).offset, 1);
         assert_eq!(err("12ab").offset, 2);
+        assert_eq!(err("1.5s").offset, 3);
         assert_eq!(err("a # b").offset, 2);
         assert_eq!(err("/* open").offset, 0);
     }

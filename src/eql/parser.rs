@@ -7,7 +7,10 @@
 //! [`ParseError`] instead of exhausting the stack while parsing, printing, evaluating or
 //! dropping the tree. `and` / `or` chains are flat lists and cost no depth.
 
-use super::ast::{ArithOp, Category, CmpOp, Expr, Field, Literal, MatchOp, Query};
+use super::ast::{
+    ArithOp, Body, Category, CmpOp, Expr, Field, Literal, MatchOp, Maxspan, Pipe, Query, Sequence,
+    Stage, Statement,
+};
 use super::error::ParseError;
 use super::functions::{self, Signature};
 use super::lexer::{RESERVED, Tok, Token, tokenize};
@@ -19,31 +22,45 @@ pub const MAX_DEPTH: usize = 100;
 /// The longest query accepted, in bytes. Elastic's rules are a few KiB at most.
 pub const MAX_QUERY_BYTES: usize = 1 << 20;
 
-/// Parse an EQL event query (`<category> where <condition>`).
+/// Parse an EQL event query (`<category> where <condition>`), without pipes.
 pub fn parse(query: &str) -> Result<Query, ParseError> {
-    if query.len() > MAX_QUERY_BYTES {
-        return Err(ParseError::new(
-            0,
-            format!("the query is longer than {MAX_QUERY_BYTES} bytes"),
-        ));
-    }
-    let tokens = tokenize(query)?;
-    let mut parser = Parser {
-        tokens,
-        pos: 0,
-        depth: 0,
-    };
-    let category = parser.category()?;
-    parser.expect(&Tok::Where, "\"where\"")?;
-    let condition = parser.expr()?;
-    if parser.peek() == &Tok::Eof {
-        Ok(Query {
-            category,
-            condition,
-        })
+    let mut parser = Parser::new(query)?;
+    let parsed = parser.query()?;
+    parser.end()?;
+    Ok(parsed)
+}
+
+/// Parse a whole EQL statement: an event query or a sequence, then `| head N` / `| tail N`.
+pub fn parse_statement(query: &str) -> Result<Statement, ParseError> {
+    let mut parser = Parser::new(query)?;
+    let body = if parser.peek() == &Tok::Ident("sequence".into()) {
+        parser.pos += 1;
+        Body::Sequence(parser.sequence()?)
     } else {
-        Err(parser.unexpected("an operator or end of input"))
+        Body::Event(parser.query()?)
+    };
+    let mut pipes = Vec::new();
+    while parser.eat(&Tok::Pipe) {
+        let head = match parser.peek() {
+            Tok::Ident(name) if name == "head" => true,
+            Tok::Ident(name) if name == "tail" => false,
+            _ => {
+                return Err(ParseError::new(
+                    parser.at(),
+                    "expected \"head\" or \"tail\" after \"|\"",
+                ));
+            }
+        };
+        parser.pos += 1;
+        let Tok::Int(n) = parser.peek().clone() else {
+            return Err(parser.unexpected("a number of results"));
+        };
+        let n = u64::try_from(n).map_err(|_| parser.unexpected("a positive number"))?;
+        parser.pos += 1;
+        pipes.push(if head { Pipe::Head(n) } else { Pipe::Tail(n) });
     }
+    parser.end()?;
+    Ok(Statement { body, pipes })
 }
 
 struct Parser {
@@ -53,6 +70,122 @@ struct Parser {
 }
 
 impl Parser {
+    fn new(query: &str) -> Result<Parser, ParseError> {
+        if query.len() > MAX_QUERY_BYTES {
+            return Err(ParseError::new(
+                0,
+                format!("the query is longer than {MAX_QUERY_BYTES} bytes"),
+            ));
+        }
+        Ok(Parser {
+            tokens: tokenize(query)?,
+            pos: 0,
+            depth: 0,
+        })
+    }
+
+    fn end(&self) -> Result<(), ParseError> {
+        if self.peek() == &Tok::Eof {
+            Ok(())
+        } else {
+            Err(self.unexpected("an operator or end of input"))
+        }
+    }
+
+    fn query(&mut self) -> Result<Query, ParseError> {
+        let category = self.category()?;
+        self.expect(&Tok::Where, "\"where\"")?;
+        let condition = self.expr()?;
+        Ok(Query {
+            category,
+            condition,
+        })
+    }
+
+    fn is_word(&self, word: &str) -> bool {
+        matches!(self.peek(), Tok::Ident(w) if w == word)
+    }
+
+    /// `by k, ...` (after `by` has been seen or not: empty when absent).
+    fn join_keys(&mut self) -> Result<Vec<Expr>, ParseError> {
+        let mut keys = Vec::new();
+        if self.is_word("by") {
+            self.pos += 1;
+            keys.push(self.expr()?);
+            while self.eat(&Tok::Comma) {
+                keys.push(self.expr()?);
+            }
+        }
+        Ok(keys)
+    }
+
+    fn maxspan(&mut self) -> Result<Option<Maxspan>, ParseError> {
+        if !self.is_word("with") {
+            return Ok(None);
+        }
+        self.pos += 1;
+        if !self.is_word("maxspan") {
+            return Err(self.unexpected("\"maxspan\""));
+        }
+        self.pos += 1;
+        self.expect(&Tok::Assign, "\"=\"")?;
+        match self.peek().clone() {
+            Tok::Duration(amount, unit) if amount > 0 => {
+                self.pos += 1;
+                Ok(Some(Maxspan { amount, unit }))
+            }
+            _ => Err(self.unexpected("a time span such as 30s (units ms, s, m, h, d)")),
+        }
+    }
+
+    fn stage(&mut self) -> Result<Stage, ParseError> {
+        self.expect(&Tok::LBracket, "\"[\"")?;
+        let query = self.query()?;
+        self.expect(&Tok::RBracket, "\"]\"")?;
+        let by = self.join_keys()?;
+        Ok(Stage { query, by })
+    }
+
+    fn sequence(&mut self) -> Result<Sequence, ParseError> {
+        // `by` and `with maxspan` come in either order, as in Elasticsearch's grammar.
+        let mut by = self.join_keys()?;
+        let maxspan = self.maxspan()?;
+        if by.is_empty() {
+            by = self.join_keys()?;
+        }
+        let mut stages = Vec::new();
+        let mut key_counts = Vec::new();
+        while self.peek() == &Tok::LBracket {
+            key_counts.push(self.at());
+            stages.push(self.stage()?);
+        }
+        if stages.len() < 2 {
+            return Err(self.unexpected("\"[\" (a sequence needs at least two stages)"));
+        }
+        let until = if self.is_word("until") {
+            self.pos += 1;
+            key_counts.push(self.at());
+            Some(self.stage()?)
+        } else {
+            None
+        };
+        let keys = stages.iter().chain(&until).map(|s| s.by.len());
+        for (count, at) in keys.zip(key_counts) {
+            if count != stages[0].by.len() {
+                return Err(ParseError::new(
+                    at,
+                    "every stage of a sequence needs the same number of join keys",
+                ));
+            }
+        }
+        Ok(Sequence {
+            by,
+            maxspan,
+            stages,
+            until,
+        })
+    }
+
     fn peek(&self) -> &Tok {
         // The token list always ends with Eof and `pos` never moves past it.
         &self.tokens[self.pos.min(self.tokens.len() - 1)].tok
@@ -159,6 +292,9 @@ impl Parser {
 
     fn predicate(&mut self) -> Result<Expr, ParseError> {
         let left = self.arith()?;
+        if self.peek() == &Tok::Assign {
+            return Err(ParseError::new(self.at(), "use == instead of ="));
+        }
         let op = match self.peek() {
             Tok::Eq => Some(CmpOp::Eq),
             Tok::Ne => Some(CmpOp::Ne),

@@ -178,6 +178,33 @@ impl Matcher {
         })
     }
 
+    /// As [`Matcher::new`], also compiling the expressions `keys` that [`Matcher::key`] will
+    /// evaluate (a sequence's join keys).
+    pub(crate) fn with_keys(
+        query: &Query,
+        keys: &[Expr],
+        options: &MatchOptions,
+    ) -> Result<Matcher, regex::Error> {
+        let mut matcher = Matcher::new(query, options)?;
+        for key in keys {
+            collect_regexes(key, &mut matcher.regexes)?;
+        }
+        Ok(matcher)
+    }
+
+    /// The value of a join key over `doc` as JSON; `None` when it has several values (a
+    /// multi-valued field), which cannot join.
+    pub(crate) fn key(&self, e: &Expr, doc: &Json) -> Option<Json> {
+        Some(match self.eval(e, doc) {
+            Val::Null => Json::Null,
+            Val::Bool(b) => Json::Bool(b),
+            Val::Int(n) => Json::from(n),
+            Val::Float(x) => serde_json::Number::from_f64(x).map_or(Json::Null, Json::Number),
+            Val::Str(s) => Json::String(s.into_owned()),
+            Val::Many(_) => return None,
+        })
+    }
+
     /// Whether `doc` is an event of the query's category that meets its condition.
     pub fn matches(&self, doc: &Json) -> bool {
         self.category_matches(doc) && self.eval(&self.query.condition, doc).truthy()

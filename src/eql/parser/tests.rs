@@ -384,3 +384,54 @@ proptest! {
         let _ = parse(&text);
     }
 }
+
+#[test]
+fn sequences_and_pipes_print_back_as_read() {
+    for query in [
+        "sequence by user.name with maxspan=30s [process where true] by e [file where a == 1] by f until [network where true] by g",
+        "sequence [process where true] by a, b [file where true] by c, d | tail 3",
+        "process where true | head 5 | tail 2",
+    ] {
+        let parsed = parse_statement(query).expect("parses");
+        assert_eq!(parsed.to_string(), query);
+    }
+    // `with maxspan` may come before `by`.
+    let parsed = parse_statement("sequence with maxspan=5m by u [a where true] [b where true]")
+        .expect("parses");
+    assert_eq!(
+        parsed.to_string(),
+        "sequence by u with maxspan=5m [a where true] [b where true]"
+    );
+    let Body::Sequence(seq) = parsed.body else {
+        panic!("a sequence");
+    };
+    assert_eq!(seq.maxspan.map(|m| m.nanos()), Some(300_000_000_000));
+}
+
+#[test]
+fn sequence_errors() {
+    let err = |q: &str| parse_statement(q).expect_err("rejected").message;
+    assert_eq!(
+        err("sequence [a where true]"),
+        "expected \"[\" (a sequence needs at least two stages) but found end of input"
+    );
+    assert_eq!(
+        err("sequence [a where true] by x [b where true]"),
+        "every stage of a sequence needs the same number of join keys"
+    );
+    assert_eq!(
+        err("sequence with maxspan=0s [a where true] [b where true]"),
+        "expected a time span such as 30s (units ms, s, m, h, d) but found \"0s\""
+    );
+    assert_eq!(
+        err("a where true | sort x"),
+        "expected \"head\" or \"tail\" after \"|\""
+    );
+    assert_eq!(
+        err("a where true | head -1"),
+        "expected a number of results but found \"-\""
+    );
+    assert_eq!(err("any where a = 1"), "use == instead of =");
+    // The event-query parser takes no pipes.
+    assert!(parse("a where true | head 1").is_err());
+}
