@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::Value as Json;
 
-use crate::eql::{self, MatchOptions, Matcher};
+use crate::eql::{self, Body, MatchOptions, Matcher, Pipe, SequenceMatcher};
 
 #[derive(Debug, Args)]
 pub struct EqlArgs {
@@ -22,8 +22,9 @@ pub enum EqlCommand {
     /// Parse queries and report OK or where each one goes wrong; exit status 1 on any error.
     Check(CheckArgs),
     /// Print the NDJSON events of a file (or stdin) that match an event query, unchanged, in
-    /// timestamp order as Elasticsearch returns them. Exit status 2 if some lines could not be
-    /// read (reported on stderr with their line number, the rest is processed).
+    /// timestamp order as Elasticsearch returns them; for a sequence, one line
+    /// `{"sequence": [events], "join_keys": [values]}` per match. Exit status 2 if some lines
+    /// could not be read (reported on stderr with their line number, the rest is processed).
     Match(MatchArgs),
 }
 
@@ -45,7 +46,7 @@ pub struct MatchArgs {
     /// At most this many events, the earliest first (Elasticsearch's default is 10).
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub size: usize,
-    /// The EQL event query.
+    /// The EQL query: an event query or a sequence, optionally with `| head N` / `| tail N`.
     pub query: String,
     /// NDJSON events, one object per line; `-` reads stdin.
     pub file: PathBuf,
@@ -62,7 +63,7 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let mut failed = false;
     for query in &args.queries {
         let shown = query.split_whitespace().collect::<Vec<_>>().join(" ");
-        match eql::parse(query) {
+        match eql::parse_statement(query) {
             Ok(_) => println!("OK: {shown}"),
             Err(e) => {
                 failed = true;
@@ -77,28 +78,43 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// A matching event: when it happened, and its line as read.
-struct Hit {
+/// An event read: when it happened, its line as read and its document.
+struct Event {
     nanos: i128,
     line: Vec<u8>,
+    doc: Json,
 }
 
 fn match_events(args: MatchArgs) -> anyhow::Result<ExitCode> {
-    let query = eql::parse(&args.query)
+    let statement = eql::parse_statement(&args.query)
         .map_err(|e| anyhow::anyhow!("invalid EQL query: {}", e.render(&args.query)))?;
     let options = MatchOptions {
         event_category_field: args.event_category_field.clone(),
     };
-    let matcher = Matcher::new(&query, &options).context("invalid EQL query")?;
+    let event_matcher = match &statement.body {
+        Body::Event(query) => Some(Matcher::new(query, &options).context("invalid EQL query")?),
+        Body::Sequence(_) => None,
+    };
+    let mut sequence_matcher = match &statement.body {
+        Body::Sequence(seq) => {
+            Some(SequenceMatcher::new(seq, &options).context("invalid EQL query")?)
+        }
+        Body::Event(_) => None,
+    };
     let mut skipped = false;
-    let mut hits = Vec::new();
+    let mut events = Vec::new();
+    // An event query keeps only its matches; a sequence needs every event.
+    let mut keep = |event: Event| {
+        if event_matcher.as_ref().is_none_or(|m| m.matches(&event.doc)) {
+            events.push(event);
+        }
+    };
     if args.file == Path::new("-") {
         collect(
             io::stdin().lock(),
             "<stdin>",
-            &matcher,
             &args,
-            &mut hits,
+            &mut keep,
             &mut skipped,
         );
     } else {
@@ -106,9 +122,8 @@ fn match_events(args: MatchArgs) -> anyhow::Result<ExitCode> {
             Ok(file) => collect(
                 BufReader::new(file),
                 &args.file.display().to_string(),
-                &matcher,
                 &args,
-                &mut hits,
+                &mut keep,
                 &mut skipped,
             ),
             Err(e) => {
@@ -118,13 +133,33 @@ fn match_events(args: MatchArgs) -> anyhow::Result<ExitCode> {
         }
     }
     // Stable: events of the same instant keep their order in the input.
-    hits.sort_by_key(|hit| hit.nanos);
+    events.sort_by_key(|event| event.nanos);
+    let results: Vec<Vec<u8>> = match sequence_matcher.as_mut() {
+        None => events.into_iter().map(|event| event.line).collect(),
+        Some(matcher) => {
+            let mut hits = Vec::new();
+            for (id, event) in events.iter().enumerate() {
+                hits.extend(matcher.push(id, event.nanos, &event.doc));
+            }
+            hits.into_iter()
+                .map(|hit| {
+                    let sequence: Vec<&Json> = hit.events.iter().map(|&i| &events[i].doc).collect();
+                    serde_json::json!({"sequence": sequence, "join_keys": hit.join_keys})
+                        .to_string()
+                        .into_bytes()
+                })
+                .collect()
+        }
+    };
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
-    let written = hits.iter().take(args.size).try_for_each(|hit| {
-        out.write_all(&hit.line)?;
-        out.write_all(b"\n")
-    });
+    let written = apply_pipes(results, &statement.pipes)
+        .iter()
+        .take(args.size)
+        .try_for_each(|line| {
+            out.write_all(line)?;
+            out.write_all(b"\n")
+        });
     match written.and_then(|()| out.flush()) {
         Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
             return Err(e).context("cannot write the matching events");
@@ -138,14 +173,28 @@ fn match_events(args: MatchArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Add the matching events of `input` to `hits`. Lines that are not JSON objects or have no
-/// usable timestamp are reported as `name:line: ...` on stderr and skipped.
+/// `| head N` keeps the first N results, `| tail N` the last N, in the order written.
+fn apply_pipes<T>(mut results: Vec<T>, pipes: &[Pipe]) -> Vec<T> {
+    for pipe in pipes {
+        match *pipe {
+            Pipe::Head(n) => results.truncate(usize::try_from(n).unwrap_or(usize::MAX)),
+            Pipe::Tail(n) => {
+                let n = usize::try_from(n).unwrap_or(usize::MAX);
+                let drop = results.len().saturating_sub(n);
+                results.drain(..drop);
+            }
+        }
+    }
+    results
+}
+
+/// Hand each event of `input` to `keep`. Lines that are not JSON objects or have no usable
+/// timestamp are reported as `name:line: ...` on stderr and skipped.
 fn collect(
     mut input: impl BufRead,
     name: &str,
-    matcher: &Matcher,
     args: &MatchArgs,
-    hits: &mut Vec<Hit>,
+    keep: &mut dyn FnMut(Event),
     skipped: &mut bool,
 ) {
     let mut line = Vec::new();
@@ -187,12 +236,11 @@ fn collect(
             *skipped = true;
             continue;
         };
-        if matcher.matches(&doc) {
-            hits.push(Hit {
-                nanos,
-                line: content.to_vec(),
-            });
-        }
+        keep(Event {
+            nanos,
+            line: content.to_vec(),
+            doc,
+        });
     }
 }
 

@@ -125,3 +125,60 @@ fn match_with_a_bad_query_or_file_fails() {
     assert_exit!(out, 2);
     assert!(stderr(&out).contains("cannot open"));
 }
+
+#[test]
+fn match_runs_sequences_over_events_in_timestamp_order() {
+    // Out of order in the file: the login at 00:00:01 comes before the process at 00:00:02.
+    let input = r#"{"@timestamp": "2024-01-01T00:00:02Z", "event": {"category": "process"}, "user": "alice", "n": 2}
+{"@timestamp": "2024-01-01T00:00:01Z", "event": {"category": "authentication"}, "user": "alice", "n": 1}
+{"@timestamp": "2024-01-01T00:00:03Z", "event": {"category": "process"}, "user": "bob", "n": 3}
+{"@timestamp": "2024-01-01T00:10:00Z", "event": {"category": "authentication"}, "user": "bob", "n": 4}
+{"@timestamp": "2024-01-01T00:30:00Z", "event": {"category": "process"}, "user": "bob", "n": 5}
+"#;
+    let query = "sequence by user with maxspan=1h [authentication where true] [process where true]";
+    let out = run_cli_with_stdin(&["eql", "match", query, "-"], input.as_bytes());
+    assert_exit!(out, 0);
+    let hits = lines(&out);
+    assert_eq!(hits.len(), 2);
+    assert_eq!(hits[0]["join_keys"], json!(["alice"]));
+    let ns: Vec<Value> = hits[0]["sequence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["n"].clone())
+        .collect();
+    assert_eq!(ns, [json!(1), json!(2)]);
+    assert_eq!(hits[1]["join_keys"], json!(["bob"]));
+    // A span of 10 minutes leaves only alice's; `| tail 1` keeps the last of two.
+    let short = query.replace("1h", "10m");
+    let out = run_cli_with_stdin(&["eql", "match", &short, "-"], input.as_bytes());
+    assert_exit!(out, 0);
+    assert_eq!(lines(&out).len(), 1);
+    let tail = format!("{query} | tail 1");
+    let out = run_cli_with_stdin(&["eql", "match", &tail, "-"], input.as_bytes());
+    assert_eq!(lines(&out)[0]["join_keys"], json!(["bob"]));
+    let out = run_cli_with_stdin(
+        &["eql", "match", "process where true | tail 2 | head 1", "-"],
+        input.as_bytes(),
+    );
+    assert_exit!(out, 0);
+    assert_eq!(lines(&out).len(), 1);
+    assert_eq!(lines(&out)[0]["n"], json!(3));
+}
+
+#[test]
+fn check_accepts_sequences_and_rejects_uneven_join_keys() {
+    let out = run_cli(&[
+        "eql",
+        "check",
+        "sequence by user [process where true] [file where true] | head 3",
+        "sequence [process where true] by a [file where true]",
+    ]);
+    assert_exit!(out, 1);
+    let text = stdout(&out);
+    assert!(text.starts_with("OK: sequence by user"), "{text}");
+    assert!(
+        text.contains("every stage of a sequence needs the same number of join keys"),
+        "{text}"
+    );
+}
