@@ -247,23 +247,42 @@ fn collect(
 /// The event's time in nanoseconds since the epoch, read from `field` (a dotted path or a
 /// dotted key).
 fn timestamp(doc: &Json, field: &str) -> Option<i128> {
-    let value = lookup(doc, field)?;
-    match value {
-        Json::Number(n) => epoch_millis(n.as_f64()?),
-        Json::String(s) => match chrono::DateTime::parse_from_rfc3339(s) {
-            Ok(t) => Some(
-                i128::from(t.timestamp()) * 1_000_000_000 + i128::from(t.timestamp_subsec_nanos()),
-            ),
-            Err(_) => epoch_millis(s.trim().parse::<f64>().ok()?),
+    match lookup(doc, field)? {
+        Json::Number(n) => match n.as_i64() {
+            Some(ms) => Some(i128::from(ms) * 1_000_000),
+            None => epoch_millis(n.as_f64()?),
         },
+        Json::String(s) => date_time(s.trim()),
         _ => None,
     }
 }
 
+/// An RFC 3339 time, a time or date without an offset (UTC, as Elasticsearch's default
+/// `strict_date_optional_time` reads it), or epoch milliseconds as text.
+fn date_time(s: &str) -> Option<i128> {
+    let nanos = |t: chrono::DateTime<chrono::Utc>| {
+        i128::from(t.timestamp()) * 1_000_000_000 + i128::from(t.timestamp_subsec_nanos())
+    };
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Some(nanos(t.to_utc()));
+    }
+    if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f") {
+        return Some(nanos(t.and_utc()));
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Some(nanos(d.and_hms_opt(0, 0, 0)?.and_utc()));
+    }
+    if let Ok(ms) = s.parse::<i64>() {
+        return Some(i128::from(ms) * 1_000_000);
+    }
+    epoch_millis(s.parse::<f64>().ok()?)
+}
+
+/// Fractional or huge epoch milliseconds.
 fn epoch_millis(ms: f64) -> Option<i128> {
-    // Beyond ±2^60 ns no real event lies; the bound also keeps the cast exact enough.
     let nanos = ms * 1e6;
-    (nanos.is_finite() && nanos.abs() < 2f64.powi(60)).then_some(nanos as i128)
+    // Far beyond any real event (about 30 million years); the cast below saturates anyway.
+    (nanos.is_finite() && nanos.abs() < 1e30).then_some(nanos as i128)
 }
 
 /// The single value at `path`: nested objects or dotted keys, as Elasticsearch reads `_source`.

@@ -115,10 +115,12 @@ pub(crate) fn call<'a>(name: &str, insensitive: bool, args: &[Val<'a>]) -> Val<'
             let Val::Str(ip) = arg(0) else {
                 return Val::Null;
             };
-            bool_val(Some(args[1..].iter().any(|block| match block {
-                Val::Str(block) => cidr_match(ip, block),
-                _ => false,
-            })))
+            bool_val(Some(args.get(1..).unwrap_or_default().iter().any(
+                |block| match block {
+                    Val::Str(block) => cidr_match(ip, block),
+                    _ => false,
+                },
+            )))
         }
         "concat" => {
             let mut out = String::new();

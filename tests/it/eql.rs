@@ -76,7 +76,12 @@ fn match_reads_other_timestamp_and_category_fields_from_a_file() {
     let path = dir.path().join("events.ndjson");
     std::fs::write(
         &path,
-        "{\"t\": 2000, \"kind\": \"file\", \"n\": \"b\"}\n{\"t\": 1000, \"kind\": \"file\", \"n\": \"a\"}\n{\"t\": 0, \"kind\": \"x\", \"n\": \"c\"}\n",
+        concat!(
+            "{\"t\": 1704067202000, \"kind\": \"file\", \"n\": \"c\"}\n",
+            "{\"t\": \"2024-01-01T00:00:01.5\", \"kind\": \"file\", \"n\": \"b\"}\n",
+            "{\"t\": \"2024-01-01T00:00:00+01:00\", \"kind\": \"file\", \"n\": \"a\"}\n",
+            "{\"t\": \"1704067199000\", \"kind\": \"x\", \"n\": \"d\"}\n",
+        ),
     )
     .unwrap();
     let out = run_cli(&[
@@ -91,7 +96,8 @@ fn match_reads_other_timestamp_and_category_fields_from_a_file() {
     ]);
     assert_exit!(out, 0);
     let names: Vec<Value> = lines(&out).iter().map(|e| e["n"].clone()).collect();
-    assert_eq!(names, [json!("a"), json!("b")]);
+    // 2023-12-31T23:00Z, then 00:00:01.5Z, then epoch 00:00:02Z.
+    assert_eq!(names, [json!("a"), json!("b"), json!("c")]);
 }
 
 #[test]

@@ -435,3 +435,54 @@ fn sequence_errors() {
     // The event-query parser takes no pipes.
     assert!(parse("a where true | head 1").is_err());
 }
+
+fn statement() -> impl Strategy<Value = Statement> {
+    let keys = |n: usize| prop::collection::vec(expr(), n..=n);
+    let sequence =
+        (0..3usize, 2..4usize, any::<bool>()).prop_flat_map(move |(n, stages, until)| {
+            let stage = move || (query(), keys(n)).prop_map(|(query, by)| Stage { query, by });
+            (
+                prop::collection::vec(expr(), 0..2),
+                prop::option::of(
+                    (
+                        1..1000i64,
+                        prop_oneof![Just("ms"), Just("s"), Just("m"), Just("h"), Just("d")],
+                    )
+                        .prop_map(|(amount, unit)| Maxspan {
+                            amount,
+                            unit: unit.to_string(),
+                        }),
+                ),
+                prop::collection::vec(stage(), stages..=stages),
+                if until {
+                    stage().prop_map(Some).boxed()
+                } else {
+                    Just(None).boxed()
+                },
+            )
+                .prop_map(|(by, maxspan, stages, until)| {
+                    Body::Sequence(Sequence {
+                        by,
+                        maxspan,
+                        stages,
+                        until,
+                    })
+                })
+        });
+    let body = prop_oneof![query().prop_map(Body::Event), sequence];
+    let pipe = prop_oneof![
+        (0..=i64::MAX as u64).prop_map(Pipe::Head),
+        (0..=i64::MAX as u64).prop_map(Pipe::Tail)
+    ];
+    (body, prop::collection::vec(pipe, 0..3)).prop_map(|(body, pipes)| Statement { body, pipes })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn statements_print_then_parse_to_the_same_tree(statement in statement()) {
+        let text = statement.to_string();
+        prop_assert_eq!(parse_statement(&text), Ok(statement), "{}", text);
+    }
+}
