@@ -37,7 +37,8 @@ pub struct CheckArgs {
 
 #[derive(Debug, Args)]
 pub struct MatchArgs {
-    /// The field holding each event's time: an RFC 3339 string, or epoch milliseconds.
+    /// The field holding each event's time: an RFC 3339 string, a date or time without an
+    /// offset (read as UTC), or epoch milliseconds.
     #[arg(long, value_name = "FIELD", default_value = "@timestamp")]
     pub timestamp_field: String,
     /// The field `<category> where` compares with the category.
