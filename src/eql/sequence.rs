@@ -94,7 +94,10 @@ impl SequenceMatcher {
             }
         }
         let mut done = Vec::new();
-        let last = self.stages.len() - 1;
+        // A parsed sequence has two stages or more; a hand-built one may have none.
+        let Some(last) = self.stages.len().checked_sub(1) else {
+            return done;
+        };
         // Last stage first, so that an event matching several stages does not advance the
         // sequence it has just advanced.
         for i in (0..self.stages.len()).rev() {
@@ -265,5 +268,31 @@ mod tests {
             )
             .is_empty()
         );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn hits_take_one_event_per_stage_in_feed_order(
+            statement in crate::eql::parser::tests::statement(),
+            docs in proptest::collection::vec(crate::eql::eval::tests::json_value(), 0..12),
+        ) {
+            let Body::Sequence(seq) = statement.body else {
+                return Ok(());
+            };
+            let matcher = SequenceMatcher::new(&seq, &MatchOptions::default());
+            proptest::prop_assert!(matcher.is_ok());
+            let Ok(mut matcher) = matcher else {
+                return Ok(());
+            };
+            for (id, doc) in docs.iter().enumerate() {
+                for hit in matcher.push(id, 0, doc) {
+                    proptest::prop_assert_eq!(hit.events.len(), seq.stages.len());
+                    proptest::prop_assert!(hit.events.windows(2).all(|w| w[0] < w[1]));
+                    proptest::prop_assert_eq!(hit.events.last(), Some(&id));
+                }
+            }
+        }
     }
 }

@@ -400,4 +400,4 @@ pub(crate) fn arith<'a>(op: ArithOp, l: &Val<'a>, r: &Val<'a>) -> Val<'a> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

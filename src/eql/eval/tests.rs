@@ -165,7 +165,7 @@ fn dotted_and_backquoted_names_read_the_same_field() {
     assert!(matches("any where `x.y` == 2 and x.y == 2", &doc));
 }
 
-fn json_value() -> impl proptest::strategy::Strategy<Value = Json> {
+pub(crate) fn json_value() -> impl proptest::strategy::Strategy<Value = Json> {
     use proptest::prelude::*;
     let leaf = prop_oneof![
         Just(Json::Null),

@@ -436,7 +436,7 @@ fn sequence_errors() {
     assert!(parse("a where true | head 1").is_err());
 }
 
-fn statement() -> impl Strategy<Value = Statement> {
+pub(crate) fn statement() -> impl Strategy<Value = Statement> {
     let keys = |n: usize| prop::collection::vec(expr(), n..=n);
     let sequence =
         (0..3usize, 2..4usize, any::<bool>()).prop_flat_map(move |(n, stages, until)| {
