@@ -9,6 +9,8 @@
 //!     query DSL (what the service sends) and evaluates it in memory (what `scan` uses).
 //!   - [`cloudtrail`]: raw CloudTrail records to the ECS documents Elastic's AWS integration
 //!     produces, so offline scans see what the cluster would hold.
+//!   - [`eql`]: Event Query Language event queries as Elasticsearch runs them: parser, printer
+//!     and an in-memory evaluator (`rule-runner eql`).
 //!   - [`new_terms`] and [`threshold`]: the semantics of Kibana's two aggregating rule types,
 //!     which terms are new and which groups reach a count, over events held in memory.
 //! - Layer 1, [`rule`]: detection rules. The [`rule::Rule`] model, loaders for Elastic's
@@ -33,6 +35,7 @@ pub mod cli;
 pub mod cloudtrail;
 pub mod elasticsearch;
 pub mod engine;
+pub mod eql;
 pub mod kql;
 pub mod new_terms;
 pub mod ops;

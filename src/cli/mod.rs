@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+pub mod eql;
 pub mod kql;
 pub mod load;
 pub mod normalize;
@@ -42,6 +43,8 @@ pub enum LogFormat {
 pub enum Command {
     /// Parse, translate and evaluate KQL queries.
     Kql(kql::KqlArgs),
+    /// Check EQL event queries and run them over NDJSON events.
+    Eql(eql::EqlArgs),
     /// List, validate, test and export detection rules.
     Rules(rules::RulesArgs),
     /// Run the rules over raw CloudTrail log files, with no Elasticsearch.
@@ -81,6 +84,7 @@ pub fn init_tracing(global: &GlobalArgs) {
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Kql(args) => kql::run(args),
+        Command::Eql(args) => eql::run(args),
         Command::Rules(args) => rules::run(args),
         Command::Scan(args) => scan::run(args),
         Command::Normalize(args) => normalize::run(args),

@@ -7,8 +7,9 @@ use std::path::Path;
 use crate::util::repo;
 
 /// Each top-level module of `src/` and its layer.
-const LAYERS: [(&str, u8); 11] = [
+const LAYERS: [(&str, u8); 12] = [
     ("kql", 0),
+    ("eql", 0),
     ("cloudtrail", 0),
     ("new_terms", 0),
     ("threshold", 0),

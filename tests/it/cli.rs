@@ -9,6 +9,7 @@ fn help_lists_every_command() {
     let help = String::from_utf8_lossy(&out.stdout);
     for command in [
         "kql",
+        "eql",
         "rules",
         "scan",
         "normalize",

@@ -11,6 +11,7 @@ mod cloudtrail;
 mod docs;
 mod elasticsearch;
 mod engine;
+mod eql;
 mod kql;
 mod ops;
 mod real;

@@ -1,0 +1,312 @@
+//! `rule-runner eql`: check EQL event queries and run them over NDJSON events.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use serde_json::Value as Json;
+
+use crate::eql::{self, Body, MatchOptions, Matcher, Pipe, SequenceMatcher};
+
+#[derive(Debug, Args)]
+pub struct EqlArgs {
+    #[command(subcommand)]
+    pub command: EqlCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EqlCommand {
+    /// Parse queries and report OK or where each one goes wrong; exit status 1 on any error.
+    Check(CheckArgs),
+    /// Print the NDJSON events of a file (or stdin) that match an event query, unchanged, in
+    /// timestamp order as Elasticsearch returns them; for a sequence, one line
+    /// `{"sequence": [events], "join_keys": [values]}` per match. Exit status 2 if some lines
+    /// could not be read (reported on stderr with their line number, the rest is processed).
+    Match(MatchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The EQL queries.
+    #[arg(required = true)]
+    pub queries: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct MatchArgs {
+    /// The field holding each event's time: an RFC 3339 string, a date or time without an
+    /// offset (read as UTC), or epoch milliseconds.
+    #[arg(long, value_name = "FIELD", default_value = "@timestamp")]
+    pub timestamp_field: String,
+    /// The field `<category> where` compares with the category.
+    #[arg(long, value_name = "FIELD", default_value = "event.category")]
+    pub event_category_field: String,
+    /// At most this many events, the earliest first (Elasticsearch's default is 10).
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub size: usize,
+    /// The EQL query: an event query or a sequence, optionally with `| head N` / `| tail N`.
+    pub query: String,
+    /// NDJSON events, one object per line; `-` reads stdin.
+    pub file: PathBuf,
+}
+
+pub fn run(args: EqlArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        EqlCommand::Check(args) => check(args),
+        EqlCommand::Match(args) => match_events(args),
+    }
+}
+
+fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let mut failed = false;
+    for query in &args.queries {
+        let shown = query.split_whitespace().collect::<Vec<_>>().join(" ");
+        match eql::parse_statement(query) {
+            Ok(_) => println!("OK: {shown}"),
+            Err(e) => {
+                failed = true;
+                println!("error: {}", e.render(query));
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// An event read: when it happened, its line as read and its document.
+struct Event {
+    nanos: i128,
+    line: Vec<u8>,
+    doc: Json,
+}
+
+fn match_events(args: MatchArgs) -> anyhow::Result<ExitCode> {
+    let statement = eql::parse_statement(&args.query)
+        .map_err(|e| anyhow::anyhow!("invalid EQL query: {}", e.render(&args.query)))?;
+    let options = MatchOptions {
+        event_category_field: args.event_category_field.clone(),
+    };
+    let event_matcher = match &statement.body {
+        Body::Event(query) => Some(Matcher::new(query, &options).context("invalid EQL query")?),
+        Body::Sequence(_) => None,
+    };
+    let mut sequence_matcher = match &statement.body {
+        Body::Sequence(seq) => {
+            Some(SequenceMatcher::new(seq, &options).context("invalid EQL query")?)
+        }
+        Body::Event(_) => None,
+    };
+    let mut skipped = false;
+    let mut events = Vec::new();
+    // An event query keeps only its matches; a sequence needs every event.
+    let mut keep = |event: Event| {
+        if event_matcher.as_ref().is_none_or(|m| m.matches(&event.doc)) {
+            events.push(event);
+        }
+    };
+    if args.file == Path::new("-") {
+        collect(
+            io::stdin().lock(),
+            "<stdin>",
+            &args,
+            &mut keep,
+            &mut skipped,
+        );
+    } else {
+        match File::open(&args.file) {
+            Ok(file) => collect(
+                BufReader::new(file),
+                &args.file.display().to_string(),
+                &args,
+                &mut keep,
+                &mut skipped,
+            ),
+            Err(e) => {
+                eprintln!("{}: cannot open: {e}", args.file.display());
+                skipped = true;
+            }
+        }
+    }
+    // Stable: events of the same instant keep their order in the input.
+    events.sort_by_key(|event| event.nanos);
+    let results: Vec<Vec<u8>> = match sequence_matcher.as_mut() {
+        None => events.into_iter().map(|event| event.line).collect(),
+        Some(matcher) => {
+            let mut hits = Vec::new();
+            for (id, event) in events.iter().enumerate() {
+                hits.extend(matcher.push(id, event.nanos, &event.doc));
+            }
+            hits.into_iter()
+                .map(|hit| {
+                    let sequence: Vec<&Json> = hit.events.iter().map(|&i| &events[i].doc).collect();
+                    serde_json::json!({"sequence": sequence, "join_keys": hit.join_keys})
+                        .to_string()
+                        .into_bytes()
+                })
+                .collect()
+        }
+    };
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let written = apply_pipes(results, &statement.pipes)
+        .iter()
+        .take(args.size)
+        .try_for_each(|line| {
+            out.write_all(line)?;
+            out.write_all(b"\n")
+        });
+    match written.and_then(|()| out.flush()) {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+            return Err(e).context("cannot write the matching events");
+        }
+        _ => {}
+    }
+    Ok(if skipped {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `| head N` keeps the first N results, `| tail N` the last N, in the order written.
+fn apply_pipes<T>(mut results: Vec<T>, pipes: &[Pipe]) -> Vec<T> {
+    for pipe in pipes {
+        match *pipe {
+            Pipe::Head(n) => results.truncate(usize::try_from(n).unwrap_or(usize::MAX)),
+            Pipe::Tail(n) => {
+                let n = usize::try_from(n).unwrap_or(usize::MAX);
+                let drop = results.len().saturating_sub(n);
+                results.drain(..drop);
+            }
+        }
+    }
+    results
+}
+
+/// Hand each event of `input` to `keep`. Lines that are not JSON objects or have no usable
+/// timestamp are reported as `name:line: ...` on stderr and skipped.
+fn collect(
+    mut input: impl BufRead,
+    name: &str,
+    args: &MatchArgs,
+    keep: &mut dyn FnMut(Event),
+    skipped: &mut bool,
+) {
+    let mut line = Vec::new();
+    let mut number = 0usize;
+    loop {
+        line.clear();
+        match input.read_until(b'\n', &mut line) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("{name}:{}: cannot read: {e}", number + 1);
+                *skipped = true;
+                return;
+            }
+        }
+        number += 1;
+        let content = trim_line_end(&line);
+        if content.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let doc = match serde_json::from_slice::<Json>(content) {
+            Ok(doc) if doc.is_object() => doc,
+            Ok(_) => {
+                eprintln!("{name}:{number}: not a JSON object (an event must be an object)");
+                *skipped = true;
+                continue;
+            }
+            Err(e) => {
+                eprintln!("{name}:{number}: not valid JSON: {e}");
+                *skipped = true;
+                continue;
+            }
+        };
+        let Some(nanos) = timestamp(&doc, &args.timestamp_field) else {
+            eprintln!(
+                "{name}:{number}: no usable {} (an RFC 3339 time or epoch milliseconds)",
+                args.timestamp_field
+            );
+            *skipped = true;
+            continue;
+        };
+        keep(Event {
+            nanos,
+            line: content.to_vec(),
+            doc,
+        });
+    }
+}
+
+/// The event's time in nanoseconds since the epoch, read from `field` (a dotted path or a
+/// dotted key).
+fn timestamp(doc: &Json, field: &str) -> Option<i128> {
+    match lookup(doc, field)? {
+        Json::Number(n) => match n.as_i64() {
+            Some(ms) => Some(i128::from(ms) * 1_000_000),
+            None => epoch_millis(n.as_f64()?),
+        },
+        Json::String(s) => date_time(s.trim()),
+        _ => None,
+    }
+}
+
+/// An RFC 3339 time, a time or date without an offset (UTC, as Elasticsearch's default
+/// `strict_date_optional_time` reads it), or epoch milliseconds as text.
+fn date_time(s: &str) -> Option<i128> {
+    let nanos = |t: chrono::DateTime<chrono::Utc>| {
+        i128::from(t.timestamp()) * 1_000_000_000 + i128::from(t.timestamp_subsec_nanos())
+    };
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Some(nanos(t.to_utc()));
+    }
+    if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f") {
+        return Some(nanos(t.and_utc()));
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Some(nanos(d.and_hms_opt(0, 0, 0)?.and_utc()));
+    }
+    if let Ok(ms) = s.parse::<i64>() {
+        return Some(i128::from(ms) * 1_000_000);
+    }
+    epoch_millis(s.parse::<f64>().ok()?)
+}
+
+/// Fractional or huge epoch milliseconds.
+fn epoch_millis(ms: f64) -> Option<i128> {
+    let nanos = ms * 1e6;
+    // Far beyond any real event (about 30 million years); the cast below saturates anyway.
+    (nanos.is_finite() && nanos.abs() < 1e30).then_some(nanos as i128)
+}
+
+/// The single value at `path`: nested objects or dotted keys, as Elasticsearch reads `_source`.
+fn lookup<'v>(doc: &'v Json, path: &str) -> Option<&'v Json> {
+    let map = doc.as_object()?;
+    if let Some(v) = map.get(path) {
+        return Some(v);
+    }
+    let mut from = 0;
+    while let Some(dot) = path[from..].find('.') {
+        let end = from + dot;
+        if let Some(found) = map
+            .get(&path[..end])
+            .and_then(|child| lookup(child, &path[end + 1..]))
+        {
+            return Some(found);
+        }
+        from = end + 1;
+    }
+    None
+}
+
+fn trim_line_end(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}

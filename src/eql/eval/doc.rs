@@ -1,0 +1,79 @@
+//! Reading a field out of a JSON document the way Elasticsearch's `fields` retrieval sees it:
+//! `a.b` names the same field whether written as nested objects or as a dotted key, arrays
+//! (also arrays of objects) contribute each element, and nulls and objects are not values.
+
+use serde_json::Value as Json;
+
+/// Push every scalar stored under the dotted `path` of `doc` onto `out`.
+pub(crate) fn values<'v>(doc: &'v Json, path: &str, out: &mut Vec<&'v Json>) {
+    match doc {
+        Json::Array(items) => {
+            for item in items {
+                values(item, path, out);
+            }
+        }
+        Json::Object(map) => {
+            // Try each prefix of the path that ends on a segment boundary as a key: `a.b.c` may
+            // be stored as {"a": {"b.c": ..}}, {"a.b": {"c": ..}} or {"a.b.c": ..}.
+            let mut from = 0;
+            loop {
+                let end = path[from..].find('.').map_or(path.len(), |i| from + i);
+                if let Some(child) = map.get(&path[..end]) {
+                    if end == path.len() {
+                        leaves(child, out);
+                    } else {
+                        values(child, &path[end + 1..], out);
+                    }
+                }
+                if end == path.len() {
+                    return;
+                }
+                from = end + 1;
+            }
+        }
+        _ => {}
+    }
+}
+
+fn leaves<'v>(value: &'v Json, out: &mut Vec<&'v Json>) {
+    match value {
+        Json::Array(items) => {
+            for item in items {
+                leaves(item, out);
+            }
+        }
+        Json::Null | Json::Object(_) => {}
+        scalar => out.push(scalar),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn get(doc: &Json, path: &str) -> Vec<Json> {
+        let mut out = Vec::new();
+        values(doc, path, &mut out);
+        out.into_iter().cloned().collect()
+    }
+
+    #[test]
+    fn dotted_keys_and_nested_objects_are_the_same_field() {
+        let nested = json!({"process": {"name": "cmd.exe"}});
+        let dotted = json!({"process.name": "cmd.exe"});
+        let mixed = json!({"a": {"b.c": 1}, "a.b": {"c": 2}});
+        assert_eq!(get(&nested, "process.name"), [json!("cmd.exe")]);
+        assert_eq!(get(&dotted, "process.name"), [json!("cmd.exe")]);
+        assert_eq!(get(&mixed, "a.b.c"), [json!(1), json!(2)]);
+        assert!(get(&nested, "process.nam").is_empty());
+    }
+
+    #[test]
+    fn arrays_flatten_and_nulls_and_objects_are_not_values() {
+        let doc = json!({"a": [{"b": 1}, {"b": [2, null]}], "o": {"x": 1}, "n": null});
+        assert_eq!(get(&doc, "a.b"), [json!(1), json!(2)]);
+        assert!(get(&doc, "o").is_empty());
+        assert!(get(&doc, "n").is_empty());
+    }
+}

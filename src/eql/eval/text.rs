@@ -1,0 +1,97 @@
+//! String matching helpers: EQL wildcards and CIDR blocks.
+
+use std::net::IpAddr;
+
+/// Whether `text` matches `pattern`, where `*` is any run of characters and `?` exactly one.
+/// Iterative with one backtrack point, so no pattern can make it exponential.
+pub(crate) fn wildcard_match(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti) = (0, 0);
+    // Where the last `*` was, and the text position it currently absorbs up to.
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || (p[pi] != '*' && p[pi] == t[ti])) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// Whether `ip` lies in the block `cidr` (`10.0.0.0/8`, `2001:db8::/32`, or a bare address).
+/// A text that is not an address or a block matches nothing.
+pub(crate) fn cidr_match(ip: &str, cidr: &str) -> bool {
+    let Ok(ip) = ip.trim().parse::<IpAddr>() else {
+        return false;
+    };
+    let (net, bits) = match cidr.split_once('/') {
+        Some((net, bits)) => (net, bits.parse::<u32>().ok()),
+        None => (cidr, None),
+    };
+    let Ok(net) = net.trim().parse::<IpAddr>() else {
+        return false;
+    };
+    match (ip, net) {
+        (IpAddr::V4(ip), IpAddr::V4(net)) => {
+            let bits = bits.unwrap_or(32);
+            bits <= 32
+                && prefix_eq(
+                    u128::from(ip.to_bits()),
+                    u128::from(net.to_bits()),
+                    32,
+                    bits,
+                )
+        }
+        (IpAddr::V6(ip), IpAddr::V6(net)) => {
+            let bits = bits.unwrap_or(128);
+            bits <= 128 && prefix_eq(ip.to_bits(), net.to_bits(), 128, bits)
+        }
+        _ => false,
+    }
+}
+
+fn prefix_eq(a: u128, b: u128, width: u32, bits: u32) -> bool {
+    let shift = width - bits;
+    // A shift by the full width (a /0 block) would overflow: everything matches.
+    shift >= 128 || (a >> shift) == (b >> shift)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards() {
+        assert!(wildcard_match("*.exe", "cmd.exe"));
+        assert!(wildcard_match("c?d*", "cmd.exe"));
+        assert!(wildcard_match("*", ""));
+        assert!(wildcard_match("a*b*c", "aXXbYYc"));
+        assert!(!wildcard_match("a*b*c", "aXXbYY"));
+        assert!(!wildcard_match("?", ""));
+        assert!(!wildcard_match("cmd", "cmd.exe"));
+        assert!(wildcard_match("é?", "éa"));
+    }
+
+    #[test]
+    fn cidr_blocks() {
+        assert!(cidr_match("10.1.2.3", "10.0.0.0/8"));
+        assert!(!cidr_match("11.1.2.3", "10.0.0.0/8"));
+        assert!(cidr_match("192.168.0.1", "192.168.0.1"));
+        assert!(cidr_match("1.2.3.4", "0.0.0.0/0"));
+        assert!(cidr_match("2001:db8::1", "2001:db8::/32"));
+        assert!(!cidr_match("2001:db9::1", "2001:db8::/32"));
+        assert!(!cidr_match("10.1.2.3", "10.0.0.0/33"));
+        assert!(!cidr_match("not an ip", "10.0.0.0/8"));
+        assert!(!cidr_match("10.1.2.3", "2001:db8::/32"));
+    }
+}

@@ -1,0 +1,26 @@
+//! Event Query Language, as Elasticsearch implements it (event queries; see `docs/eql.md`).
+//!
+//! - [`parse`]: text → [`Query`], or a [`ParseError`] with a byte offset and a line / column /
+//!   caret rendering ([`ParseError::render`]). Nesting is bounded by [`MAX_DEPTH`].
+//! - `Display` on [`Query`] / [`Expr`]: the tree back to EQL text that parses to the same tree.
+//! - [`Matcher`]: a query evaluated in memory against JSON documents with Elasticsearch's
+//!   semantics, the event category read from a configurable field ([`MatchOptions`]).
+//! - [`parse_statement`]: also sequences and `| head` / `| tail` pipes; [`SequenceMatcher`]
+//!   matches a sequence over events fed in timestamp order.
+
+mod ast;
+mod error;
+mod eval;
+mod functions;
+mod lexer;
+mod parser;
+mod sequence;
+
+pub use ast::{
+    ArithOp, Body, Category, CmpOp, Expr, Field, Literal, MatchOp, Maxspan, Pipe, Query, Sequence,
+    Stage, Statement,
+};
+pub use error::ParseError;
+pub use eval::{MatchOptions, Matcher};
+pub use parser::{MAX_DEPTH, MAX_QUERY_BYTES, parse, parse_statement};
+pub use sequence::{SequenceHit, SequenceMatcher};
