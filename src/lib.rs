@@ -9,8 +9,8 @@
 //!     query DSL (what the service sends) and evaluates it in memory (what `scan` uses).
 //!   - [`cloudtrail`]: raw CloudTrail records to the ECS documents Elastic's AWS integration
 //!     produces, so offline scans see what the cluster would hold.
-//!   - [`eql`]: Event Query Language event queries as Elasticsearch runs them: parser, printer
-//!     and an in-memory evaluator (`rule-runner eql`).
+//!   - [`eql`]: Event Query Language as Elasticsearch runs it: parser, printer, an in-memory
+//!     evaluator for event queries and a streaming matcher for sequences (`rule-runner eql`).
 //!   - [`new_terms`] and [`threshold`]: the semantics of Kibana's two aggregating rule types,
 //!     which terms are new and which groups reach a count, over events held in memory.
 //! - Layer 1, [`rule`]: detection rules. The [`rule::Rule`] model, loaders for Elastic's
