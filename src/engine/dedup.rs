@@ -30,6 +30,34 @@ pub struct WindowWriter<'a> {
     hold: Option<DateTime<Utc>>,
     failures: BTreeMap<String, u64>,
     rejections: BTreeMap<String, u64>,
+    /// Whether what the cap cuts holds the watermark for the next run (query rules), or is
+    /// not alerted at all (the aggregating types, as in Kibana).
+    carries_over: bool,
+}
+
+/// What waits to become an alert: an event of a query rule, or an alert an aggregating
+/// rule type built already.
+trait Pending {
+    fn time(&self) -> DateTime<Utc>;
+    fn into_alert(self, builder: &AlertBuilder, id: String) -> AlertDoc;
+}
+
+impl Pending for EventHit {
+    fn time(&self) -> DateTime<Utc> {
+        self.timestamp
+    }
+    fn into_alert(self, builder: &AlertBuilder, id: String) -> AlertDoc {
+        builder.build_from_hit(self, id)
+    }
+}
+
+impl Pending for AlertDoc {
+    fn time(&self) -> DateTime<Utc> {
+        self.event_time
+    }
+    fn into_alert(self, _builder: &AlertBuilder, _id: String) -> AlertDoc {
+        self
+    }
 }
 
 /// What a window's writing leaves for the run record.
@@ -53,7 +81,41 @@ impl<'a> WindowWriter<'a> {
             hold: None,
             failures: BTreeMap::new(),
             rejections: BTreeMap::new(),
+            carries_over: true,
         }
+    }
+
+    /// A writer for alerts built by an aggregating rule type: what the cap cuts is lost, as
+    /// in Kibana (a new term is not new at the next run; a threshold group is counted again).
+    pub fn for_aggregates(sink: &'a dyn AlertSink, builder: &'a AlertBuilder, budget: u32) -> Self {
+        WindowWriter {
+            carries_over: false,
+            ..WindowWriter::new(sink, builder, budget)
+        }
+    }
+
+    /// Whether the window's budget is used up.
+    pub fn is_full(&self) -> bool {
+        self.capped || self.counts.created >= self.budget
+    }
+
+    /// Dedup, cap and write alerts an aggregating rule type built, in their order.
+    pub async fn write_alerts(
+        &mut self,
+        alerts: Vec<AlertDoc>,
+        handled: &mut HashSet<String>,
+    ) -> Result<(), SinkDown> {
+        self.counts.hits += alerts.len() as u64;
+        let mut fresh = Vec::with_capacity(alerts.len());
+        let mut in_page: HashSet<String> = HashSet::with_capacity(alerts.len());
+        for alert in alerts {
+            if handled.contains(&alert.id) || !in_page.insert(alert.id.clone()) {
+                self.counts.duplicates += 1;
+            } else {
+                fresh.push((alert.id.clone(), alert));
+            }
+        }
+        self.write_fresh(fresh, handled).await
     }
 
     /// Hold the watermark at `time` or earlier.
@@ -85,6 +147,16 @@ impl<'a> WindowWriter<'a> {
                 fresh.push((id, hit));
             }
         }
+        self.write_fresh(fresh, handled).await
+    }
+
+    /// Write what is not a repeat within this run: drop what the sink has already, keep
+    /// the first up to the budget, create them and sort the outcomes.
+    async fn write_fresh<T: Pending>(
+        &mut self,
+        mut fresh: Vec<(String, T)>,
+        handled: &mut HashSet<String>,
+    ) -> Result<(), SinkDown> {
         if fresh.is_empty() {
             return Ok(());
         }
@@ -129,11 +201,13 @@ impl<'a> WindowWriter<'a> {
         } else {
             usize::try_from(room).unwrap_or(usize::MAX).min(fresh.len())
         };
-        for (id, hit) in fresh.split_off(keep) {
+        for (id, pending) in fresh.split_off(keep) {
             self.capped = true;
             self.counts.left_over += 1;
-            self.hold_at(hit.timestamp);
-            self.left_over.insert(id);
+            if self.carries_over {
+                self.hold_at(pending.time());
+                self.left_over.insert(id);
+            }
         }
         if fresh.is_empty() {
             return Ok(());
@@ -141,7 +215,7 @@ impl<'a> WindowWriter<'a> {
 
         let docs: Vec<AlertDoc> = fresh
             .into_iter()
-            .map(|(id, hit)| self.builder.build_from_hit(hit, id))
+            .map(|(id, pending)| pending.into_alert(self.builder, id))
             .collect();
         let outcomes = match self.sink.create(&docs).await {
             Ok(outcomes) if outcomes.len() == docs.len() => outcomes,
@@ -189,9 +263,9 @@ impl<'a> WindowWriter<'a> {
         Ok(())
     }
 
-    fn fail_all(&mut self, fresh: &[(String, EventHit)], reason: &str) {
-        for (_, hit) in fresh {
-            self.hold_at(hit.timestamp);
+    fn fail_all<T: Pending>(&mut self, fresh: &[(String, T)], reason: &str) {
+        for (_, pending) in fresh {
+            self.hold_at(pending.time());
         }
         *self.failures.entry(reason.to_owned()).or_default() += fresh.len() as u64;
         self.counts.failed_writes += fresh.len() as u64;
@@ -207,7 +281,14 @@ impl<'a> WindowWriter<'a> {
     pub fn finish(self, window_label: &str) -> WindowWriteResult {
         let mut warnings = Vec::new();
         let mut errors = Vec::new();
-        if self.capped {
+        if self.capped && !self.carries_over {
+            warnings.push(format!(
+                "This rule reached the maximum alert limit for the rule execution. Some alerts were not created: \
+                 {} alert(s) in window {window_label} were cut by the cap and are not alerted later (new_terms and \
+                 threshold rules do not carry alerts over the cap, as in Kibana).",
+                self.counts.left_over
+            ));
+        } else if self.capped {
             warnings.push(format!(
                 "This rule reached the maximum alert limit for the rule execution. Some alerts were not created: \
                  {} new alert(s) in window {window_label} are left for the next run.",

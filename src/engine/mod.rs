@@ -3,13 +3,15 @@
 //!
 //! - [`ports`]: the interfaces to the outside world (source, sink, state, leases).
 //! - [`windows`]: which time ranges a run searches, and the gaps it reports.
-//! - [`run`]: one rule run over its windows ([`Engine`]); [`dedup`] holds its dedup and cap.
+//! - [`run`]: one rule run over its windows ([`Engine`]); [`dedup`] holds its dedup and cap;
+//!   [`aggregate`] finds what a window of a new_terms or threshold rule alerts on.
 //! - [`state`]: the watermark and open gaps carried from run to run.
 //! - [`record`]: the execution record each run leaves behind.
 //! - [`scheduler`]: when rules run, never overlapping themselves, bounded across rules.
 //! - [`shutdown`], [`clock`], [`config`]: stopping cleanly, telling time, settings.
 //! - [`memory`]: in-memory source, sink and state store for tests, benches and offline use.
 
+pub mod aggregate;
 pub mod clock;
 pub mod config;
 pub mod dedup;
@@ -26,8 +28,9 @@ pub mod windows;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::EngineConfig;
 pub use ports::{
-    AlertDoc, AlertSink, EventHit, EventSource, HitStream, Leases, PortError, RuleState,
-    RuleWindow, SoleInstance, StateStore, WindowQuery, WriteOutcome,
+    AlertDoc, AlertSink, EventHit, EventSource, Group, GroupPage, GroupQuery, HitStream, Leases,
+    PortError, RuleState, RuleWindow, SoleInstance, StateStore, ThresholdEntry, WindowQuery,
+    WriteOutcome,
 };
 pub use record::{ExecutionRecord, RunStatus, WindowKind, WindowReport};
 pub use run::Engine;
@@ -55,7 +58,7 @@ pub enum EngineError {
         message: String,
     },
     #[error(
-        "rule `{rule_id}` is a `{rule_type}` rule{}; the service runs KQL query rules (type `query`, language `kuery`) only; `rule-runner scan` also runs `new_terms` and `threshold` rules",
+        "rule `{rule_id}` is a `{rule_type}` rule{}; the service runs KQL rules of types `query`, `new_terms` and `threshold` (language `kuery`); check it with `rule-runner rules validate`",
         if language.is_empty() { String::new() } else { format!(" in `{language}`") }
     )]
     Unsupported {

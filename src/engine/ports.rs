@@ -58,10 +58,62 @@ pub trait HitStream: Send {
     }
 }
 
+/// A group-by over one time range: the distinct combinations of values of `fields` among
+/// the rule's matching events, as a composite aggregation buckets them (every combination
+/// of one value per field; an event missing a field falls in no group), in key order. The
+/// aggregating rule types are built from these requests (`engine::aggregate`).
+#[derive(Debug, Clone)]
+pub struct GroupQuery {
+    pub rule: Arc<Rule>,
+    pub range: RuleWindow,
+    /// Group-by fields; none gives one group `[]` of every matching event.
+    pub fields: Vec<String>,
+    /// Only events of these groups (new_terms' history check and first events); empty: all.
+    pub only: Vec<Vec<Value>>,
+    /// Events of a group at or before its time are not counted (threshold's signal history).
+    pub exclude: Vec<(Vec<Value>, DateTime<Utc>)>,
+    /// Count the distinct values of this field per group.
+    pub cardinality_field: Option<String>,
+    /// Return each group's earliest event (new_terms' alert source).
+    pub first_event: bool,
+    /// The key of the last group of the previous page.
+    pub after: Option<Vec<Value>>,
+    pub size: usize,
+}
+
+/// One group of a [`GroupQuery`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    pub key: Vec<Value>,
+    pub count: u64,
+    /// The earliest and latest event time of the group.
+    pub first: Option<DateTime<Utc>>,
+    pub last: Option<DateTime<Utc>>,
+    pub cardinality: Option<u64>,
+    pub first_event: Option<EventHit>,
+}
+
+/// A page of groups; `after` is set while more may follow.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GroupPage {
+    pub groups: Vec<Group>,
+    pub after: Option<Vec<Value>>,
+    /// Warnings met while searching (a missing index pattern, shard failures).
+    pub warnings: Vec<String>,
+}
+
 /// Where events come from.
 #[async_trait]
 pub trait EventSource: Send + Sync {
     async fn search(&self, query: WindowQuery) -> Result<Box<dyn HitStream>, PortError>;
+    /// One page of groups of the rule's matching events over a time range. A source that
+    /// cannot aggregate says so, and the aggregating rule types fail on it with that reason.
+    async fn groups(&self, query: GroupQuery) -> Result<GroupPage, PortError> {
+        Err(PortError::Permanent(format!(
+            "rule `{}`: this event source cannot group events, which `{}` rules need",
+            query.rule.rule_id, query.rule.rule_type
+        )))
+    }
 }
 
 /// What happened to one alert in a bulk write.
@@ -104,6 +156,16 @@ pub struct RuleState {
     /// Time ranges that were not searched and are beyond the catch-up limit.
     #[serde(default)]
     pub open_gaps: Vec<RuleWindow>,
+    /// A threshold rule's signal history: per alerted group, the last event time counted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub threshold_history: Vec<ThresholdEntry>,
+}
+
+/// One entry of a threshold rule's signal history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThresholdEntry {
+    pub group: Vec<Value>,
+    pub last: DateTime<Utc>,
 }
 
 /// Where rule state and run records are kept.

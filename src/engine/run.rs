@@ -20,9 +20,12 @@ use super::shutdown::Shutdown;
 use super::state::{add_gap, next_watermark, subtract_covered};
 use super::timing::Timing;
 use super::windows::{PlannedWindow, humanize, plan_scheduled, split_forward};
+use super::{aggregate, ports::ThresholdEntry};
+use crate::alert::aggregate::threshold_id;
 use crate::alert::fields::format_timestamp;
 use crate::alert::{AlertBuilder, ExecutionType, RunContext};
 use crate::rule::Rule;
+use crate::rule::kind::RuleKind;
 
 /// Kibana's page size cap (`DEFAULT_SEARCH_AFTER_PAGE_SIZE`).
 const MAX_PAGE_SIZE: u32 = 100;
@@ -51,6 +54,8 @@ struct RunScope<'a> {
     deadline: Deadline,
     shutdown: &'a Shutdown,
     record: ExecutionRecord,
+    /// A threshold rule's signal history, carried from window to window.
+    threshold_history: Vec<ThresholdEntry>,
 }
 
 impl Engine {
@@ -119,6 +124,7 @@ impl Engine {
             self.config.max_catch_up,
         );
         scope.record.watermark_before = state.watermark;
+        scope.threshold_history = std::mem::take(&mut state.threshold_history);
 
         if let Some(gap) = plan.gap {
             let span = gap.end - gap.start;
@@ -143,6 +149,7 @@ impl Engine {
             .await;
 
         state.watermark = next_watermark(state.watermark, &scope.record.windows);
+        state.threshold_history = std::mem::take(&mut scope.threshold_history);
         state.last_run_start = Some(now);
         scope.record.watermark_after = state.watermark;
         self.finish(scope, Some(state), clock_start).await
@@ -246,6 +253,7 @@ impl Engine {
             deadline: Deadline::now() + self.config.run_timeout,
             shutdown,
             record,
+            threshold_history: Vec::new(),
         }
     }
 
@@ -304,6 +312,21 @@ impl Engine {
             format_timestamp(window.end)
         );
         let budget = scope.rule.max_signals.min(self.config.alerts_max);
+        match scope.rule.kind() {
+            Ok(RuleKind::Query) => {}
+            Ok(kind) => {
+                return self
+                    .run_aggregate_window(scope, planned, watermark, kind, budget)
+                    .await;
+            }
+            Err(why) => {
+                scope
+                    .record
+                    .errors
+                    .push(format!("rule `{}` cannot run: {why}", scope.rule.rule_id));
+                return Some(Interrupted::Failure);
+            }
+        }
         let query = WindowQuery {
             rule: Arc::clone(scope.rule),
             window,
@@ -361,6 +384,107 @@ impl Engine {
             }
         }
 
+        Self::close_window(
+            &mut scope.record,
+            planned,
+            writer,
+            interrupted,
+            watermark,
+            &label,
+        )
+    }
+
+    /// One window of a new_terms or threshold rule: its alerts found through group
+    /// requests, then written as query rules' are.
+    async fn run_aggregate_window(
+        &self,
+        scope: &mut RunScope<'_>,
+        planned: &PlannedWindow,
+        watermark: Option<DateTime<Utc>>,
+        kind: RuleKind,
+        budget: u32,
+    ) -> Option<Interrupted> {
+        let window = planned.window;
+        let label = format!(
+            "[{}, {}]",
+            format_timestamp(window.start),
+            format_timestamp(window.end)
+        );
+        if matches!(kind, RuleKind::Threshold(_)) {
+            aggregate::prune_history(&mut scope.threshold_history, window.start);
+        }
+        let source = self.source.as_ref();
+        let (rule, builder, history) = (scope.rule, &scope.builder, &scope.threshold_history);
+        let work = async {
+            match &kind {
+                RuleKind::NewTerms(params) => {
+                    aggregate::new_terms(source, builder, rule, params, window)
+                        .await
+                        .map(|found| (found, Vec::new()))
+                }
+                RuleKind::Threshold(params) => {
+                    aggregate::threshold(source, builder, rule, params, window, history).await
+                }
+                RuleKind::Query => Ok((
+                    aggregate::Found {
+                        alerts: Vec::new(),
+                        warnings: Vec::new(),
+                    },
+                    Vec::new(),
+                )),
+            }
+        };
+        let found = tokio::select! {
+            biased;
+            _ = scope.shutdown.requested() => Err(Ok(Interrupted::Shutdown)),
+            _ = tokio::time::sleep_until(scope.deadline) => Err(Ok(Interrupted::Timeout)),
+            result = work => result.map_err(|error| {
+                let failure: Result<Interrupted, String> =
+                    Err(format!("searching window {label} failed: {error}"));
+                failure
+            }),
+        };
+        let mut writer = WindowWriter::for_aggregates(self.sink.as_ref(), &scope.builder, budget);
+        let interrupted = match found {
+            Ok((found, buckets)) => {
+                scope.record.warnings.extend(found.warnings);
+                let written = writer.write_alerts(found.alerts, &mut scope.handled).await;
+                for bucket in &buckets {
+                    if scope
+                        .handled
+                        .contains(&threshold_id(&scope.rule.rule_id, bucket))
+                    {
+                        aggregate::record_history(&mut scope.threshold_history, bucket);
+                    }
+                }
+                written.err().map(|_| Interrupted::Failure)
+            }
+            Err(Ok(why)) => Some(why),
+            Err(Err(message)) => {
+                scope.record.errors.push(message);
+                Some(Interrupted::Failure)
+            }
+        };
+        Self::close_window(
+            &mut scope.record,
+            planned,
+            writer,
+            interrupted,
+            watermark,
+            &label,
+        )
+    }
+
+    /// Close a window: hold the watermark if it was interrupted, keep its report.
+    fn close_window(
+        record: &mut ExecutionRecord,
+        planned: &PlannedWindow,
+        mut writer: WindowWriter<'_>,
+        interrupted: Option<Interrupted>,
+        watermark: Option<DateTime<Utc>>,
+        label: &str,
+    ) -> Option<Interrupted> {
+        let window = planned.window;
         if interrupted.is_some() {
             // Events not read yet may be anywhere in the window: resume no later than what
             // earlier runs already finished.
@@ -368,10 +492,10 @@ impl Engine {
                 watermark.map_or(window.start, |w| w.clamp(window.start, window.end));
             writer.hold_at(finished_up_to);
         }
-        let result = writer.finish(&label);
-        scope.record.warnings.extend(result.warnings);
-        scope.record.errors.extend(result.errors);
-        scope.record.windows.push(WindowReport {
+        let result = writer.finish(label);
+        record.warnings.extend(result.warnings);
+        record.errors.extend(result.errors);
+        record.windows.push(WindowReport {
             start: window.start,
             end: window.end,
             kind: planned.kind,
@@ -435,6 +559,7 @@ fn empty_state(rule_id: &str) -> RuleState {
         last_run_start: None,
         last_outcome: None,
         open_gaps: Vec::new(),
+        threshold_history: Vec::new(),
     }
 }
 

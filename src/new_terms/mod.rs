@@ -47,6 +47,44 @@ pub fn field_values(value: Option<&Value>) -> Vec<Value> {
     out
 }
 
+/// The values Elasticsearch indexes for the dotted `path` of `doc`: [`field_values`] of
+/// every node the path reaches, through arrays of objects too (`resources.arn` of
+/// `"resources": [{"arn": ...}, ...]` holds each `arn`), and through keys that themselves
+/// hold dots.
+pub fn indexed_values(doc: &Value, path: &str) -> Vec<Value> {
+    fn walk<'a>(node: &'a Value, path: &str, out: &mut Vec<&'a Value>) {
+        if path.is_empty() {
+            out.push(node);
+            return;
+        }
+        match node {
+            Value::Array(items) => items.iter().for_each(|item| walk(item, path, out)),
+            Value::Object(object) => {
+                if let Some(value) = object.get(path) {
+                    out.push(value);
+                }
+                for (dot, _) in path.match_indices('.') {
+                    if let Some(child) = object.get(&path[..dot]) {
+                        walk(child, &path[dot + 1..], out);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut nodes = Vec::new();
+    walk(doc, path, &mut nodes);
+    let mut out: Vec<Value> = Vec::new();
+    for node in nodes {
+        for value in field_values(Some(node)) {
+            if !out.contains(&value) {
+                out.push(value);
+            }
+        }
+    }
+    out
+}
+
 /// The terms a document contributes given each field's [`field_values`]: every combination
 /// of one value per field (a composite aggregation's buckets). A document missing any field
 /// contributes none: Kibana's composite sources have no `missing_bucket`.

@@ -192,3 +192,21 @@ fn one_event_read_twice_is_one_occurrence() {
     log.record(vec![json!("x")], t0 + MIN, "e".into(), "second copy");
     assert_eq!(alerted(log, t0), vec![("first copy", t0 + 5 * MIN)]);
 }
+
+#[test]
+fn indexed_values_reach_through_arrays_of_objects_and_dotted_keys() {
+    let doc = json!({
+        "aws": {"cloudtrail": {"resources": [
+            {"arn": "arn:a", "type": "AWS::IAM::Role"},
+            {"arn": ["arn:b", "arn:a"]},
+            {"type": "none"}
+        ]}},
+        "user.name": "alice"
+    });
+    assert_eq!(
+        indexed_values(&doc, "aws.cloudtrail.resources.arn"),
+        vec![json!("arn:a"), json!("arn:b")]
+    );
+    assert_eq!(indexed_values(&doc, "user.name"), vec![json!("alice")]);
+    assert!(indexed_values(&doc, "aws.cloudtrail.resources.missing").is_empty());
+}

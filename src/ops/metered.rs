@@ -12,8 +12,8 @@ use serde_json::Value;
 
 use super::metrics::{Metrics, RunFacts};
 use crate::engine::ports::{
-    AlertDoc, AlertSink, EventSource, HitStream, PortError, RuleState, StateStore, WindowQuery,
-    WriteOutcome,
+    AlertDoc, AlertSink, EventSource, GroupPage, GroupQuery, HitStream, PortError, RuleState,
+    StateStore, WindowQuery, WriteOutcome,
 };
 
 pub struct MeteredSource {
@@ -57,6 +57,16 @@ impl EventSource for MeteredSource {
             inner,
             metrics: self.metrics.clone(),
         }))
+    }
+
+    async fn groups(&self, query: GroupQuery) -> Result<GroupPage, PortError> {
+        timed(
+            &self.metrics,
+            "search",
+            Metrics::observe_search,
+            self.inner.groups(query),
+        )
+        .await
     }
 }
 

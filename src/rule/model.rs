@@ -208,10 +208,10 @@ impl Rule {
         unsupported_reason(self).is_none()
     }
 
-    /// Whether the service (`run`, `backfill`) executes this rule: a runnable KQL `query`
-    /// rule. `scan` runs every runnable rule.
+    /// Whether the service (`run`, `backfill`) executes this rule: a runnable KQL `query`,
+    /// `new_terms` or `threshold` rule. `scan` runs every runnable rule.
     pub fn runs_in_service(&self) -> bool {
-        self.rule_type == "query" && self.is_runnable()
+        matches!(self.rule_type.as_str(), "query" | "new_terms" | "threshold") && self.is_runnable()
     }
 
     /// The field that places an event in a window, and whether `@timestamp` is the

@@ -18,9 +18,8 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::alert::aggregate::{new_terms_alert, new_terms_id, threshold_alert};
-use crate::alert::fields::lookup;
 use crate::alert::{AlertBuilder, AlertDoc, AlertEvent};
-use crate::new_terms::{NewTerm, Schedule, Term, TermLog, field_values, term_key, terms_of};
+use crate::new_terms::{NewTerm, Schedule, Term, TermLog, indexed_values, term_key, terms_of};
 use crate::rule::{NewTerms, Rule, RuleKind};
 use crate::threshold::{Event as GroupEvent, Threshold, evaluate, group_keys};
 
@@ -50,7 +49,7 @@ pub(super) enum Observation {
 fn values_of(doc: &Value, fields: &[String]) -> Vec<Vec<Value>> {
     fields
         .iter()
-        .map(|field| field_values(lookup(doc, field)))
+        .map(|field| indexed_values(doc, field))
         .collect()
 }
 
@@ -86,7 +85,7 @@ pub(super) fn observe(
                     cardinality: params
                         .cardinality
                         .as_ref()
-                        .map(|c| field_values(lookup(doc, &c.field)))
+                        .map(|c| indexed_values(doc, &c.field))
                         .unwrap_or_default(),
                 },
             })

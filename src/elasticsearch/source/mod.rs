@@ -5,9 +5,11 @@
 //! - [`field_caps`]: field metadata from the cluster, cached for the length of a run.
 //! - [`compile`]: the rule's query in Query DSL.
 //! - [`stream`]: point in time, `search_after`, closing.
+//! - [`groups`]: the group requests of the new_terms and threshold rule types.
 
 pub mod compile;
 pub mod field_caps;
+pub mod groups;
 pub mod request;
 pub mod stream;
 
@@ -22,7 +24,11 @@ use self::field_caps::FieldCapsInfo;
 use self::stream::{EsHitStream, open_pit};
 use super::client::EsClient;
 use super::dialect::Dialect;
-use crate::engine::{EventSource, HitStream, PortError, WindowQuery};
+use ::elasticsearch::http::Method;
+
+use super::client::{Call, index_list};
+use crate::engine::{EventSource, GroupPage, GroupQuery, HitStream, PortError, WindowQuery};
+use crate::rule::Rule;
 
 /// How long field metadata is reused. A run searches its catch-up windows and its current
 /// window within moments, so they share one `_field_caps` call; the next run, minutes
@@ -88,13 +94,18 @@ impl EsEventSource {
     }
 }
 
-#[async_trait]
-impl EventSource for EsEventSource {
-    async fn search(&self, query: WindowQuery) -> Result<Box<dyn HitStream>, PortError> {
-        let rule = query.rule.clone();
+/// A rule made ready to search: its query in Query DSL for the mapped field types, or
+/// `None` when no index matches its patterns, and the warnings met on the way.
+struct Prepared {
+    rule_query: Option<Value>,
+    warnings: Vec<String>,
+}
+
+impl EsEventSource {
+    async fn prepare(&self, rule: &Rule) -> Result<Prepared, PortError> {
         if !rule.runs_in_service() {
             return Err(PortError::Permanent(format!(
-                "rule `{}` ({}) is a {} rule in {}; the service runs KQL query rules only",
+                "rule `{}` ({}) is a {} rule in {}; the service runs KQL query, new_terms and threshold rules",
                 rule.name,
                 rule.rule_id,
                 rule.rule_type,
@@ -107,7 +118,7 @@ impl EventSource for EsEventSource {
                 rule.name, rule.rule_id
             )));
         }
-        let kql_query = compile::parse(&rule).map_err(PortError::Permanent)?;
+        let kql_query = compile::parse(rule).map_err(PortError::Permanent)?;
         let (primary, fallback) = rule.timestamp_fields();
         let timestamp_fields: Vec<&str> = std::iter::once(primary).chain(fallback).collect();
         let caps = self
@@ -117,7 +128,6 @@ impl EventSource for EsEventSource {
                 &timestamp_fields,
             )
             .await?;
-
         let mut warnings = Vec::new();
         if caps.indices.is_empty() {
             // Kibana's wording, so people who know its warning recognise this one.
@@ -128,6 +138,30 @@ impl EventSource for EsEventSource {
                  created or this rule is disabled.",
                 rule.index
             ));
+            return Ok(Prepared {
+                rule_query: None,
+                warnings,
+            });
+        }
+        warnings.extend(missing_timestamp_warning(&caps, primary, fallback));
+        let rule_query = compile::rule_query(rule, &kql_query, &caps.field_types)
+            .map_err(PortError::Permanent)?;
+        Ok(Prepared {
+            rule_query: Some(rule_query),
+            warnings,
+        })
+    }
+}
+
+#[async_trait]
+impl EventSource for EsEventSource {
+    async fn search(&self, query: WindowQuery) -> Result<Box<dyn HitStream>, PortError> {
+        let rule = query.rule.clone();
+        let Prepared {
+            rule_query,
+            warnings,
+        } = self.prepare(&rule).await?;
+        let Some(rule_query) = rule_query else {
             return Ok(Box::new(EsHitStream::new(
                 self.client.clone(),
                 Dialect::ELASTICSEARCH,
@@ -136,11 +170,7 @@ impl EventSource for EsEventSource {
                 None,
                 warnings,
             )));
-        }
-        warnings.extend(missing_timestamp_warning(&caps, primary, fallback));
-
-        let rule_query = compile::rule_query(&rule, &kql_query, &caps.field_types)
-            .map_err(PortError::Permanent)?;
+        };
         let full_query = request::query(rule_query, &rule, query.window);
         let dialect = self.client.dialect().await?;
         let pit_id = open_pit(&self.client, &dialect, &rule.index).await?;
@@ -152,6 +182,37 @@ impl EventSource for EsEventSource {
             pit_id,
             warnings,
         )))
+    }
+
+    async fn groups(&self, query: GroupQuery) -> Result<GroupPage, PortError> {
+        let rule = query.rule.clone();
+        let Prepared {
+            rule_query,
+            mut warnings,
+        } = self.prepare(&rule).await?;
+        let Some(rule_query) = rule_query else {
+            return Ok(GroupPage {
+                warnings,
+                ..GroupPage::default()
+            });
+        };
+        let call = Call::new(
+            format!(
+                "group the events of rule `{}` over {}",
+                rule.name,
+                rule.index.join(", ")
+            ),
+            Method::Post,
+            format!("/{}/_search", index_list(&rule.index)),
+        )
+        .param("allow_no_indices", "true")
+        .param("ignore_unavailable", "true")
+        .json(groups::body(rule_query, &query));
+        let response = self.client.send(&call).await?.into_ok(&call.what)?;
+        let mut page = groups::parse(&response, &query, &call.what)?;
+        warnings.append(&mut page.warnings);
+        page.warnings = warnings;
+        Ok(page)
     }
 }
 

@@ -85,40 +85,50 @@ impl EsHitStream {
     }
 
     fn hit(&mut self, raw: &Value) -> Result<EventHit, PortError> {
-        let text = |key: &str| raw.get(key).and_then(Value::as_str).map(String::from);
-        let (Some(index), Some(id)) = (text("_index"), text("_id")) else {
-            return Err(PortError::Permanent(format!(
-                "a search hit without `_index`/`_id`: {raw}"
-            )));
-        };
-        let (primary, fallback) = self.rule.timestamp_fields();
-        let timestamp = std::iter::once(primary)
-            .chain(fallback)
-            .find_map(|field| event_time(raw, field));
-        let timestamp = match timestamp {
-            Some(t) => t,
-            None => {
-                // The range filter only admits events with a timestamp in the window, so this
-                // is a cluster returning what it should not; place the event at the window's
-                // start (the earliest it can be) rather than drop it.
-                self.warnings.push(format!(
-                    "event {index}/{id} has no readable `{primary}`; placed at the window start"
-                ));
-                self.window.start
-            }
-        };
-        Ok(EventHit {
-            index,
-            id,
-            source: raw.get("_source").cloned().unwrap_or_else(|| json!({})),
-            timestamp,
-            sort: raw
-                .get("sort")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default(),
-        })
+        parse_hit(&self.rule, self.window, raw, &mut self.warnings)
     }
+}
+
+/// A search hit as an event of `rule`'s `window`.
+pub(super) fn parse_hit(
+    rule: &Rule,
+    window: RuleWindow,
+    raw: &Value,
+    warnings: &mut Vec<String>,
+) -> Result<EventHit, PortError> {
+    let text = |key: &str| raw.get(key).and_then(Value::as_str).map(String::from);
+    let (Some(index), Some(id)) = (text("_index"), text("_id")) else {
+        return Err(PortError::Permanent(format!(
+            "a search hit without `_index`/`_id`: {raw}"
+        )));
+    };
+    let (primary, fallback) = rule.timestamp_fields();
+    let timestamp = std::iter::once(primary)
+        .chain(fallback)
+        .find_map(|field| event_time(raw, field));
+    let timestamp = match timestamp {
+        Some(t) => t,
+        None => {
+            // The range filter only admits events with a timestamp in the window, so this
+            // is a cluster returning what it should not; place the event at the window's
+            // start (the earliest it can be) rather than drop it.
+            warnings.push(format!(
+                "event {index}/{id} has no readable `{primary}`; placed at the window start"
+            ));
+            window.start
+        }
+    };
+    Ok(EventHit {
+        index,
+        id,
+        source: raw.get("_source").cloned().unwrap_or_else(|| json!({})),
+        timestamp,
+        sort: raw
+            .get("sort")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default(),
+    })
 }
 
 /// An event's time from the `fields` section (formatted by the request), else `_source`
@@ -147,7 +157,7 @@ fn event_time(hit: &Value, field: &str) -> Option<DateTime<Utc>> {
 
 /// Shard failures that make a page untrustworthy. A missing sort mapping is harmless:
 /// those shards hold no event with the field (§5.3).
-fn shard_failures(body: &Value) -> Vec<String> {
+pub(super) fn shard_failures(body: &Value) -> Vec<String> {
     body.pointer("/_shards/failures")
         .and_then(Value::as_array)
         .map(|failures| {

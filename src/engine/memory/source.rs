@@ -8,7 +8,9 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::alert::fields::{lookup, parse_timestamp};
-use crate::engine::ports::{EventHit, EventSource, HitStream, PortError, WindowQuery};
+use crate::engine::ports::{
+    EventHit, EventSource, GroupPage, GroupQuery, HitStream, PortError, RuleWindow, WindowQuery,
+};
 use crate::kql::MatchOptions;
 use crate::rule::Rule;
 use crate::rule::matcher::RuleMatcher;
@@ -165,9 +167,14 @@ pub(crate) fn event_time(rule: &Rule, source: &Value) -> Option<DateTime<Utc>> {
     }
 }
 
-#[async_trait]
-impl EventSource for MemorySource {
-    async fn search(&self, query: WindowQuery) -> Result<Box<dyn HitStream>, PortError> {
+impl MemorySource {
+    /// The rule's matching events in `range`, oldest first (ties by index and id), and
+    /// whether any index matched the rule's patterns.
+    pub(super) fn matching(
+        &self,
+        rule: &Rule,
+        range: RuleWindow,
+    ) -> Result<(Vec<EventHit>, bool), PortError> {
         if let Some(reason) = self
             .unavailable
             .lock()
@@ -176,10 +183,8 @@ impl EventSource for MemorySource {
         {
             return Err(PortError::Transient(reason));
         }
-        let rule = &query.rule;
         let matches = self.compiled(rule)?;
         let indices = self.indices.read().unwrap_or_else(|e| e.into_inner());
-        let mut warnings = Vec::new();
         let mut hits = Vec::new();
         let mut any_index = false;
         for (index, events) in indices
@@ -191,7 +196,7 @@ impl EventSource for MemorySource {
                 let Some(time) = event_time(rule, &event.source) else {
                     continue;
                 };
-                if time < query.window.start || time > query.window.end || !matches(&event.source) {
+                if time < range.start || time > range.end || !matches(&event.source) {
                     continue;
                 }
                 hits.push(EventHit {
@@ -203,20 +208,44 @@ impl EventSource for MemorySource {
                 });
             }
         }
-        if !any_index {
-            warnings.push(format!(
-                "This rule is attempting to query data from Elasticsearch indices listed in the \"Index patterns\" \
-                 section of the rule definition, however no index matching: {:?} was found.",
-                rule.index
-            ));
-        }
         hits.sort_by(|a, b| (a.timestamp, &a.index, &a.id).cmp(&(b.timestamp, &b.index, &b.id)));
+        Ok((hits, any_index))
+    }
+}
+
+/// Kibana's warning for index patterns that match nothing.
+pub(super) fn no_index_warning(rule: &Rule) -> String {
+    format!(
+        "This rule is attempting to query data from Elasticsearch indices listed in the \"Index patterns\" \
+         section of the rule definition, however no index matching: {:?} was found.",
+        rule.index
+    )
+}
+
+#[async_trait]
+impl EventSource for MemorySource {
+    async fn search(&self, query: WindowQuery) -> Result<Box<dyn HitStream>, PortError> {
+        let (mut hits, any_index) = self.matching(&query.rule, query.window)?;
+        let warnings = if any_index {
+            Vec::new()
+        } else {
+            vec![no_index_warning(&query.rule)]
+        };
         hits.reverse(); // pages are popped from the end
         Ok(Box::new(MemoryHits {
             hits,
             page_size: query.page_size.max(1),
             warnings,
         }))
+    }
+
+    async fn groups(&self, query: GroupQuery) -> Result<GroupPage, PortError> {
+        let (hits, any_index) = self.matching(&query.rule, query.range)?;
+        let mut page = super::groups::group(hits, &query);
+        if !any_index {
+            page.warnings.push(no_index_warning(&query.rule));
+        }
+        Ok(page)
     }
 }
 

@@ -28,6 +28,7 @@ fn state() -> RuleState {
             start: Utc.with_ymd_and_hms(2024, 12, 30, 0, 0, 0).unwrap(),
             end: Utc.with_ymd_and_hms(2024, 12, 31, 11, 0, 0).unwrap(),
         }],
+        threshold_history: vec![],
     }
 }
 

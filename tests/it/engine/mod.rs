@@ -2,6 +2,7 @@
 //! Time is injected (`now` per run, a manual or paused tokio clock for the scheduler), so
 //! nothing here sleeps for real.
 
+mod aggregating;
 mod backfill;
 mod failures;
 mod properties;

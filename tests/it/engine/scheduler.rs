@@ -108,6 +108,7 @@ async fn saved_start(h: &Harness, rule_id: &str, at: DateTime<Utc>) {
             last_run_start: Some(at),
             last_outcome: Some("succeeded".into()),
             open_gaps: vec![],
+            threshold_history: vec![],
         })
         .await
         .unwrap();

@@ -7,6 +7,7 @@
 
 mod engine;
 
+mod aggregating;
 mod basics;
 mod cli;
 mod dataset;
