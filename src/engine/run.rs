@@ -306,11 +306,7 @@ impl Engine {
         watermark: Option<DateTime<Utc>>,
     ) -> Option<Interrupted> {
         let window = planned.window;
-        let label = format!(
-            "[{}, {}]",
-            format_timestamp(window.start),
-            format_timestamp(window.end)
-        );
+        let label = window_label(window);
         let budget = scope.rule.max_signals.min(self.config.alerts_max);
         match scope.rule.kind() {
             Ok(RuleKind::Query) => {}
@@ -405,11 +401,7 @@ impl Engine {
         budget: u32,
     ) -> Option<Interrupted> {
         let window = planned.window;
-        let label = format!(
-            "[{}, {}]",
-            format_timestamp(window.start),
-            format_timestamp(window.end)
-        );
+        let label = window_label(window);
         if matches!(kind, RuleKind::Threshold(_)) {
             aggregate::prune_history(&mut scope.threshold_history, window.start);
         }
@@ -550,6 +542,14 @@ impl Engine {
         log_outcome(&record);
         record
     }
+}
+
+fn window_label(window: RuleWindow) -> String {
+    format!(
+        "[{}, {}]",
+        format_timestamp(window.start),
+        format_timestamp(window.end)
+    )
 }
 
 fn empty_state(rule_id: &str) -> RuleState {

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use ::elasticsearch::http::Method;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use rule_runner::cloudtrail::Flavor;
+use rule_runner::elasticsearch::Call;
 use rule_runner::elasticsearch::templates;
-use rule_runner::elasticsearch::{Call, EsAlertSink, EsEventSource, EsStateStore};
-use rule_runner::engine::{Engine, EngineConfig, Shutdown};
+use rule_runner::engine::Shutdown;
 use rule_runner::rule::{RuleKind, load_paths};
 use rule_runner::scan::RuleSet;
 use serde_json::{Value, json};
@@ -52,20 +52,7 @@ async fn run_and_scan_write_the_same_new_terms_and_threshold_alerts() {
     let (prefix, names) = unique_names();
     let client = engine.client.clone();
     templates::setup(&client, &names).await.expect("setup");
-    let service = Engine::new(
-        Arc::new(EsEventSource::new(client.clone())),
-        Arc::new(EsAlertSink::new(
-            client.clone(),
-            &names.alerts,
-            &names.dead_letter,
-        )),
-        Arc::new(EsStateStore::new(
-            client.clone(),
-            &names.state,
-            &names.executions,
-        )),
-        EngineConfig::default(),
-    );
+    let service = super::service_over(&client, &names);
     let report = load_paths(&[data("rules/detection-rules/aws")]);
     let rules = RuleSet::compile(&report, Flavor::Integration, &set.namespace);
     let times: Vec<DateTime<Utc>> = set

@@ -10,8 +10,8 @@ use ::elasticsearch::http::Method;
 use chrono::{TimeZone, Utc};
 use rule_runner::cloudtrail::Flavor;
 use rule_runner::elasticsearch::templates;
-use rule_runner::elasticsearch::{Call, EsAlertSink, EsEventSource, EsStateStore};
-use rule_runner::engine::{Engine, EngineConfig, EventSource, RuleWindow, Shutdown, WindowQuery};
+use rule_runner::elasticsearch::{Call, EsEventSource};
+use rule_runner::engine::{EventSource, RuleWindow, Shutdown, WindowQuery};
 use rule_runner::kql::{self, DslOptions, FieldTypes};
 use rule_runner::rule::{RuleKind, load_paths};
 use rule_runner::scan::RuleSet;
@@ -165,20 +165,7 @@ async fn scan_and_the_service_write_the_same_alert_ids() {
     let (prefix, names) = unique_names();
     let client = engine.client.clone();
     templates::setup(&client, &names).await.expect("setup");
-    let service = Engine::new(
-        Arc::new(EsEventSource::new(client.clone())),
-        Arc::new(EsAlertSink::new(
-            client.clone(),
-            &names.alerts,
-            &names.dead_letter,
-        )),
-        Arc::new(EsStateStore::new(
-            client.clone(),
-            &names.state,
-            &names.executions,
-        )),
-        EngineConfig::default(),
-    );
+    let service = super::service_over(&client, &names);
     let report = load_paths(&[repo("rules"), data("rules/detection-rules/aws")]);
     let rules = RuleSet::compile(&report, Flavor::Integration, &set.namespace);
     let start = Utc.with_ymd_and_hms(2015, 1, 1, 0, 0, 0).unwrap();

@@ -33,6 +33,27 @@ pub fn unique_names() -> (String, IndexNames) {
     (prefix, names)
 }
 
+/// An engine over the real engine's ports, writing to `names`.
+pub fn service_over(client: &EsClient, names: &IndexNames) -> rule_runner::engine::Engine {
+    use std::sync::Arc;
+
+    use rule_runner::elasticsearch::{EsAlertSink, EsEventSource, EsStateStore};
+    rule_runner::engine::Engine::new(
+        Arc::new(EsEventSource::new(client.clone())),
+        Arc::new(EsAlertSink::new(
+            client.clone(),
+            &names.alerts,
+            &names.dead_letter,
+        )),
+        Arc::new(EsStateStore::new(
+            client.clone(),
+            &names.state,
+            &names.executions,
+        )),
+        rule_runner::engine::EngineConfig::default(),
+    )
+}
+
 /// Remove what a test created (indices and templates named after `prefix`).
 pub async fn clean_up(client: &EsClient, prefix: &str, names: &IndexNames) {
     let _ = client
