@@ -6,6 +6,10 @@
 //! - `tick/all_duplicates`: the next tick over the same hour (the 60m/10m overlap): all hits
 //!   are known alerts, the common case in steady state.
 //! - `alert/build_and_serialize`: one alert document built and serialized to JSON.
+//! - `new_terms/window_10k_events`: one new_terms window over 10,000 matching events of
+//!   500 users, none seen before: the cluster's three aggregation responses (as bytes, the
+//!   way they arrive) parsed, the history check, 500 first events, 100 alerts written (the
+//!   cap). The cluster's own work is not in it; rule-runner's CPU for the window is.
 //!
 //! Times are CPU time of the benchmark thread (`CLOCK_THREAD_CPUTIME_ID`), not wall
 //! time, so a busy shared machine inflates them less; all runs are on one core (a
@@ -21,10 +25,15 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group};
 use rule_runner::alert::{AlertBuilder, AlertEvent, RunContext};
+use rule_runner::elasticsearch::source::groups;
 use rule_runner::engine::memory::{MemorySink, MemorySource, MemoryStateStore};
-use rule_runner::engine::ports::EventHit;
+use rule_runner::engine::ports::{
+    EventHit, GroupPage, GroupQuery, HitStream, PortError, WindowQuery,
+};
 use rule_runner::engine::shutdown::Shutdown;
-use rule_runner::engine::{Engine, EngineConfig, ManualClock, Scheduler, SoleInstance};
+use rule_runner::engine::{
+    Engine, EngineConfig, EventSource, ManualClock, Scheduler, SoleInstance,
+};
 use rule_runner::rule::Rule;
 use serde_json::{Value, json};
 
@@ -285,10 +294,119 @@ fn report_memory() {
     drop(scheduler);
 }
 
+const NEW_TERMS_EVENTS: usize = 10_000;
+const NEW_TERMS_USERS: usize = 500;
+
+/// A cluster that answers the three group requests of a new_terms window from canned
+/// response bytes, parsed by the Elasticsearch adapter's own response reader.
+struct CannedCluster {
+    terms: Vec<u8>,
+    history: Vec<u8>,
+    first_events: Vec<u8>,
+}
+
+impl CannedCluster {
+    fn new() -> Self {
+        let start = now() - TimeDelta::minutes(60);
+        let buckets = |with_hits: bool| -> Vec<Value> {
+            (0..NEW_TERMS_USERS)
+                .map(|u| {
+                    let first = start + TimeDelta::seconds(u as i64 + 1);
+                    let mut bucket = json!({
+                        "key": {"user.name": format!("user-{u:04}")},
+                        "doc_count": NEW_TERMS_EVENTS / NEW_TERMS_USERS,
+                        "first_seen": {"value": first.timestamp_millis() as f64},
+                        "last_seen": {"value": now().timestamp_millis() as f64},
+                    });
+                    if with_hits {
+                        let mut source = event(u, first);
+                        source["user"]["name"] = json!(format!("user-{u:04}"));
+                        bucket["first_event"] = json!({"hits": {"hits": [{
+                            "_index": ".ds-logs-aws.cloudtrail-default-2025.01.01-000001",
+                            "_id": format!("doc-{u}"), "_source": source,
+                            "sort": [first.timestamp_millis()]}]}});
+                    }
+                    bucket
+                })
+                .collect()
+        };
+        let page = |buckets: Vec<Value>| {
+            let after = buckets.last().map(|b| b["key"].clone());
+            serde_json::to_vec(&json!({"took": 12, "timed_out": false,
+                "_shards": {"total": 1, "successful": 1, "failed": 0},
+                "hits": {"total": {"value": NEW_TERMS_EVENTS}, "hits": []},
+                "aggregations": {"groups": {"after_key": after, "buckets": buckets}}}))
+            .expect("a response serializes")
+        };
+        CannedCluster {
+            terms: page(buckets(false)),
+            history: page(Vec::new()),
+            first_events: page(buckets(true)),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl EventSource for CannedCluster {
+    async fn search(&self, _query: WindowQuery) -> Result<Box<dyn HitStream>, PortError> {
+        Err(PortError::Permanent("a new_terms rule only groups".into()))
+    }
+
+    async fn groups(&self, query: GroupQuery) -> Result<GroupPage, PortError> {
+        let bytes = if query.after.is_some() {
+            &self.history // every phase is one page: the next one is empty
+        } else if query.first_event {
+            &self.first_events
+        } else if query.only.is_empty() {
+            &self.terms
+        } else {
+            &self.history
+        };
+        let response: Value = serde_json::from_slice(bytes)
+            .map_err(|error| PortError::Permanent(error.to_string()))?;
+        groups::parse(&response, &query, "bench")
+    }
+}
+
+fn bench_new_terms(c: &mut Cpu) {
+    let rt = runtime();
+    let cluster = Arc::new(CannedCluster::new());
+    let rule: Rule = serde_json::from_value(json!({
+        "rule_id": "bench-new-terms", "name": "First API call by a user",
+        "type": "new_terms", "language": "kuery", "query": "event.dataset: aws.cloudtrail",
+        "new_terms_fields": ["user.name"], "history_window_start": "now-7d",
+        "index": ["logs-aws.cloudtrail-*"], "from": "now-60m", "to": "now", "interval": "10m",
+        "max_signals": 100, "risk_score": 21, "severity": "low", "enabled": true
+    }))
+    .expect("the bench rule is valid");
+    let rule = Arc::new(rule);
+    let mut group = c.benchmark_group("new_terms");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(NEW_TERMS_EVENTS as u64));
+    group.bench_function("window_10k_events", |b| {
+        b.iter_batched(
+            || {
+                Engine::new(
+                    cluster.clone(),
+                    Arc::new(MemorySink::new()),
+                    Arc::new(MemoryStateStore::new()),
+                    EngineConfig::default(),
+                )
+            },
+            |engine| {
+                let record = rt.block_on(engine.run_scheduled(&rule, now(), &Shutdown::never()));
+                assert_eq!(record.totals.created, 100, "{record:?}");
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().with_measurement(ThreadCpuTime);
-    targets = bench_ticks, bench_alert
+    targets = bench_ticks, bench_alert, bench_new_terms
 }
 
 fn main() {
