@@ -40,8 +40,12 @@ impl Palette {
     }
 }
 
-/// The function (or other resource) an alert is about, for the TARGET column.
+/// The function (or other resource) an alert is about, for the TARGET column; for a threshold
+/// alert, which has no single event to point at, what the group reached.
 fn target(doc: &Value) -> String {
+    if let Some(result) = lookup(doc, "kibana.alert.threshold_result") {
+        return threshold_target(result);
+    }
     let request = |k: &str| {
         display_value(
             doc,
@@ -84,15 +88,35 @@ fn target(doc: &Value) -> String {
     }
 }
 
+/// `20 events, 20 distinct`: the count of a threshold group and, when the rule has a
+/// cardinality condition, the distinct values it counted.
+fn threshold_target(result: &Value) -> String {
+    let count = result.get("count").and_then(Value::as_u64).unwrap_or(0);
+    let events = if count == 1 { "event" } else { "events" };
+    let distinct = result
+        .get("cardinality")
+        .and_then(Value::as_array)
+        .and_then(|c| c.first())
+        .and_then(|c| c.get("value"))
+        .and_then(Value::as_u64);
+    match distinct {
+        Some(distinct) => format!("{count} {events}, {distinct} distinct"),
+        None => format!("{count} {events}"),
+    }
+}
+
 /// Who acted: the identity ARN without its constant `arn:aws:iam::` / `arn:aws:sts::` head
-/// (`111122223333:user/bob`), else the user name.
+/// (`111122223333:user/bob`), else the user name, else the user id (all a threshold alert
+/// grouped by `user.id` holds).
 fn actor(doc: &Value) -> String {
     match display_value(doc, "aws.cloudtrail.user_identity.arn") {
         Some(arn) => ["arn:aws:iam::", "arn:aws:sts::"]
             .iter()
             .find_map(|head| arn.strip_prefix(head))
             .map_or(arn.clone(), str::to_string),
-        None => display_value(doc, "user.name").unwrap_or_else(|| "-".into()),
+        None => display_value(doc, "user.name")
+            .or_else(|| display_value(doc, "user.id"))
+            .unwrap_or_else(|| "-".into()),
     }
 }
 
@@ -387,5 +411,21 @@ mod tests {
         assert_eq!(thousands(1234567), "1,234,567");
         assert_eq!(keep_tail("arn:aws:iam::1:user/bob", 10), "…:user/bob");
         assert_eq!(keep_head("abcdef", 4), "abc…");
+    }
+
+    #[test]
+    fn a_threshold_alert_shows_its_group_and_count() {
+        let doc = json!({
+            "user": {"id": "AIDAEXAMPLE"},
+            "kibana.alert.threshold_result": {
+                "terms": [{"field": "user.id", "value": "AIDAEXAMPLE"}],
+                "count": 20,
+                "cardinality": [{"field": "aws.cloudtrail.request_parameters", "value": 19}],
+            },
+        });
+        assert_eq!(actor(&doc), "AIDAEXAMPLE");
+        assert_eq!(target(&doc), "20 events, 19 distinct");
+        let single = json!({"kibana.alert.threshold_result": {"count": 1}});
+        assert_eq!(target(&single), "1 event");
     }
 }
