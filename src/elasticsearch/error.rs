@@ -57,6 +57,28 @@ impl EsError {
         }
     }
 
+    /// Whether the cluster refused a query for its number of clauses
+    /// (`indices.query.bool.max_clause_count`): Elasticsearch's `too_many_nested_clauses`
+    /// ("Query contains too many nested clauses"), Lucene's `too_many_clauses`
+    /// ("maxClauseCount is set to ...") on both engines.
+    pub fn is_too_many_clauses(&self) -> bool {
+        match self {
+            EsError::Status {
+                status: 400,
+                reason,
+                ..
+            } => [
+                "too_many_nested_clauses",
+                "too_many_clauses",
+                "too many nested clauses",
+                "maxClauseCount",
+            ]
+            .iter()
+            .any(|marker| reason.contains(marker)),
+            _ => false,
+        }
+    }
+
     /// The HTTP status Elasticsearch answered, when it answered.
     pub fn status(&self) -> Option<u16> {
         match self {
@@ -112,6 +134,8 @@ impl From<EsError> for PortError {
     fn from(err: EsError) -> Self {
         if err.is_transient() {
             PortError::Transient(err.to_string())
+        } else if err.is_too_many_clauses() {
+            PortError::TooManyClauses(err.to_string())
         } else {
             PortError::Permanent(err.to_string())
         }
@@ -119,17 +143,27 @@ impl From<EsError> for PortError {
 }
 
 /// `type: reason` from an Elasticsearch error body (`{"error": {"type", "reason", ...}}`),
-/// the first root cause when it says more, or the raw text of a non-JSON body.
+/// with its cause (`caused_by`, else the first root cause) when that says more, or the raw
+/// text of a non-JSON body.
 pub fn error_reason(body: &Value) -> String {
     match body {
         Value::Object(map) => match map.get("error") {
             Some(Value::Object(error)) => {
                 let ty = error.get("type").and_then(Value::as_str).unwrap_or("");
                 let reason = error.get("reason").and_then(Value::as_str).unwrap_or("");
+                let root_cause = || {
+                    let first = error.get("root_cause")?.get(0)?;
+                    let ty = first.get("type").and_then(Value::as_str).unwrap_or("");
+                    let reason = first.get("reason").and_then(Value::as_str)?;
+                    Some(format!("{ty}: {reason}"))
+                };
                 let caused = error
                     .get("caused_by")
                     .and_then(|c| c.get("reason"))
-                    .and_then(Value::as_str);
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                    .or_else(root_cause)
+                    .filter(|caused| caused != &format!("{ty}: {reason}"));
                 let mut text = match (ty.is_empty(), reason.is_empty()) {
                     (false, false) => format!("{ty}: {reason}"),
                     (false, true) => ty.to_string(),
@@ -194,5 +228,29 @@ mod tests {
         let e = EsError::from_reply("search", 401, &Value::Null);
         assert!(e.to_string().contains("ELASTICSEARCH_API_KEY"));
         assert!(matches!(PortError::from(e), PortError::Permanent(_)));
+    }
+
+    #[test]
+    fn too_many_clauses_is_its_own_kind_on_both_engines() {
+        let elasticsearch = json!({"error": {"type": "search_phase_execution_exception",
+            "reason": "all shards failed", "caused_by": {"type": "query_shard_exception",
+            "reason": "failed to create query: Query contains too many nested clauses; maxClauseCount is set to 1024"}},
+            "status": 400});
+        let opensearch = json!({"error": {"root_cause": [{"type": "too_many_clauses",
+            "reason": "maxClauseCount is set to 1024"}], "type": "search_phase_execution_exception",
+            "reason": "all shards failed"}, "status": 400});
+        for body in [elasticsearch, opensearch] {
+            let e = EsError::from_reply("search", 400, &body);
+            assert!(
+                matches!(PortError::from(e), PortError::TooManyClauses(m) if m.contains("maxClauseCount")),
+                "{body}"
+            );
+        }
+        let other = EsError::from_reply(
+            "search",
+            400,
+            &json!({"error": {"type": "parsing_exception", "reason": "bad"}}),
+        );
+        assert!(matches!(PortError::from(other), PortError::Permanent(_)));
     }
 }

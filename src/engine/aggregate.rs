@@ -31,6 +31,9 @@ use crate::threshold::{Bucket, Threshold, group_text};
 pub const GROUP_PAGE_SIZE: usize = 10_000;
 /// Terms per history check (Kibana's batch size for several fields).
 pub const TERMS_BATCH: usize = 500;
+/// The smallest batch tried when the cluster refuses one for its clauses: Kibana halves 500
+/// twice, to 125, below any `max_clause_count` Elasticsearch accepts (1,024 at least).
+pub const MIN_TERMS_BATCH: usize = 125;
 
 /// What a window of an aggregating rule found: its alerts in the order the cap keeps them.
 pub struct Found {
@@ -52,10 +55,18 @@ async fn all_groups(
                 warnings.push(warning);
             }
         }
-        let empty = page.groups.is_empty();
+        // A composite page short of its size is the last, whatever `after_key` says:
+        // Elasticsearch returns one with every non-empty page.
+        let last = page.groups.len() < query.size;
         groups.extend(page.groups);
         match page.after {
-            Some(after) if !empty => query.after = Some(after),
+            Some(after) if query.after.as_ref() == Some(&after) => {
+                return Err(PortError::Transient(format!(
+                    "the cluster answered the page after {after:?} with the same position again; \
+                     the window is searched again next run"
+                )));
+            }
+            Some(after) if !last => query.after = Some(after),
             _ => return Ok(groups),
         }
     }
@@ -104,40 +115,35 @@ pub async fn new_terms(
     .collect();
 
     let mut firsts: Vec<Group> = Vec::new();
-    for batch in candidates.chunks(TERMS_BATCH) {
-        let seen: HashSet<String> = all_groups(
-            source,
-            GroupQuery {
-                only: batch.to_vec(),
-                size: batch.len(),
-                ..group_query(rule, history, &params.fields)
-            },
-            &mut warnings,
-        )
-        .await?
-        .iter()
-        .map(|group| term_key(&group.key))
-        .collect();
-        let new: Vec<Vec<Value>> = batch
-            .iter()
-            .filter(|key| !seen.contains(&term_key(key)))
-            .cloned()
-            .collect();
-        if new.is_empty() {
-            continue;
+    let mut batch_size = TERMS_BATCH;
+    let mut done = 0;
+    while done < candidates.len() {
+        let batch = &candidates[done..candidates.len().min(done + batch_size)];
+        match first_events_of_new_terms(source, rule, params, window, history, batch, &mut warnings)
+            .await
+        {
+            Ok(found) => {
+                firsts.extend(found);
+                done += batch.len();
+            }
+            // As Kibana does: the same terms in smaller batches, down to a size every cluster
+            // takes unless the rule's own query is near the limit.
+            Err(PortError::TooManyClauses(why)) if batch_size > MIN_TERMS_BATCH => {
+                batch_size = (batch_size / 2).max(MIN_TERMS_BATCH);
+                warnings.push(format!(
+                    "the cluster refused a history check of {} terms ({why}); checking them in batches of {batch_size}",
+                    batch.len()
+                ));
+            }
+            Err(PortError::TooManyClauses(why)) => {
+                return Err(PortError::Permanent(format!(
+                    "{why}: even a history check of {} terms has too many clauses for the cluster; \
+                     raise its `indices.query.bool.max_clause_count`, or simplify the rule's query",
+                    batch.len()
+                )));
+            }
+            Err(error) => return Err(error),
         }
-        let found = all_groups(
-            source,
-            GroupQuery {
-                size: new.len(),
-                only: new,
-                first_event: true,
-                ..group_query(rule, window, &params.fields)
-            },
-            &mut warnings,
-        )
-        .await?;
-        firsts.extend(found);
     }
     firsts.sort_by_key(|group| term_key(&group.key));
     let alerts = firsts
@@ -150,6 +156,51 @@ pub async fn new_terms(
         })
         .collect();
     Ok(Found { alerts, warnings })
+}
+
+/// Of `batch`, the terms that do not occur in `history`, each with its earliest event in
+/// `window`.
+async fn first_events_of_new_terms(
+    source: &dyn EventSource,
+    rule: &Arc<Rule>,
+    params: &NewTerms,
+    window: RuleWindow,
+    history: RuleWindow,
+    batch: &[Vec<Value>],
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Group>, PortError> {
+    let seen: HashSet<String> = all_groups(
+        source,
+        GroupQuery {
+            only: batch.to_vec(),
+            size: batch.len(),
+            ..group_query(rule, history, &params.fields)
+        },
+        warnings,
+    )
+    .await?
+    .iter()
+    .map(|group| term_key(&group.key))
+    .collect();
+    let new: Vec<Vec<Value>> = batch
+        .iter()
+        .filter(|key| !seen.contains(&term_key(key)))
+        .cloned()
+        .collect();
+    if new.is_empty() {
+        return Ok(Vec::new());
+    }
+    all_groups(
+        source,
+        GroupQuery {
+            size: new.len(),
+            only: new,
+            first_event: true,
+            ..group_query(rule, window, &params.fields)
+        },
+        warnings,
+    )
+    .await
 }
 
 /// The threshold groups of `window` that pass, as alerts in group order, without the

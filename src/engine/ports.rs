@@ -43,6 +43,10 @@ pub enum PortError {
     /// Retrying will not help until someone changes something (auth, mapping, config).
     #[error("{0}")]
     Permanent(String),
+    /// The cluster refused a query with more clauses than it allows: the same request will
+    /// fail again, a smaller one may pass. Permanent for a caller that cannot shrink it.
+    #[error("{0}")]
+    TooManyClauses(String),
 }
 
 /// A search in progress over one window, oldest events first.

@@ -31,6 +31,7 @@ pub struct MemorySource {
     matcher: MatcherFactory,
     compiled: Mutex<HashMap<(String, Option<String>), CompiledMatch>>,
     unavailable: Mutex<Option<String>>,
+    max_clauses: Mutex<Option<usize>>,
 }
 
 impl Default for MemorySource {
@@ -57,6 +58,7 @@ impl MemorySource {
             matcher,
             compiled: Mutex::new(HashMap::new()),
             unavailable: Mutex::new(None),
+            max_clauses: Mutex::new(None),
         }
     }
 
@@ -75,6 +77,12 @@ impl MemorySource {
     /// Make every search fail with a transient error (`Some(reason)`), or work again (`None`).
     pub fn set_unavailable(&self, reason: Option<&str>) {
         *self.unavailable.lock().unwrap_or_else(|e| e.into_inner()) = reason.map(str::to_owned);
+    }
+
+    /// Refuse group requests restricted to more than `max` term clauses (terms times fields),
+    /// as a cluster's `indices.query.bool.max_clause_count` does; `None`: no limit.
+    pub fn set_max_clauses(&self, max: Option<usize>) {
+        *self.max_clauses.lock().unwrap_or_else(|e| e.into_inner()) = max;
     }
 
     /// Number of stored events.
@@ -240,6 +248,15 @@ impl EventSource for MemorySource {
     }
 
     async fn groups(&self, query: GroupQuery) -> Result<GroupPage, PortError> {
+        let clauses = query.only.len() * query.fields.len();
+        if let Some(max) = *self.max_clauses.lock().unwrap_or_else(|e| e.into_inner())
+            && clauses > max
+        {
+            return Err(PortError::TooManyClauses(format!(
+                "query_shard_exception: failed to create query: Query contains too many nested \
+                 clauses; maxClauseCount is set to {max} ({clauses} term clauses)"
+            )));
+        }
         let (hits, any_index) = self.matching(&query.rule, query.range)?;
         let mut page = super::groups::group(hits, &query);
         if !any_index {

@@ -2,6 +2,7 @@
 //! (wiremock) with the exact requests sent and responses shaped like Elasticsearch 8.x's.
 //! Tests against a real engine live in `crate::real`.
 
+mod aggregating;
 mod bodies;
 mod cli;
 mod config;

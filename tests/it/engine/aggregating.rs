@@ -133,3 +133,53 @@ async fn a_new_terms_window_over_the_cap_alerts_max_signals_and_says_the_rest_is
         "{terms:?}"
     );
 }
+
+/// 600 users new in the window, and a cluster refusing history checks of more than
+/// `max_clauses` term clauses.
+async fn six_hundred_new_users(
+    max_clauses: usize,
+) -> (Harness, rule_runner::engine::ExecutionRecord) {
+    let h = Harness::new();
+    let mut rule = (*rule(
+        json!({"type": "new_terms", "new_terms_fields": ["user.name"],
+               "history_window_start": "now-1d"}),
+    ))
+    .clone();
+    rule.max_signals = 1000;
+    let rule = Arc::new(rule);
+    for n in 0..600 {
+        add(&h, &format!("e{n:03}"), &format!("user-{n:03}"), t(11, 30));
+    }
+    h.source.set_max_clauses(Some(max_clauses));
+    let record = h.run(&rule, t(12, 0)).await;
+    (h, record)
+}
+
+#[tokio::test]
+async fn a_history_check_refused_for_its_clauses_is_retried_in_halved_batches() {
+    let (h, record) = six_hundred_new_users(300).await;
+    assert!(record.errors.is_empty(), "{record:?}");
+    assert_eq!(record.totals.created, 600, "{record:?}");
+    assert_eq!(h.sink.len(), 600);
+    assert!(
+        record
+            .warnings
+            .iter()
+            .any(|w| w.contains("refused a history check of 500 terms")
+                && w.contains("in batches of 250")),
+        "{:?}",
+        record.warnings
+    );
+}
+
+#[tokio::test]
+async fn a_cluster_refusing_even_the_smallest_batch_fails_the_run_with_what_to_do() {
+    let (h, record) = six_hundred_new_users(100).await;
+    assert_eq!(h.sink.len(), 0);
+    let error = record.errors.join("\n");
+    assert!(
+        error.contains("even a history check of 125 terms")
+            && error.contains("indices.query.bool.max_clause_count"),
+        "{record:?}"
+    );
+}
