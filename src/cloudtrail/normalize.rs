@@ -57,12 +57,16 @@ struct Peek<'a> {
     name: Text<'a>,
     #[serde(rename = "userIdentity", borrow, default)]
     identity: Option<PeekIdentity<'a>>,
+    #[serde(rename = "userAgent", borrow, default)]
+    user_agent: Text<'a>,
 }
 
 #[derive(serde::Deserialize)]
 struct PeekIdentity<'a> {
     #[serde(rename = "type", borrow, default)]
     kind: Text<'a>,
+    #[serde(rename = "accessKeyId", borrow, default)]
+    access_key_id: Text<'a>,
 }
 
 /// Raw record fields the ECS document copies verbatim.
@@ -74,6 +78,10 @@ pub struct RawFields<'a> {
     pub event_name: Option<&'a str>,
     /// `userIdentity.type` → `aws.cloudtrail.user_identity.type`.
     pub identity_type: Option<&'a str>,
+    /// `userIdentity.accessKeyId` → `aws.cloudtrail.user_identity.access_key_id`.
+    pub access_key_id: Option<&'a str>,
+    /// `userAgent` → `user_agent.original`.
+    pub user_agent: Option<&'a str>,
 }
 
 /// A test on a raw record's verbatim-copied fields.
@@ -94,6 +102,11 @@ pub fn normalize_record_filtered(
             event_source: peek.source.as_deref(),
             event_name: peek.name.as_deref(),
             identity_type: peek.identity.as_ref().and_then(|i| i.kind.as_deref()),
+            access_key_id: peek
+                .identity
+                .as_ref()
+                .and_then(|i| i.access_key_id.as_deref()),
+            user_agent: peek.user_agent.as_deref(),
         })
     {
         return Ok(None);

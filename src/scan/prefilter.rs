@@ -1,12 +1,15 @@
 //! A cheap necessary condition for a raw record to match any rule, checked before the record
 //! is normalized (normalization is most of a scan's cost, and most records match nothing).
 //!
-//! From each rule's query we keep the top-level conjuncts on `event.provider`, `event.action`
-//! and `aws.cloudtrail.user_identity.type`, which the pipeline copies verbatim from
-//! `eventSource`, `eventName` and `userIdentity.type`:
+//! From each rule's query we keep the top-level conjuncts on `event.provider`, `event.action`,
+//! `aws.cloudtrail.user_identity.type`, `aws.cloudtrail.user_identity.access_key_id` and
+//! `user_agent.original`, which the pipeline copies verbatim from `eventSource`, `eventName`,
+//! `userIdentity.type`, `userIdentity.accessKeyId` and `userAgent`:
 //! `event.provider: lambda.amazonaws.com and event.action: (AddPermission* or X)` becomes
 //! "eventSource is `lambda.amazonaws.com` and eventName matches `AddPermission*` or is `X`".
-//! A record that satisfies no rule's conditions cannot match, so it is counted but not
+//! Under an `or` each side gives its own alternative (`(provider: a and action: b) or
+//! (provider: c and action: d)` keeps both pairs). A record that satisfies no rule's
+//! conditions cannot match, so it is counted but not
 //! normalized. A rule without such conjuncts disables the prefilter (every record is then
 //! normalized), so results never depend on it.
 
@@ -18,6 +21,8 @@ enum RawField {
     Source,
     Name,
     IdentityType,
+    AccessKeyId,
+    UserAgent,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +49,8 @@ fn raw_field(field: &Value) -> Option<RawField> {
             "event.provider" => Some(RawField::Source),
             "event.action" => Some(RawField::Name),
             "aws.cloudtrail.user_identity.type" => Some(RawField::IdentityType),
+            "aws.cloudtrail.user_identity.access_key_id" => Some(RawField::AccessKeyId),
+            "user_agent.original" => Some(RawField::UserAgent),
             _ => None,
         },
         _ => None,
@@ -69,54 +76,92 @@ fn is_term(q: &Query) -> Option<(RawField, Pattern)> {
     }
 }
 
-fn conjuncts(q: &Query, out: &mut Conjuncts) {
+/// More alternatives than this from one query keep the prefilter from narrowing it further
+/// (an `and` of several `or`s multiplies them).
+const MAX_ALTERNATIVES: usize = 64;
+
+/// Alternatives, one of which holds for every record `q` matches: `a and (b or c)` gives
+/// `[a, b]` and `[a, c]`. An empty alternative constrains nothing.
+fn alternatives(q: &Query) -> Vec<Conjuncts> {
     match q {
-        Query::And(items) => items.iter().for_each(|item| conjuncts(item, out)),
+        Query::And(items) => {
+            let mut product: Vec<Conjuncts> = vec![Conjuncts::new()];
+            for item in items {
+                let options = alternatives(item);
+                if product.len() * options.len() > MAX_ALTERNATIVES {
+                    // Dropping a conjunct only weakens the condition: still necessary.
+                    continue;
+                }
+                product = product
+                    .iter()
+                    .flat_map(|base| {
+                        options.iter().map(move |extra| {
+                            let mut both = base.clone();
+                            both.extend(extra.iter().cloned());
+                            both
+                        })
+                    })
+                    .collect();
+            }
+            product
+        }
         Query::Or(items) => {
             let terms: Option<Vec<(RawField, Pattern)>> = items.iter().map(is_term).collect();
             if let Some(terms) = terms
                 && let Some(&(field, _)) = terms.first()
                 && terms.iter().all(|(f, _)| *f == field)
             {
-                out.push((field, terms.into_iter().map(|(_, p)| p).collect()));
+                return vec![vec![(field, terms.into_iter().map(|(_, p)| p).collect())]];
             }
-        }
-        other => {
-            if let Some((field, p)) = is_term(other) {
-                out.push((field, vec![p]));
+            let mut union = Vec::new();
+            for item in items {
+                let options = alternatives(item);
+                if options.iter().any(Vec::is_empty)
+                    || union.len() + options.len() > MAX_ALTERNATIVES
+                {
+                    return vec![Conjuncts::new()];
+                }
+                union.extend(options);
             }
+            union
         }
+        other => match is_term(other) {
+            Some((field, p)) => vec![vec![(field, vec![p])]],
+            None => vec![Conjuncts::new()],
+        },
     }
 }
 
-/// The prefilter of a rule set, or `None` when some rule constrains neither field.
+/// The prefilter of a rule set, or `None` when some rule constrains none of the fields.
 #[derive(Debug, Clone)]
 pub struct Prefilter {
-    rules: Vec<Conjuncts>,
+    /// A record may match when all conjuncts of one alternative hold.
+    alternatives: Vec<Conjuncts>,
 }
 
 impl Prefilter {
     pub fn new<'a>(queries: impl IntoIterator<Item = &'a Query>) -> Option<Prefilter> {
-        let mut rules = Vec::new();
+        let mut all = Vec::new();
         for q in queries {
-            let mut c = Conjuncts::new();
-            conjuncts(q, &mut c);
-            if c.is_empty() {
+            let options = alternatives(q);
+            if options.iter().any(Vec::is_empty) {
                 return None;
             }
-            rules.push(c);
+            all.extend(options);
         }
-        Some(Prefilter { rules })
+        Some(Prefilter { alternatives: all })
     }
 
     /// Whether a record with these raw fields may match some rule.
     pub fn may_match(&self, raw: &RawFields) -> bool {
-        self.rules.iter().any(|conjuncts| {
+        self.alternatives.iter().any(|conjuncts| {
             conjuncts.iter().all(|(field, patterns)| {
                 let value = match field {
                     RawField::Source => raw.event_source,
                     RawField::Name => raw.event_name,
                     RawField::IdentityType => raw.identity_type,
+                    RawField::AccessKeyId => raw.access_key_id,
+                    RawField::UserAgent => raw.user_agent,
                 };
                 value.is_some_and(|v| patterns.iter().any(|p| p.matches(v)))
             })
@@ -148,6 +193,7 @@ mod tests {
                 event_source: source,
                 event_name: name,
                 identity_type: Some("IAMUser"),
+                ..RawFields::default()
             })
         };
         let lambda = Some("lambda.amazonaws.com");
@@ -167,5 +213,47 @@ mod tests {
         assert!(filter(&["aws.cloudtrail.user_identity.type: Root"]).is_some());
         assert!(filter(&["event.provider: x or user.name: bob"]).is_none());
         assert!(filter(&["not event.provider: x"]).is_none());
+        assert!(filter(&["event.provider: x or (event.action: y and user.name: bob)"]).is_some());
+        assert!(filter(&["event.provider: x or user.name: bob"]).is_none());
+    }
+
+    #[test]
+    fn an_or_of_conjunctions_gives_one_alternative_each() {
+        let f = filter(&["event.outcome: success and not aws.cloudtrail.user_identity.type: AWSService \
+             and ((event.provider: organizations.amazonaws.com and event.action: (ListAccounts or ListRoots)) \
+             or (event.provider: iam.amazonaws.com and event.action: ListAccountAliases))"])
+        .unwrap();
+        let may = |source, name| {
+            f.may_match(&RawFields {
+                event_source: Some(source),
+                event_name: Some(name),
+                ..RawFields::default()
+            })
+        };
+        assert!(may("organizations.amazonaws.com", "ListRoots"));
+        assert!(may("iam.amazonaws.com", "ListAccountAliases"));
+        assert!(!may("iam.amazonaws.com", "ListRoots"));
+        assert!(!may("organizations.amazonaws.com", "ListAccountAliases"));
+    }
+
+    #[test]
+    fn access_key_and_user_agent_conditions_count() {
+        let f = filter(&[
+            "data_stream.dataset: aws.cloudtrail and event.outcome: success and source.ip:* \
+             and aws.cloudtrail.user_identity.access_key_id: AKIA*",
+            "user_agent.original: (*S3 Browser* or *Cyberduck*) and event.outcome: success",
+        ])
+        .unwrap();
+        let may = |access_key_id, user_agent| {
+            f.may_match(&RawFields {
+                access_key_id,
+                user_agent,
+                ..RawFields::default()
+            })
+        };
+        assert!(may(Some("AKIAEXAMPLE"), None));
+        assert!(!may(Some("ASIAEXAMPLE"), Some("aws-cli/2.15")));
+        assert!(may(None, Some("S3 Browser 11.4.5 https://s3browser.com")));
+        assert!(!may(None, None));
     }
 }
