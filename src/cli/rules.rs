@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
-use crate::rule::examples::{Expect, run_examples};
+use crate::rule::examples::{Expect, run_examples_with};
 use crate::rule::time::humanize_look_back;
 use crate::rule::{LoadReport, ProblemKind, RuleStatus, load_paths, ndjson, shipped_rules};
 
@@ -275,7 +275,7 @@ fn validate(args: &PathsArgs) -> anyhow::Result<ExitCode> {
 
 fn test(args: &PathsArgs) -> anyhow::Result<ExitCode> {
     let report = load(&args.paths);
-    let tests = run_examples(&report);
+    let tests = run_examples_with(&report, &crate::scan::examples::run_sequence);
     let mut out = std::io::stdout().lock();
     for problem in report.errors() {
         writeln!(out, "ERROR {}", problem.to_string().replace('\n', "\n    "))?;
@@ -288,6 +288,7 @@ fn test(args: &PathsArgs) -> anyhow::Result<ExitCode> {
         let expected = match result.expect {
             Expect::Alert => "alert",
             Expect::NoAlert => "no alert",
+            Expect::Alerts => "these alerts",
         };
         let description = result.description.as_deref().unwrap_or("");
         writeln!(
@@ -295,6 +296,9 @@ fn test(args: &PathsArgs) -> anyhow::Result<ExitCode> {
             "{verdict} {}: {}: expects {expected}: {description}",
             result.origin, result.rule_name
         )?;
+        if let Some(detail) = &result.detail {
+            writeln!(out, "      {detail}")?;
+        }
     }
     for name in &tests.untested {
         writeln!(out, "NOTE  {name}: no examples")?;

@@ -24,6 +24,11 @@ const GZIP_MAGIC: [u8; 3] = [0x1f, 0x8b, 0x08];
 pub enum Input {
     Stdin,
     File(PathBuf),
+    /// Records held in memory (a rule example's events), named for messages.
+    Memory {
+        name: String,
+        bytes: Arc<[u8]>,
+    },
 }
 
 impl fmt::Display for Input {
@@ -31,6 +36,7 @@ impl fmt::Display for Input {
         match self {
             Input::Stdin => f.write_str("<stdin>"),
             Input::File(path) => write!(f, "{}", path.display()),
+            Input::Memory { name, .. } => f.write_str(name),
         }
     }
 }
@@ -183,6 +189,7 @@ pub fn open(
     let raw: Box<dyn Read + Send> = match input {
         Input::Stdin => Box::new(io::stdin()),
         Input::File(path) => Box::new(File::open(path)?),
+        Input::Memory { bytes, .. } => Box::new(io::Cursor::new(Arc::clone(bytes))),
     };
     let mut reader = BufReader::with_capacity(
         BUFFER,

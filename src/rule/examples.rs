@@ -15,6 +15,18 @@
 //!
 //! Blank lines are ignored. Events are evaluated with the in-memory KQL evaluator and the ECS
 //! CloudTrail field mappings, the rule's filters included; the time window is not applied.
+//!
+//! `new_terms` and `threshold` rules alert on several events together, so their examples may
+//! instead hold a sequence of events and the alerts it must raise, exactly:
+//!
+//! ```json
+//! {"expect": "alerts", "events": [{"@timestamp": "...", ...}, ...], "alerts": [{"terms": ["bob"]}, {"terms": ["carol"], "count": 3}]}
+//! ```
+//!
+//! `terms` are the new terms (`kibana.alert.new_terms`) or the threshold group's values, in
+//! field order; `count` (optional) is a threshold group's count. The events are run as `scan`
+//! runs them, on the rule's schedule, with the events given as the whole history (no warm-up,
+//! unless `"warm_up": true`); `alerts: []` expects none.
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -32,7 +44,41 @@ use crate::kql::{FieldTypes, MatchOptions};
 pub enum Expect {
     Alert,
     NoAlert,
+    /// A sequence of events raises exactly `alerts` (aggregating rules).
+    Alerts,
 }
+
+/// An alert a sequence example expects, or one it raised.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectedAlert {
+    pub terms: Vec<Value>,
+    #[serde(default)]
+    pub count: Option<u64>,
+}
+
+impl ExpectedAlert {
+    /// Whether `raised` is this alert (a `count` left out matches any).
+    fn is(&self, raised: &ExpectedAlert) -> bool {
+        self.terms == raised.terms && self.count.is_none_or(|count| raised.count == Some(count))
+    }
+}
+
+impl std::fmt::Display for ExpectedAlert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let terms: Vec<String> = self.terms.iter().map(Value::to_string).collect();
+        write!(f, "[{}]", terms.join(", "))?;
+        if let Some(count) = self.count {
+            write!(f, " x{count}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs a sequence example's events through a rule as `scan` does (which this layer cannot
+/// call): the alerts raised, or why the events cannot be run.
+pub type SequenceRunner<'a> =
+    &'a dyn Fn(&LoadedRule, &[Value], bool) -> Result<Vec<ExpectedAlert>, String>;
 
 /// One example line.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -46,7 +92,30 @@ pub struct Example {
     pub description: Option<String>,
     #[serde(default)]
     pub rule_id: Option<String>,
-    pub event: Value,
+    #[serde(default)]
+    pub event: Option<Value>,
+    #[serde(default)]
+    pub events: Option<Vec<Value>>,
+    #[serde(default)]
+    pub alerts: Option<Vec<ExpectedAlert>>,
+    #[serde(default)]
+    pub warm_up: bool,
+}
+
+impl Example {
+    /// What is missing or extra for its `expect`.
+    fn shape_error(&self) -> Option<&'static str> {
+        match (self.expect, &self.event, &self.events, &self.alerts) {
+            (Expect::Alert | Expect::NoAlert, Some(_), None, None) => None,
+            (Expect::Alert | Expect::NoAlert, _, _, _) => Some(
+                "`alert` and `no_alert` examples hold one `event` (and no `events` or `alerts`)",
+            ),
+            (Expect::Alerts, None, Some(_), Some(_)) => None,
+            (Expect::Alerts, _, _, _) => {
+                Some("an `alerts` example holds `events` and `alerts` (and no `event`)")
+            }
+        }
+    }
 }
 
 impl Example {
@@ -81,10 +150,13 @@ pub fn parse_examples(text: &str) -> (Vec<Example>, Vec<(usize, String)>) {
             continue;
         }
         match serde_json::from_str::<Example>(line) {
-            Ok(example) => examples.push(Example {
-                line: index + 1,
-                ..example
-            }),
+            Ok(example) => match example.shape_error() {
+                Some(why) => errors.push((index + 1, format!("invalid example: {why}"))),
+                None => examples.push(Example {
+                    line: index + 1,
+                    ..example
+                }),
+            },
             Err(err) => errors.push((index + 1, format!("invalid example: {err}"))),
         }
     }
@@ -99,6 +171,8 @@ pub struct ExampleResult {
     pub expect: Expect,
     pub description: Option<String>,
     pub passed: bool,
+    /// For a failed sequence example: what was expected and what was raised.
+    pub detail: Option<String>,
 }
 
 /// What `rules test` found.
@@ -121,8 +195,17 @@ impl TestReport {
     }
 }
 
-/// Evaluate every runnable rule of `report` against its examples.
+/// Evaluate every runnable rule of `report` against its examples; sequence examples are
+/// reported as problems (use [`run_examples_with`]).
 pub fn run_examples(report: &LoadReport) -> TestReport {
+    run_examples_with(report, &|_, _, _| {
+        Err("sequence examples need a runner; `rules test` has one".to_owned())
+    })
+}
+
+/// Evaluate every runnable rule of `report` against its examples, sequence examples through
+/// `runner`.
+pub fn run_examples_with(report: &LoadReport, runner: SequenceRunner<'_>) -> TestReport {
     let mut out = TestReport::default();
     let mut files: Vec<&Path> = Vec::new();
     for loaded in &report.rules {
@@ -136,13 +219,18 @@ pub fn run_examples(report: &LoadReport) -> TestReport {
             .iter()
             .filter(|r| r.origin.path == rule_file)
             .collect();
-        test_file(rule_file, &rules, &mut out);
+        test_file(rule_file, &rules, runner, &mut out);
     }
     out
 }
 
 /// The examples of one rule file, against the rules it holds.
-fn test_file(rule_file: &Path, rules: &[&LoadedRule], out: &mut TestReport) {
+fn test_file(
+    rule_file: &Path,
+    rules: &[&LoadedRule],
+    runner: SequenceRunner<'_>,
+    out: &mut TestReport,
+) {
     let path = examples_path(rule_file);
     let at = |line: Option<usize>| Origin {
         path: path.clone(),
@@ -186,7 +274,7 @@ fn test_file(rule_file: &Path, rules: &[&LoadedRule], out: &mut TestReport) {
         ));
     }
     for loaded in rules {
-        test_rule(loaded, &path, &examples, rules.len(), out);
+        test_rule(loaded, &path, &examples, rules.len(), runner, out);
     }
 }
 
@@ -195,6 +283,7 @@ fn test_rule(
     path: &Path,
     examples: &[Example],
     rules_in_file: usize,
+    runner: SequenceRunner<'_>,
     out: &mut TestReport,
 ) {
     let rule = &loaded.rule;
@@ -235,19 +324,78 @@ fn test_rule(
             return;
         }
     };
+    let aggregating = matches!(rule.rule_type.as_str(), "new_terms" | "threshold");
     for example in mine {
-        let alerted = matcher.matches(&example.event);
+        let at = Origin {
+            path: path.to_owned(),
+            line: Some(example.line),
+        };
+        let (passed, detail) = match (&example.event, &example.events, &example.alerts) {
+            (Some(event), _, _) => (
+                matcher.matches(event) == (example.expect == Expect::Alert),
+                None,
+            ),
+            (None, Some(events), Some(expected)) if aggregating => {
+                match runner(loaded, events, example.warm_up) {
+                    Ok(raised) => sequence_verdict(expected, &raised),
+                    Err(why) => {
+                        out.problems
+                            .push((at, format!("{}: cannot run the events: {why}", rule.name)));
+                        continue;
+                    }
+                }
+            }
+            _ => {
+                let why = format!(
+                    "{}: an `alerts` example is for new_terms and threshold rules; this is a {} rule: use `alert` and `no_alert`",
+                    rule.name, rule.rule_type
+                );
+                out.problems.push((at, why));
+                continue;
+            }
+        };
         out.results.push(ExampleResult {
             rule_name: rule.name.clone(),
-            origin: Origin {
-                path: path.to_owned(),
-                line: Some(example.line),
-            },
+            origin: at,
             expect: example.expect,
             description: example.description.clone(),
-            passed: alerted == (example.expect == Expect::Alert),
+            passed,
+            detail,
         });
     }
+}
+
+/// Whether `raised` is exactly `expected` (in any order), and if not, what differs.
+fn sequence_verdict(
+    expected: &[ExpectedAlert],
+    raised: &[ExpectedAlert],
+) -> (bool, Option<String>) {
+    let mut unmatched: Vec<&ExpectedAlert> = raised.iter().collect();
+    let mut missing = Vec::new();
+    for want in expected {
+        match unmatched.iter().position(|got| want.is(got)) {
+            Some(at) => {
+                unmatched.remove(at);
+            }
+            None => missing.push(want.to_string()),
+        }
+    }
+    if missing.is_empty() && unmatched.is_empty() {
+        return (true, None);
+    }
+    let list = |items: Vec<String>| {
+        if items.is_empty() {
+            "none".to_owned()
+        } else {
+            items.join(", ")
+        }
+    };
+    let detail = format!(
+        "missing: {}; unexpected: {}",
+        list(missing),
+        list(unmatched.iter().map(ToString::to_string).collect())
+    );
+    (false, Some(detail))
 }
 
 /// An example file's contents, from the built-in rules or the disk; `None` when absent.
@@ -264,7 +412,37 @@ fn read(path: &Path) -> std::io::Result<Option<Cow<'static, [u8]>>> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+
+    #[test]
+    fn a_sequence_verdict_names_what_is_missing_and_unexpected() {
+        let alert = |terms: Value, count| ExpectedAlert {
+            terms: terms.as_array().cloned().unwrap_or_default(),
+            count,
+        };
+        let raised = [
+            alert(json!(["bob"]), Some(3)),
+            alert(json!(["carol"]), Some(1)),
+        ];
+        assert_eq!(
+            sequence_verdict(
+                &[
+                    alert(json!(["carol"]), None),
+                    alert(json!(["bob"]), Some(3))
+                ],
+                &raised
+            ),
+            (true, None)
+        );
+        let (passed, detail) = sequence_verdict(&[alert(json!(["bob"]), Some(2))], &raised);
+        assert!(!passed);
+        assert_eq!(
+            detail.as_deref(),
+            Some(r#"missing: ["bob"] x2; unexpected: ["bob"] x3, ["carol"] x1"#)
+        );
+    }
 
     #[test]
     fn example_file_names() {
@@ -280,11 +458,17 @@ mod tests {
 
     #[test]
     fn example_lines_and_errors() {
-        let text = "{\"expect\":\"alert\",\"event\":{}}\n\n{\"expect\":\"maybe\",\"event\":{}}\n{\"expect\":\"no_alert\",\"event\":{},\"extra\":1}\n";
+        let text = "{\"expect\":\"alert\",\"event\":{}}\n\n{\"expect\":\"maybe\",\"event\":{}}\n{\"expect\":\"no_alert\",\"event\":{},\"extra\":1}\n{\"expect\":\"alerts\",\"event\":{}}\n{\"expect\":\"alerts\",\"events\":[],\"alerts\":[]}\n";
         let (examples, errors) = parse_examples(text);
-        assert_eq!(examples.len(), 1);
+        assert_eq!(examples.len(), 2);
         assert_eq!(examples[0].line, 1);
-        assert_eq!(errors.iter().map(|e| e.0).collect::<Vec<_>>(), [3, 4]);
+        assert_eq!(examples[1].line, 6);
+        assert_eq!(errors.iter().map(|e| e.0).collect::<Vec<_>>(), [3, 4, 5]);
+        assert!(
+            errors[2].1.contains("holds `events` and `alerts`"),
+            "{}",
+            errors[2].1
+        );
         assert!(
             errors[0].1.contains("unknown variant `maybe`"),
             "{}",

@@ -12,6 +12,7 @@
 //! - [`report`]: the table and summary a person reads.
 
 mod aggregate;
+pub mod examples;
 pub mod prefilter;
 pub mod report;
 pub mod rules;

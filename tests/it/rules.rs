@@ -312,7 +312,10 @@ fn example_events(file: &str) -> Vec<(Expect, serde_json::Value)> {
     let text = std::fs::read_to_string(repo("rules/aws").join(file)).unwrap();
     let (examples, errors) = parse_examples(&text);
     assert!(errors.is_empty(), "{errors:?}");
-    examples.into_iter().map(|e| (e.expect, e.event)).collect()
+    examples
+        .into_iter()
+        .map(|e| (e.expect, e.event.expect("a single-event example")))
+        .collect()
 }
 
 fn matcher(path: std::path::PathBuf) -> RuleMatcher {
@@ -403,6 +406,85 @@ fn cli_rules_test_reports_pass_and_fail() {
         "{text}"
     );
     assert!(text.contains("5 examples: 4 passed, 1 failed"), "{text}");
+}
+
+#[test]
+fn rules_test_runs_sequence_examples_of_new_terms_and_threshold_rules() {
+    let out = run_cli(&["rules", "test", "examples/new-terms/rules"]);
+    assert_exit!(out, 0);
+    let text = stdout(&out);
+    assert!(text.contains("7 examples: 7 passed, 0 failed"), "{text}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let rules = repo("examples/new-terms/rules");
+    for name in ["first_access_key_by_identity", "secrets_read_in_bulk"] {
+        std::fs::copy(
+            rules.join(format!("{name}.toml")),
+            dir.path().join(format!("{name}.toml")),
+        )
+        .unwrap();
+    }
+    let read = |name: &str| std::fs::read_to_string(rules.join(name)).unwrap();
+    // A wrong count, and a threshold example whose only event lacks a time.
+    let threshold = read("secrets_read_in_bulk.events.ndjson").replacen(
+        "\"count\": 3",
+        "\"count\": 4",
+        1,
+    ) + r#"{"expect": "alerts", "events": [{"event": {"action": "GetSecretValue"}}], "alerts": []}"#
+        + "\n";
+    std::fs::write(
+        dir.path().join("secrets_read_in_bulk.events.ndjson"),
+        threshold,
+    )
+    .unwrap();
+    // An expected term that is not new.
+    let new_terms = read("first_access_key_by_identity.events.ndjson").replacen(
+        r#"{"terms": ["arn:aws:iam::111122223333:user/alice"]}]}"#,
+        r#"{"terms": ["arn:aws:iam::111122223333:user/alice"]}, {"terms": ["arn:aws:iam::111122223333:user/bob"]}]}"#,
+        1,
+    );
+    std::fs::write(
+        dir.path()
+            .join("first_access_key_by_identity.events.ndjson"),
+        new_terms,
+    )
+    .unwrap();
+    let out = run_cli(&["rules", "test", dir.path().to_str().unwrap()]);
+    assert_exit!(out, 1);
+    let text = stdout(&out);
+    assert!(
+        text.contains(r#"missing: ["arn:aws:iam::111122223333:user/carol"] x4; unexpected: ["arn:aws:iam::111122223333:user/carol"] x3"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"missing: ["arn:aws:iam::111122223333:user/bob"]; unexpected: none"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("secrets_read_in_bulk.events.ndjson:4: Secrets Read in Bulk: cannot run the events: event 1 has no `@timestamp`"),
+        "{text}"
+    );
+    assert!(text.contains("7 examples: 5 passed, 2 failed"), "{text}");
+}
+
+#[test]
+fn a_sequence_example_for_a_query_rule_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = repo("rules/aws/persistence_lambda_backdoor_invoke_function_for_any_principal.toml");
+    std::fs::copy(&rule, dir.path().join("public.toml")).unwrap();
+    std::fs::write(
+        dir.path().join("public.events.ndjson"),
+        "{\"expect\": \"alerts\", \"events\": [], \"alerts\": []}\n",
+    )
+    .unwrap();
+    let out = run_cli(&["rules", "test", dir.path().to_str().unwrap()]);
+    assert_exit!(out, 1);
+    let text = stdout(&out);
+    assert!(
+        text.contains("public.events.ndjson:1:")
+            && text.contains("this is a query rule: use `alert` and `no_alert`"),
+        "{text}"
+    );
 }
 
 #[test]
