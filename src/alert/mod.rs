@@ -17,6 +17,7 @@ pub mod fields;
 pub mod id;
 pub mod overrides;
 pub mod reason;
+pub mod sequence;
 
 pub use builder::{
     AlertBuilder, AlertEvent, DEFAULT_KIBANA_VERSION, DEFAULT_SPACE, ExecutionType, RunContext,

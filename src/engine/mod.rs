@@ -58,8 +58,9 @@ pub enum EngineError {
         message: String,
     },
     #[error(
-        "rule `{rule_id}` is a `{rule_type}` rule{}; the service runs KQL rules of types `query`, `new_terms` and `threshold` (language `kuery`); check it with `rule-runner rules validate`",
-        if language.is_empty() { String::new() } else { format!(" in `{language}`") }
+        "rule `{rule_id}` is a `{rule_type}` rule{}; the service runs KQL rules of types `query`, `new_terms` and `threshold` (language `kuery`){}; check it with `rule-runner rules validate`",
+        if language.is_empty() { String::new() } else { format!(" in `{language}`") },
+        if rule_type == "eql" { "; `rule-runner scan` runs EQL rules, the service does not yet" } else { "" }
     )]
     Unsupported {
         rule_id: String,

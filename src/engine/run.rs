@@ -417,6 +417,10 @@ impl Engine {
                 RuleKind::Threshold(params) => {
                     aggregate::threshold(source, builder, rule, params, window, history).await
                 }
+                RuleKind::Eql(_) => Err(super::ports::PortError::Permanent(format!(
+                    "rule `{}` is an EQL rule: `scan` runs it, the service does not yet",
+                    rule.rule_id
+                ))),
                 RuleKind::Query => Ok((
                     aggregate::Found {
                         alerts: Vec::new(),

@@ -1,5 +1,6 @@
 //! What a rule does with the events its query matches: alert on each (`query`), on the
-//! terms first seen in the window (`new_terms`), or on groups reaching a count (`threshold`).
+//! terms first seen in the window (`new_terms`), on groups reaching a count (`threshold`),
+//! or on each event or sequence of events its EQL statement matches (`eql`).
 //! The type-specific parameters are read here, once, from the rule's kept parameters.
 
 use chrono::{DateTime, Utc};
@@ -15,6 +16,31 @@ pub enum RuleKind {
     Query,
     NewTerms(NewTerms),
     Threshold(Threshold),
+    Eql(Eql),
+}
+
+/// An `eql` rule's statement and the field its categories are read from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Eql {
+    pub statement: crate::eql::Statement,
+    /// `event_category_override`, else `event.category`.
+    pub event_category_field: String,
+}
+
+impl Eql {
+    pub fn options(&self) -> crate::eql::MatchOptions {
+        crate::eql::MatchOptions {
+            event_category_field: self.event_category_field.clone(),
+        }
+    }
+
+    /// The sequence, for a sequence statement.
+    pub fn sequence(&self) -> Option<&crate::eql::Sequence> {
+        match &self.statement.body {
+            crate::eql::Body::Sequence(sequence) => Some(sequence),
+            crate::eql::Body::Event(_) => None,
+        }
+    }
 }
 
 /// `new_terms_fields` and `history_window_start` of a `new_terms` rule.
@@ -41,8 +67,34 @@ impl Rule {
             "query" => Ok(RuleKind::Query),
             "new_terms" => self.new_terms().map(RuleKind::NewTerms),
             "threshold" => self.threshold().map(RuleKind::Threshold),
+            "eql" => self
+                .eql_statement()
+                .map(|statement| {
+                    RuleKind::Eql(Eql {
+                        statement,
+                        event_category_field: self
+                            .extra
+                            .get("event_category_override")
+                            .and_then(Value::as_str)
+                            .unwrap_or("event.category")
+                            .to_owned(),
+                    })
+                })
+                .map_err(|error| error.to_string()),
             other => Err(format!("rule type `{other}` is not run by rule-runner")),
         }
+    }
+
+    /// The rule's EQL statement, or the parse error rendered with a caret.
+    pub fn eql_statement(&self) -> Result<crate::eql::Statement, super::MatcherError> {
+        let text = self
+            .query
+            .as_deref()
+            .ok_or(super::MatcherError::MissingQuery)?;
+        crate::eql::parse_statement(text).map_err(|error| super::MatcherError::Eql {
+            rendered: error.render(text),
+            error,
+        })
     }
 
     fn new_terms(&self) -> Result<NewTerms, String> {

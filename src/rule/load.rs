@@ -348,7 +348,11 @@ fn validate(path: &Path, parsed: ParsedRule) -> (LoadedRule, Vec<Problem>) {
     }
     let unsupported = unsupported_reason(rule);
     let mut query = None;
-    if unsupported.is_none() {
+    if unsupported.is_none() && rule.rule_type == "eql" {
+        if let Err(err) = rule.eql_statement() {
+            report(error, parsed.query_error_line(&err), err.to_string());
+        }
+    } else if unsupported.is_none() {
         match rule.kql_query() {
             Ok(parsed) => query = Some(Arc::new(parsed)),
             Err(err) => report(error, parsed.query_error_line(&err), err.to_string()),

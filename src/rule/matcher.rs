@@ -1,5 +1,7 @@
 //! A runnable rule compiled for in-memory evaluation (`scan`, `rules test`): its KQL query
-//! AND its enabled filters, as Kibana combines them (`kibana-detection-engine.md` §4).
+//! AND its enabled filters, as Kibana combines them (`kibana-detection-engine.md` §4). For an
+//! EQL rule, its event query (for a sequence: any of its stages) AND its filters, which
+//! Kibana sends as the `filter` of `_eql/search`.
 
 use serde_json::Value;
 
@@ -18,10 +20,17 @@ pub enum MatcherError {
     MissingQuery,
     #[error("`query` is not valid KQL: {rendered}")]
     Query { error: ParseError, rendered: String },
+    #[error("`query` is not valid EQL: {rendered}")]
+    Eql {
+        error: crate::eql::ParseError,
+        rendered: String,
+    },
     #[error("`filters`: {0}")]
     Filters(#[from] FilterError),
     #[error("`filters`: {0}")]
     NotEvaluable(#[from] NotEvaluable),
+    #[error("`query`: a regular expression of the EQL query does not compile: {0}")]
+    EqlRegex(String),
 }
 
 impl Rule {
@@ -47,7 +56,10 @@ impl Rule {
 /// A rule ready to test documents.
 #[derive(Debug, Clone)]
 pub struct RuleMatcher {
-    matcher: Matcher,
+    /// The KQL query and the filters; for an EQL rule the filters alone, if any.
+    matcher: Option<Matcher>,
+    /// An EQL rule's event query, or each stage of its sequence (any may match).
+    eql: Vec<crate::eql::Matcher>,
 }
 
 impl RuleMatcher {
@@ -84,30 +96,75 @@ impl RuleMatcher {
         if let Some(reason) = unsupported_reason(rule) {
             return Err(MatcherError::Unsupported(reason));
         }
-        let query = match parsed {
-            Some(query) => query.clone(),
-            None => rule.kql_query()?,
-        };
         let clauses = es_clauses(&rule.filters)?;
-        let combined = if clauses.is_empty() {
-            query
+        let filters = (!clauses.is_empty())
+            .then(|| clauses.to_kql())
+            .transpose()?;
+        let (combined, eql) = if rule.rule_type == "eql" {
+            (filters, eql_matchers(rule)?)
         } else {
-            Query::And(vec![query, clauses.to_kql()?])
+            let query = match parsed {
+                Some(query) => query.clone(),
+                None => rule.kql_query()?,
+            };
+            let combined = match filters {
+                Some(filters) => Query::And(vec![query, filters]),
+                None => query,
+            };
+            (Some(combined), Vec::new())
         };
-        let matcher = match slots {
+        let matcher = combined.map(|combined| match slots {
             Some(slots) => Matcher::with_slots(&combined, fields, options, slots),
             None => Matcher::new(&combined, fields, options),
-        };
-        Ok(RuleMatcher { matcher })
+        });
+        Ok(RuleMatcher { matcher, eql })
     }
 
     /// Whether the rule would select `doc` (the time window aside).
     pub fn matches(&self, doc: &Value) -> bool {
-        self.matcher.matches(doc)
+        self.matcher.as_ref().is_none_or(|m| m.matches(doc)) && self.eql_matches(doc)
     }
 
     /// As [`RuleMatcher::matches`], on a prepared document.
     pub fn matches_prepared(&self, doc: &Prepared<'_>) -> bool {
-        self.matcher.matches_prepared(doc)
+        self.matcher
+            .as_ref()
+            .is_none_or(|m| m.matches_prepared(doc))
+            && self.eql_matches(doc.json())
     }
+
+    fn eql_matches(&self, doc: &Value) -> bool {
+        self.eql.is_empty() || self.eql.iter().any(|m| m.matches(doc))
+    }
+}
+
+/// The event query of an EQL rule, or the stages (and `until`) of its sequence.
+fn eql_matchers(rule: &Rule) -> Result<Vec<crate::eql::Matcher>, MatcherError> {
+    let kind = match rule.kind() {
+        Ok(super::RuleKind::Eql(kind)) => kind,
+        Ok(_) => return Err(MatcherError::Unsupported("not an EQL rule".into())),
+        Err(_) => {
+            return Err(rule
+                .eql_statement()
+                .err()
+                .unwrap_or(MatcherError::MissingQuery));
+        }
+    };
+    let options = kind.options();
+    let queries: Vec<&crate::eql::Query> = match &kind.statement.body {
+        crate::eql::Body::Event(query) => vec![query],
+        crate::eql::Body::Sequence(sequence) => sequence
+            .stages
+            .iter()
+            .chain(&sequence.until)
+            .map(|stage| &stage.query)
+            .collect(),
+    };
+    queries
+        .into_iter()
+        .map(|query| {
+            crate::eql::Matcher::new(query, &options)
+                .map_err(|error| MatcherError::EqlRegex(error.to_string()))
+        })
+        .collect()
 }

@@ -209,7 +209,7 @@ impl Rule {
     }
 
     /// Whether the service (`run`, `backfill`) executes this rule: a runnable KQL `query`,
-    /// `new_terms` or `threshold` rule. `scan` runs every runnable rule.
+    /// `new_terms` or `threshold` rule. `scan` runs every runnable rule, `eql` ones too.
     pub fn runs_in_service(&self) -> bool {
         matches!(self.rule_type.as_str(), "query" | "new_terms" | "threshold") && self.is_runnable()
     }
@@ -228,20 +228,31 @@ impl Rule {
 }
 
 /// Why rule-runner will not run this rule, or `None` for a KQL rule of a type it runs
-/// (`query`, `new_terms`, `threshold`) with valid type-specific parameters.
+/// (`query`, `new_terms`, `threshold`) or an `eql` rule, with valid type-specific parameters.
+/// A query that does not parse is an error of the rule, not a reason: see the loader.
 pub fn unsupported_reason(rule: &Rule) -> Option<String> {
-    const TYPES: [&str; 3] = ["query", "new_terms", "threshold"];
+    const TYPES: [&str; 4] = ["query", "new_terms", "threshold", "eql"];
     if !TYPES.contains(&rule.rule_type.as_str()) {
         return Some(format!(
-            "rule type `{}` is not run by rule-runner (it runs KQL `query`, `new_terms` and `threshold` rules)",
+            "rule type `{}` is not run by rule-runner (it runs KQL `query`, `new_terms` and `threshold` rules, and `eql` rules)",
             rule.rule_type
         ));
     }
-    let language = rule.language.as_deref().unwrap_or("kuery");
-    if language != "kuery" {
+    let expected = if rule.rule_type == "eql" {
+        "eql"
+    } else {
+        "kuery"
+    };
+    let language = rule.language.as_deref().unwrap_or(expected);
+    if language != expected {
         return Some(format!(
-            "query language `{language}` is not run by rule-runner (it runs KQL, `kuery`)"
+            "query language `{language}` is not run by rule-runner for a `{}` rule (it runs `{expected}`)",
+            rule.rule_type
         ));
     }
-    rule.kind().err()
+    match rule.kind() {
+        // The loader reports a statement that does not parse as an error, with its line.
+        Err(_) if rule.rule_type == "eql" => None,
+        other => other.err(),
+    }
 }

@@ -50,9 +50,14 @@ impl ParsedRule {
     /// The file line a KQL syntax error points at, when the format keeps the query's lines.
     pub(super) fn query_error_line(&self, err: &MatcherError) -> usize {
         let text_start = self.field_lines.get(&format!("query{BODY}"));
-        match (err, text_start, self.rule.query.as_deref()) {
-            (MatcherError::Query { error, .. }, Some(start), Some(query)) => {
-                let offset = error.offset.min(query.len());
+        let offset = match err {
+            MatcherError::Query { error, .. } => Some(error.offset),
+            MatcherError::Eql { error, .. } => Some(error.offset),
+            _ => None,
+        };
+        match (offset, text_start, self.rule.query.as_deref()) {
+            (Some(offset), Some(start), Some(query)) => {
+                let offset = offset.min(query.len());
                 let before = query.get(..offset).unwrap_or(query);
                 start + before.matches('\n').count()
             }

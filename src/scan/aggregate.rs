@@ -64,7 +64,7 @@ pub(super) fn observe(
     event: impl FnOnce() -> StoredEvent,
 ) -> Option<Observation> {
     match kind {
-        RuleKind::Query => None,
+        RuleKind::Query | RuleKind::Eql(_) => None,
         RuleKind::NewTerms(params) => {
             let terms = terms_of(values_of(doc, &params.fields));
             (!terms.is_empty()).then(|| Observation::Terms {

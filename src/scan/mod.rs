@@ -16,6 +16,7 @@ pub mod examples;
 pub mod prefilter;
 pub mod report;
 pub mod rules;
+mod sequence;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::AtomicU64;
@@ -129,6 +130,7 @@ impl Hit {
 struct FileResult {
     hits: Vec<Hit>,
     observations: Vec<Observation>,
+    sequence_events: Vec<(String, sequence::SequenceEvent)>,
     problems: Vec<Problem>,
     problems_not_listed: usize,
     stats: crate::cloudtrail::ReadStats,
@@ -170,6 +172,7 @@ fn scan_file(
     let mut result = FileResult {
         hits: Vec::new(),
         observations: Vec::new(),
+        sequence_events: Vec::new(),
         problems: Vec::new(),
         problems_not_listed: 0,
         stats: Default::default(),
@@ -194,7 +197,26 @@ fn scan_file(
             }
             let doc_id = format!("{prefix}-{:012}", doc.index);
             let time = event_time(&doc.value, now);
-            if compiled.kind != RuleKind::Query {
+            if let RuleKind::Eql(eql) = &compiled.kind
+                && eql.sequence().is_some()
+            {
+                let identity = event_identity(builders[i].identity(), index, &doc_id, &doc.value);
+                result.sequence_events.push((
+                    identity,
+                    sequence::SequenceEvent {
+                        rule: i,
+                        time,
+                        position: (file_no, doc.index),
+                        doc_id,
+                        source: serde_json::to_vec(&doc.value).unwrap_or_default(),
+                    },
+                ));
+                continue;
+            }
+            if matches!(
+                compiled.kind,
+                RuleKind::NewTerms(_) | RuleKind::Threshold(_)
+            ) {
                 let identity =
                     || event_identity(builders[i].identity(), index, &doc_id, &doc.value);
                 let stored = || StoredEvent {
@@ -253,6 +275,7 @@ struct Merged {
     /// (file number, problems kept, problems only counted)
     problems: Vec<(usize, Vec<Problem>, usize)>,
     aggregates: Aggregates,
+    sequences: sequence::SequenceEvents,
     /// Per rule: the schedule of `new_terms` rules (unused for the others).
     term_windows: Vec<Schedule>,
 }
@@ -268,6 +291,11 @@ impl Merged {
         if !result.problems.is_empty() || result.problems_not_listed > 0 {
             self.problems
                 .push((file_no, result.problems, result.problems_not_listed));
+        }
+        for (identity, event) in result.sequence_events {
+            if !self.sequences.add(identity, event) {
+                self.duplicates += 1;
+            }
         }
         let windows = &self.term_windows;
         for observation in result.observations {
@@ -341,6 +369,7 @@ pub fn scan(
         stats: Totals::default(),
         problems: Vec::new(),
         aggregates: Aggregates::default(),
+        sequences: Default::default(),
         term_windows,
     });
     pool.install(|| {
@@ -416,6 +445,10 @@ pub fn scan(
         report.per_rule[rule].capped += found.capped;
         aggregated.extend(found.alerts);
     }
+    for (rule, alerts) in merged.sequences.alerts(&rules.rules, &builders, &index) {
+        report.per_rule[rule].alerts += alerts.len();
+        aggregated.extend(alerts);
+    }
     let mut hits: Vec<Hit> = merged.best.into_values().collect();
     hits.sort_by(|a, b| {
         (
@@ -462,12 +495,15 @@ pub fn scan(
     Ok(report)
 }
 
-/// The report's order for alerts of every rule type: event time, event id, rule name, id.
-fn output_order(alert: &AlertDoc) -> (DateTime<Utc>, String, &str, &str) {
+/// The report's order for alerts of every rule type: event time, event id, rule name, id; a
+/// sequence's shell (at its last event's time) after the building blocks of that time.
+fn output_order(alert: &AlertDoc) -> (DateTime<Utc>, bool, String, &str, &str) {
     let doc = &alert.document;
     let name = doc
         .get("kibana.alert.rule.name")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    (alert.event_time, event_id(doc), name, &alert.id)
+    let shell = doc.get("kibana.alert.group.id").is_some()
+        && doc.get("kibana.alert.building_block_type").is_none();
+    (alert.event_time, shell, event_id(doc), name, &alert.id)
 }

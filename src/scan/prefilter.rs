@@ -29,6 +29,13 @@ enum RawField {
 enum Pattern {
     Exact(String),
     Glob(crate::kql::Wildcard),
+    /// Equal once both are lowercased (EQL's `in~`); the pattern is stored lowercased.
+    FoldedExact(String),
+    /// An EQL wildcard pattern (`*`, `?`), lowercased when `folded`.
+    EqlGlob {
+        pattern: String,
+        folded: bool,
+    },
 }
 
 impl Pattern {
@@ -36,6 +43,11 @@ impl Pattern {
         match self {
             Pattern::Exact(s) => s == text,
             Pattern::Glob(w) => w.matches(text),
+            Pattern::FoldedExact(s) => *s == text.to_lowercase(),
+            Pattern::EqlGlob { pattern, folded } => match folded {
+                true => crate::eql::wildcard_match(pattern, &text.to_lowercase()),
+                false => crate::eql::wildcard_match(pattern, text),
+            },
         }
     }
 }
@@ -45,14 +57,18 @@ type Conjuncts = Vec<(RawField, Vec<Pattern>)>;
 
 fn raw_field(field: &Value) -> Option<RawField> {
     match field {
-        Value::Text(name) | Value::Quoted(name) => match name.as_str() {
-            "event.provider" => Some(RawField::Source),
-            "event.action" => Some(RawField::Name),
-            "aws.cloudtrail.user_identity.type" => Some(RawField::IdentityType),
-            "aws.cloudtrail.user_identity.access_key_id" => Some(RawField::AccessKeyId),
-            "user_agent.original" => Some(RawField::UserAgent),
-            _ => None,
-        },
+        Value::Text(name) | Value::Quoted(name) => raw_field_named(name),
+        _ => None,
+    }
+}
+
+fn raw_field_named(name: &str) -> Option<RawField> {
+    match name {
+        "event.provider" => Some(RawField::Source),
+        "event.action" => Some(RawField::Name),
+        "aws.cloudtrail.user_identity.type" => Some(RawField::IdentityType),
+        "aws.cloudtrail.user_identity.access_key_id" => Some(RawField::AccessKeyId),
+        "user_agent.original" => Some(RawField::UserAgent),
         _ => None,
     }
 }
@@ -80,31 +96,46 @@ fn is_term(q: &Query) -> Option<(RawField, Pattern)> {
 /// (an `and` of several `or`s multiplies them).
 const MAX_ALTERNATIVES: usize = 64;
 
+/// What all of `parts` require: one alternative of each, combined.
+fn all_of(parts: impl IntoIterator<Item = Vec<Conjuncts>>) -> Vec<Conjuncts> {
+    let mut product: Vec<Conjuncts> = vec![Conjuncts::new()];
+    for options in parts {
+        if product.len() * options.len() > MAX_ALTERNATIVES {
+            // Dropping a conjunct only weakens the condition: still necessary.
+            continue;
+        }
+        product = product
+            .iter()
+            .flat_map(|base| {
+                options.iter().map(move |extra| {
+                    let mut both = base.clone();
+                    both.extend(extra.iter().cloned());
+                    both
+                })
+            })
+            .collect();
+    }
+    product
+}
+
+/// What one of `parts` requires: their alternatives together, or nothing when one side is
+/// unconstrained.
+fn any_of(parts: impl IntoIterator<Item = Vec<Conjuncts>>) -> Vec<Conjuncts> {
+    let mut union = Vec::new();
+    for options in parts {
+        if options.iter().any(Vec::is_empty) || union.len() + options.len() > MAX_ALTERNATIVES {
+            return vec![Conjuncts::new()];
+        }
+        union.extend(options);
+    }
+    union
+}
+
 /// Alternatives, one of which holds for every record `q` matches: `a and (b or c)` gives
 /// `[a, b]` and `[a, c]`. An empty alternative constrains nothing.
 fn alternatives(q: &Query) -> Vec<Conjuncts> {
     match q {
-        Query::And(items) => {
-            let mut product: Vec<Conjuncts> = vec![Conjuncts::new()];
-            for item in items {
-                let options = alternatives(item);
-                if product.len() * options.len() > MAX_ALTERNATIVES {
-                    // Dropping a conjunct only weakens the condition: still necessary.
-                    continue;
-                }
-                product = product
-                    .iter()
-                    .flat_map(|base| {
-                        options.iter().map(move |extra| {
-                            let mut both = base.clone();
-                            both.extend(extra.iter().cloned());
-                            both
-                        })
-                    })
-                    .collect();
-            }
-            product
-        }
+        Query::And(items) => all_of(items.iter().map(alternatives)),
         Query::Or(items) => {
             let terms: Option<Vec<(RawField, Pattern)>> = items.iter().map(is_term).collect();
             if let Some(terms) = terms
@@ -113,22 +144,85 @@ fn alternatives(q: &Query) -> Vec<Conjuncts> {
             {
                 return vec![vec![(field, terms.into_iter().map(|(_, p)| p).collect())]];
             }
-            let mut union = Vec::new();
-            for item in items {
-                let options = alternatives(item);
-                if options.iter().any(Vec::is_empty)
-                    || union.len() + options.len() > MAX_ALTERNATIVES
-                {
-                    return vec![Conjuncts::new()];
-                }
-                union.extend(options);
-            }
-            union
+            any_of(items.iter().map(alternatives))
         }
         other => match is_term(other) {
             Some((field, p)) => vec![vec![(field, vec![p])]],
             None => vec![Conjuncts::new()],
         },
+    }
+}
+
+/// The same for an EQL condition: `==`, `in`, `:` and `like` (and their `~` forms) on a copied
+/// field against string literals; anything else constrains nothing.
+fn eql_alternatives(condition: &crate::eql::Expr) -> Vec<Conjuncts> {
+    use crate::eql::{CmpOp, Expr, Literal, MatchOp};
+    let field_of = |expr: &Expr| match expr {
+        Expr::Field(field) => raw_field_named(&field.name),
+        _ => None,
+    };
+    let text = |expr: &Expr| match expr {
+        Expr::Literal(Literal::String(text)) => Some(text.clone()),
+        _ => None,
+    };
+    let one = |field, patterns| vec![vec![(field, patterns)]];
+    let nothing = || vec![Conjuncts::new()];
+    match condition {
+        Expr::And(items) => all_of(items.iter().map(eql_alternatives)),
+        Expr::Or(items) => any_of(items.iter().map(eql_alternatives)),
+        Expr::Compare {
+            op: CmpOp::Eq,
+            left,
+            right,
+        } => match (field_of(left), text(right), field_of(right), text(left)) {
+            (Some(field), Some(value), _, _) | (_, _, Some(field), Some(value)) => {
+                one(field, vec![Pattern::Exact(value)])
+            }
+            _ => nothing(),
+        },
+        Expr::In {
+            expr,
+            list,
+            negated: false,
+            insensitive,
+        } => {
+            let values: Option<Vec<String>> = list.iter().map(text).collect();
+            match (field_of(expr), values) {
+                (Some(field), Some(values)) => one(
+                    field,
+                    values
+                        .into_iter()
+                        .map(|v| match insensitive {
+                            true => Pattern::FoldedExact(v.to_lowercase()),
+                            false => Pattern::Exact(v),
+                        })
+                        .collect(),
+                ),
+                _ => nothing(),
+            }
+        }
+        Expr::Match {
+            expr,
+            op: op @ (MatchOp::Colon | MatchOp::Like),
+            insensitive,
+            patterns,
+            ..
+        } => match field_of(expr) {
+            Some(field) => {
+                // `:` always folds case; `like` only as `like~`.
+                let folded = *op == MatchOp::Colon || *insensitive;
+                let patterns = patterns
+                    .iter()
+                    .map(|p| Pattern::EqlGlob {
+                        pattern: if folded { p.to_lowercase() } else { p.clone() },
+                        folded,
+                    })
+                    .collect();
+                one(field, patterns)
+            }
+            None => nothing(),
+        },
+        _ => nothing(),
     }
 }
 
@@ -139,11 +233,43 @@ pub struct Prefilter {
     alternatives: Vec<Conjuncts>,
 }
 
+/// A rule's query, in either language.
+#[derive(Debug, Clone)]
+pub enum RuleQuery {
+    Kql(Query),
+    /// For a sequence, any of its stages (and `until`) may select a record.
+    Eql(crate::eql::Statement),
+}
+
+impl RuleQuery {
+    fn alternatives(&self) -> Vec<Conjuncts> {
+        match self {
+            RuleQuery::Kql(query) => alternatives(query),
+            RuleQuery::Eql(statement) => match &statement.body {
+                crate::eql::Body::Event(query) => eql_alternatives(&query.condition),
+                crate::eql::Body::Sequence(sequence) => any_of(
+                    sequence
+                        .stages
+                        .iter()
+                        .chain(&sequence.until)
+                        .map(|stage| eql_alternatives(&stage.query.condition)),
+                ),
+            },
+        }
+    }
+}
+
 impl Prefilter {
     pub fn new<'a>(queries: impl IntoIterator<Item = &'a Query>) -> Option<Prefilter> {
+        let rules: Vec<RuleQuery> = queries.into_iter().cloned().map(RuleQuery::Kql).collect();
+        Prefilter::for_rules(&rules)
+    }
+
+    /// The prefilter of rules in KQL and EQL.
+    pub fn for_rules<'a>(queries: impl IntoIterator<Item = &'a RuleQuery>) -> Option<Prefilter> {
         let mut all = Vec::new();
         for q in queries {
-            let options = alternatives(q);
+            let options = q.alternatives();
             if options.iter().any(Vec::is_empty) {
                 return None;
             }
@@ -215,6 +341,38 @@ mod tests {
         assert!(filter(&["not event.provider: x"]).is_none());
         assert!(filter(&["event.provider: x or (event.action: y and user.name: bob)"]).is_some());
         assert!(filter(&["event.provider: x or user.name: bob"]).is_none());
+    }
+
+    #[test]
+    fn eql_comparisons_in_and_wildcards_count() {
+        let rule = |q: &str| {
+            let statement = crate::eql::parse_statement(q).unwrap();
+            Prefilter::for_rules(&[RuleQuery::Eql(statement)])
+        };
+        let f = rule(
+            "sequence by user.name [any where event.provider == \"iam.amazonaws.com\" and \
+             event.action : \"createuser\"] [any where event.action like~ (\"CreateAccessKey*\", \"X\")]",
+        )
+        .unwrap();
+        let may = |source, name| {
+            f.may_match(&RawFields {
+                event_source: Some(source),
+                event_name: Some(name),
+                ..RawFields::default()
+            })
+        };
+        assert!(may("iam.amazonaws.com", "CreateUser"));
+        assert!(!may("sts.amazonaws.com", "CreateUser"));
+        assert!(may("sts.amazonaws.com", "createaccesskey2"));
+        assert!(!may("iam.amazonaws.com", "DeleteUser"));
+        let f = rule("any where aws.cloudtrail.user_identity.type in~ (\"root\")").unwrap();
+        assert!(f.may_match(&RawFields {
+            identity_type: Some("Root"),
+            ..RawFields::default()
+        }));
+        assert!(rule("any where event.action == \"A\" or user.name == \"b\"").is_none());
+        assert!(rule("any where not event.action == \"A\"").is_none());
+        assert!(rule("any where event.action regex \"A.*\"").is_none());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use crate::cloudtrail::Flavor;
 use crate::kql::{FieldInfo, FieldSlots, FieldTypes, MatchOptions};
 use crate::rule::{LoadReport, Rule, RuleKind, RuleMatcher};
 
-use super::prefilter::Prefilter;
+use super::prefilter::{Prefilter, RuleQuery};
 
 /// One rule ready to run over documents.
 #[derive(Debug, Clone)]
@@ -120,6 +120,7 @@ impl RuleSet {
         let mut set = RuleSet::default();
         let mut slots = FieldSlots::new();
         let mut queries = Vec::new();
+        let mut unconstrained = false;
         for loaded in &report.rules {
             let rule = &loaded.rule;
             let origin = loaded.origin.to_string();
@@ -146,9 +147,10 @@ impl RuleSet {
             }
             // The loader parsed the query already; parse again only for rules built by hand.
             let query = match loaded.query.as_deref() {
-                Some(query) => query.clone(),
+                Some(query) => Some(query.clone()),
+                None if rule.rule_type == "eql" => None,
                 None => match rule.kql_query() {
-                    Ok(query) => query,
+                    Ok(query) => Some(query),
                     Err(e) => {
                         set.left_out.push(leave_out(e.to_string()));
                         continue;
@@ -172,22 +174,33 @@ impl RuleSet {
                     continue;
                 }
             }
-            match RuleMatcher::with_slots(rule, Some(&query), Some(&types), &options, &mut slots) {
+            match RuleMatcher::with_slots(rule, query.as_ref(), Some(&types), &options, &mut slots)
+            {
                 Ok(matcher) => {
+                    // Filters only narrow a rule further, so the query alone still tells
+                    // which records cannot match.
+                    match (query, &kind) {
+                        (Some(query), _) => queries.push(RuleQuery::Kql(query)),
+                        (None, RuleKind::Eql(eql)) => {
+                            queries.push(RuleQuery::Eql(eql.statement.clone()))
+                        }
+                        (None, _) => unconstrained = true,
+                    }
                     set.rules.push(CompiledRule {
                         rule: Arc::clone(rule),
                         origin,
                         matcher,
                         kind,
                     });
-                    // Filters only narrow a rule further, so the query alone still tells
-                    // which records cannot match.
-                    queries.push(query);
                 }
                 Err(e) => set.left_out.push(leave_out(e.to_string())),
             }
         }
-        set.prefilter = Prefilter::new(queries.iter());
+        set.prefilter = if unconstrained {
+            None
+        } else {
+            Prefilter::for_rules(queries.iter())
+        };
         set.slots = Arc::new(slots);
         set
     }

@@ -188,3 +188,136 @@ fn check_accepts_sequences_and_rejects_uneven_join_keys() {
         "{text}"
     );
 }
+
+// --- EQL rules in `scan` --------------------------------------------------------------------
+
+fn scan_eql(inputs: &[&str]) -> (std::process::Output, Vec<Value>) {
+    let mut args = vec![
+        "scan",
+        "--format",
+        "ndjson",
+        "--now",
+        "2024-06-01T00:00:00Z",
+        "--rules",
+        "examples/eql/rules",
+    ];
+    args.extend_from_slice(inputs);
+    let out = run_cli(&args);
+    assert_exit!(out, 0);
+    let alerts = lines(&out);
+    (out, alerts)
+}
+
+fn text<'a>(alert: &'a Value, field: &str) -> &'a str {
+    alert[field].as_str().unwrap_or_default()
+}
+
+#[test]
+fn scan_runs_eql_event_queries_and_sequences_as_kibana_alerts() {
+    let (_, alerts) = scan_eql(&["examples/eql/trail.ndjson"]);
+    let names: Vec<&str> = alerts
+        .iter()
+        .map(|a| text(a, "kibana.alert.rule.name"))
+        .collect();
+    // mallory's user and key 2.5 minutes apart make a sequence; alice's, 20 minutes apart
+    // (maxspan 5m), do not.
+    assert_eq!(
+        names,
+        [
+            "IAM User Created, Then Given an Access Key",
+            "IAM User Created, Then Given an Access Key",
+            "IAM User Created, Then Given an Access Key",
+            "Console Login Without MFA"
+        ]
+    );
+    let (blocks, shell) = (&alerts[..2], &alerts[2]);
+    let group = text(shell, "kibana.alert.uuid");
+    assert_eq!(text(shell, "kibana.alert.group.id"), group);
+    assert_eq!(shell["kibana.alert.depth"], json!(2));
+    assert!(shell.get("kibana.alert.building_block_type").is_none());
+    assert_eq!(
+        shell["kibana.alert.original_time"],
+        json!("2024-03-02T09:00:00.000Z")
+    );
+    assert_eq!(shell["kibana.alert.rule.type"], json!("eql"));
+    // What both events share stays in the shell; what differs does not.
+    assert_eq!(shell["user"]["name"], json!("mallory"));
+    assert!(shell["event"].get("action").is_none(), "{shell}");
+    let ancestors = shell["kibana.alert.ancestors"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(ancestors.len(), 4);
+    for (i, block) in blocks.iter().enumerate() {
+        assert_eq!(block["kibana.alert.building_block_type"], json!("default"));
+        assert_eq!(text(block, "kibana.alert.group.id"), group);
+        assert_eq!(block["kibana.alert.group.index"], json!(i));
+        assert_eq!(block["kibana.alert.depth"], json!(1));
+        assert_eq!(ancestors[2 * i + 1]["id"], block["kibana.alert.uuid"]);
+        assert_eq!(ancestors[2 * i + 1]["type"], json!("signal"));
+    }
+    assert_eq!(blocks[0]["event"]["action"], json!("CreateUser"));
+    assert_eq!(blocks[1]["event"]["action"], json!("CreateAccessKey"));
+    assert_eq!(alerts[3]["kibana.alert.rule.type"], json!("eql"));
+    assert!(alerts[3].get("kibana.alert.group.id").is_none());
+}
+
+#[test]
+fn a_sequence_spans_files_in_event_time_order_and_copies_count_once() {
+    let (_, once) = scan_eql(&["examples/eql/trail.ndjson"]);
+    let trail = std::fs::read_to_string("examples/eql/trail.ndjson").unwrap_or_default();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    // The access key's record first, in a file of its own.
+    let (first, rest): (Vec<&str>, Vec<&str>) = trail
+        .lines()
+        .partition(|l| l.contains("\"CreateAccessKey\""));
+    let a = dir.path().join("a.ndjson");
+    let b = dir.path().join("b.ndjson");
+    std::fs::write(&a, first.join("\n") + "\n").expect("write");
+    std::fs::write(&b, rest.join("\n") + "\n").expect("write");
+    let inputs = [
+        a.to_str().unwrap_or_default(),
+        b.to_str().unwrap_or_default(),
+    ];
+    let (_, split) = scan_eql(&inputs);
+    let ids = |alerts: &[Value]| -> Vec<String> {
+        let mut ids: Vec<String> = alerts
+            .iter()
+            .map(|a| text(a, "kibana.alert.uuid").to_owned())
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(ids(&split).len(), 4);
+    let (out, twice) = scan_eql(&["examples/eql/trail.ndjson", inputs[0], inputs[1]]);
+    assert_eq!(ids(&twice), ids(&split));
+    assert!(
+        stderr(&out).contains("duplicate matches merged"),
+        "{}",
+        stderr(&out)
+    );
+    // The event ids are the records' own, wherever they were read: the same alert ids.
+    assert_eq!(ids(&once), ids(&split));
+}
+
+#[test]
+fn an_eql_rule_that_does_not_parse_is_an_error_with_its_line() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let rule = std::fs::read_to_string("examples/eql/rules/console_login_without_mfa.toml")
+        .unwrap_or_default()
+        .replace(
+            "event.outcome == \"success\"",
+            "event.outcome === \"success\"",
+        );
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, rule).expect("write");
+    let out = run_cli(&["rules", "validate", path.to_str().unwrap_or_default()]);
+    assert_exit!(out, 1);
+    let text = stdout(&out);
+    assert!(
+        text.contains("bad.toml:21:")
+            && text.contains("`query` is not valid EQL")
+            && text.contains('^'),
+        "{text}"
+    );
+}

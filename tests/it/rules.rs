@@ -126,23 +126,24 @@ fn every_elastic_aws_rule_loads_with_the_right_status() {
         let rule = &loaded.rule;
         let kql = rule.language.as_deref() == Some("kuery")
             && ["query", "new_terms", "threshold"].contains(&rule.rule_type.as_str());
+        let eql = rule.language.as_deref() == Some("eql") && rule.rule_type == "eql";
         assert_eq!(
             loaded.is_runnable(),
-            kql,
+            kql || eql,
             "{}: {:?}",
             rule.name,
             loaded.status
         );
         assert!(rule.timing().is_ok(), "{}", rule.name);
     }
-    assert_eq!(report.count("runnable"), 139);
-    assert_eq!(report.count("unsupported"), 55);
+    assert_eq!(report.count("runnable"), 166);
+    assert_eq!(report.count("unsupported"), 28);
     let unsupported = report
         .problems
         .iter()
         .filter(|p| p.kind == ProblemKind::Unsupported)
         .count();
-    assert_eq!(unsupported, 55);
+    assert_eq!(unsupported, 28);
     // Unknown keys are kept, e.g. `[rule.investigation_fields]`; `[rule.new_terms]` becomes
     // Kibana's `new_terms_fields` and `history_window_start`.
     let new_terms = report

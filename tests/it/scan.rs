@@ -439,29 +439,34 @@ fn the_prefilter_never_changes_the_result() {
         data("cloudtrail/stratus-red-team"),
         data("cloudtrail/invictus-ir"),
         repo("examples/cloudtrail"),
+        repo("examples/eql/trail.ndjson"),
     ])
     .files;
     let ctx = RunContext::scheduled(NOW.parse().unwrap());
     let shipped = rule_runner::rule::shipped_rules();
-    // The rules whose queries pin a provider, an action or an identity type: a set holding
-    // any other disables the prefilter, and there would be nothing to compare.
+    let eql = rule_runner::rule::load_paths(&[repo("examples/eql/rules")]);
+    // The rules whose queries pin a provider, an action, an identity type, an access key or
+    // a user agent: a set holding any other disables the prefilter, and there would be
+    // nothing to compare.
     let mut aws = rule_runner::rule::load_paths(&[data("rules/detection-rules/aws")]);
     aws.rules.retain(|loaded| {
-        loaded.query.as_deref().is_some_and(|query| {
-            rule_runner::scan::prefilter::Prefilter::new(std::iter::once(query)).is_some()
-        })
+        let alone = rule_runner::rule::LoadReport {
+            rules: vec![loaded.clone()],
+            ..Default::default()
+        };
+        RuleSet::compile(&alone, Default::default(), "default")
+            .prefilter
+            .is_some()
     });
-    assert!(
-        aws.rules
-            .iter()
-            .any(|loaded| loaded.rule.rule_type == "new_terms")
-            && aws
-                .rules
+    for rule_type in ["query", "new_terms", "threshold", "eql"] {
+        assert!(
+            aws.rules
                 .iter()
-                .any(|loaded| loaded.rule.rule_type == "threshold"),
-        "the compared set holds rules of every type"
-    );
-    for report in [shipped, aws] {
+                .any(|loaded| loaded.rule.rule_type == rule_type),
+            "the compared set holds {rule_type} rules"
+        );
+    }
+    for report in [shipped, aws, eql] {
         let rules = RuleSet::compile(&report, Default::default(), "default");
         assert!(
             rules.prefilter.is_some(),

@@ -27,7 +27,8 @@ use serde_json::Value as Json;
 use super::ast::{ArithOp, Category, CmpOp, Expr, Literal, MatchOp, Query};
 use super::functions;
 
-pub(crate) use text::{cidr_match, wildcard_match};
+pub(crate) use text::cidr_match;
+pub use text::wildcard_match;
 
 /// The value of an expression over one document.
 #[derive(Debug, Clone, PartialEq)]

@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 /// Whether `text` matches `pattern`, where `*` is any run of characters and `?` exactly one.
 /// Iterative with one backtrack point, so no pattern can make it exponential.
-pub(crate) fn wildcard_match(pattern: &str, text: &str) -> bool {
+pub fn wildcard_match(pattern: &str, text: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
     let (mut pi, mut ti) = (0, 0);

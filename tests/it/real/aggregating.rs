@@ -72,7 +72,7 @@ async fn run_and_scan_write_the_same_new_terms_and_threshold_alerts() {
     let mut flat_object = Vec::new();
     for compiled in &rules.rules {
         match compiled.kind {
-            RuleKind::Query => continue,
+            RuleKind::Query | RuleKind::Eql(_) => continue,
             RuleKind::NewTerms(_) => new_terms += 1,
             RuleKind::Threshold(_) => thresholds += 1,
         }

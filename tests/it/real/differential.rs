@@ -47,7 +47,8 @@ async fn every_rule_finds_the_same_events_on_the_engine_and_in_memory() {
         end: Utc::now() + chrono::TimeDelta::days(1),
     };
     let (mut events, mut mismatches) = (0, Vec::new());
-    for compiled in &rules.rules {
+    // EQL rules run offline only: the service has no `_eql/search` yet.
+    for compiled in rules.rules.iter().filter(|r| r.rule.runs_in_service()) {
         let expected: BTreeSet<String> = set
             .documents
             .iter()

@@ -1,0 +1,101 @@
+//! EQL sequence rules offline: the events that may take part (those passing the rule's
+//! filters and matching one of its stages or `until`) are collected from every file, then
+//! fed to the sequence matcher in event-time order (ties in input order), as Elasticsearch
+//! orders them by timestamp and tiebreaker. Memory holds those events for the whole input,
+//! as a sequence without `maxspan` may span all of it.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::rules::CompiledRule;
+use crate::alert::sequence::sequence_alerts;
+use crate::alert::{AlertBuilder, AlertDoc, AlertEvent};
+use crate::eql::SequenceMatcher;
+use crate::rule::RuleKind;
+
+/// An event a sequence rule may use.
+pub(super) struct SequenceEvent {
+    pub rule: usize,
+    pub time: DateTime<Utc>,
+    /// Input position (file, record): orders events of one time, and the earliest copy of a
+    /// duplicated event wins.
+    pub position: (usize, usize),
+    pub doc_id: String,
+    pub source: Vec<u8>,
+}
+
+/// Sequence events of every file, one copy per rule and event identity.
+#[derive(Default)]
+pub(super) struct SequenceEvents {
+    events: HashMap<(usize, String), SequenceEvent>,
+}
+
+impl SequenceEvents {
+    /// Keep `event` (known by `identity`); a second copy counts as a duplicate.
+    pub fn add(&mut self, identity: String, event: SequenceEvent) -> bool {
+        match self.events.get_mut(&(event.rule, identity.clone())) {
+            Some(kept) => {
+                if (event.time, event.position) < (kept.time, kept.position) {
+                    *kept = event;
+                }
+                false
+            }
+            None => {
+                self.events.insert((event.rule, identity), event);
+                true
+            }
+        }
+    }
+
+    /// Each rule's sequences as alerts (building blocks, then the shell), by rule.
+    pub fn alerts(
+        self,
+        rules: &[CompiledRule],
+        builders: &[AlertBuilder],
+        index: &str,
+    ) -> Vec<(usize, Vec<AlertDoc>)> {
+        let mut by_rule: HashMap<usize, Vec<SequenceEvent>> = HashMap::new();
+        for (_, event) in self.events {
+            by_rule.entry(event.rule).or_default().push(event);
+        }
+        let mut out: Vec<(usize, Vec<AlertDoc>)> = Vec::new();
+        for (rule, mut events) in by_rule {
+            let RuleKind::Eql(eql) = &rules[rule].kind else {
+                continue;
+            };
+            let Some(sequence) = eql.sequence() else {
+                continue;
+            };
+            let Ok(mut matcher) = SequenceMatcher::new(sequence, &eql.options()) else {
+                continue;
+            };
+            events.sort_by_key(|e| (e.time, e.position));
+            let sources: Vec<Value> = events
+                .iter()
+                .map(|e| serde_json::from_slice(&e.source).unwrap_or(Value::Null))
+                .collect();
+            let mut alerts = Vec::new();
+            for (i, (event, source)) in events.iter().zip(&sources).enumerate() {
+                let nanos = i128::from(event.time.timestamp_nanos_opt().unwrap_or_default());
+                for hit in matcher.push(i, nanos, source) {
+                    let members: Vec<AlertEvent<'_>> = hit
+                        .events
+                        .iter()
+                        .map(|&at| AlertEvent {
+                            index,
+                            id: &events[at].doc_id,
+                            source: &sources[at],
+                            timestamp: events[at].time,
+                        })
+                        .collect();
+                    alerts.extend(sequence_alerts(&builders[rule], &members));
+                }
+            }
+            out.push((rule, alerts));
+        }
+        out.sort_by_key(|(rule, _)| *rule);
+        out
+    }
+}
