@@ -19,6 +19,9 @@ pub struct CompiledRule {
     pub matcher: RuleMatcher,
     /// What the rule does with its matches.
     pub kind: RuleKind,
+    /// The rule's own necessary conditions on copied fields: a document failing them is not
+    /// evaluated against the rule at all (`None`: every document is).
+    pub pins: Option<Prefilter>,
 }
 
 /// A rule that will not run in this scan, and why.
@@ -179,18 +182,24 @@ impl RuleSet {
                 Ok(matcher) => {
                     // Filters only narrow a rule further, so the query alone still tells
                     // which records cannot match.
-                    match (query, &kind) {
-                        (Some(query), _) => queries.push(RuleQuery::Kql(query)),
-                        (None, RuleKind::Eql(eql)) => {
-                            queries.push(RuleQuery::Eql(eql.statement.clone()))
-                        }
-                        (None, _) => unconstrained = true,
+                    let own = match (query, &kind) {
+                        (Some(query), _) => Some(RuleQuery::Kql(query)),
+                        (None, RuleKind::Eql(eql)) => Some(RuleQuery::Eql(eql.statement.clone())),
+                        (None, _) => None,
+                    };
+                    let pins = own
+                        .as_ref()
+                        .and_then(|own| Prefilter::for_rules(std::iter::once(own)));
+                    match own {
+                        Some(own) => queries.push(own),
+                        None => unconstrained = true,
                     }
                     set.rules.push(CompiledRule {
                         rule: Arc::clone(rule),
                         origin,
                         matcher,
                         kind,
+                        pins,
                     });
                 }
                 Err(e) => set.left_out.push(leave_out(e.to_string())),

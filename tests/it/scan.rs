@@ -489,6 +489,21 @@ fn the_prefilter_never_changes_the_result() {
         let (with, without) = (run(true), run(false));
         assert!(!with.1.is_empty());
         assert_eq!(with, without);
+        // Nor do the per-rule pins that skip a rule for a document.
+        let mut unpinned = rules.clone();
+        for rule in &mut unpinned.rules {
+            rule.pins = None;
+        }
+        let opts = ScanOptions {
+            normalize: NormalizeOptions::default(),
+            max_signals_per_rule: false,
+            threads: Some(2),
+            prefilter: false,
+            warm_up: true,
+        };
+        let r = scan(&files, &unpinned, &opts, &ctx, None).unwrap();
+        let ids: Vec<String> = r.alerts.iter().map(|a| a.id.clone()).collect();
+        assert_eq!(ids, without.1);
     }
 }
 
