@@ -4,12 +4,12 @@
 
 use serde_json::Value as Json;
 
-/// Push every scalar stored under the dotted `path` of `doc` onto `out`.
-pub(crate) fn values<'v>(doc: &'v Json, path: &str, out: &mut Vec<&'v Json>) {
+/// Call `f` with every scalar stored under the dotted `path` of `doc`, in document order.
+pub(crate) fn each_value<'v>(doc: &'v Json, path: &str, f: &mut dyn FnMut(&'v Json)) {
     match doc {
         Json::Array(items) => {
             for item in items {
-                values(item, path, out);
+                each_value(item, path, f);
             }
         }
         Json::Object(map) => {
@@ -20,9 +20,9 @@ pub(crate) fn values<'v>(doc: &'v Json, path: &str, out: &mut Vec<&'v Json>) {
                 let end = path[from..].find('.').map_or(path.len(), |i| from + i);
                 if let Some(child) = map.get(&path[..end]) {
                     if end == path.len() {
-                        leaves(child, out);
+                        leaves(child, f);
                     } else {
-                        values(child, &path[end + 1..], out);
+                        each_value(child, &path[end + 1..], f);
                     }
                 }
                 if end == path.len() {
@@ -35,15 +35,15 @@ pub(crate) fn values<'v>(doc: &'v Json, path: &str, out: &mut Vec<&'v Json>) {
     }
 }
 
-fn leaves<'v>(value: &'v Json, out: &mut Vec<&'v Json>) {
+fn leaves<'v>(value: &'v Json, f: &mut dyn FnMut(&'v Json)) {
     match value {
         Json::Array(items) => {
             for item in items {
-                leaves(item, out);
+                leaves(item, f);
             }
         }
         Json::Null | Json::Object(_) => {}
-        scalar => out.push(scalar),
+        scalar => f(scalar),
     }
 }
 
@@ -54,8 +54,8 @@ mod tests {
 
     fn get(doc: &Json, path: &str) -> Vec<Json> {
         let mut out = Vec::new();
-        values(doc, path, &mut out);
-        out.into_iter().cloned().collect()
+        each_value(doc, path, &mut |value| out.push(value.clone()));
+        out
     }
 
     #[test]

@@ -27,8 +27,8 @@ use serde_json::Value as Json;
 use super::ast::{ArithOp, Category, CmpOp, Expr, Literal, MatchOp, Query};
 use super::functions;
 
-pub(crate) use text::cidr_match;
 pub use text::wildcard_match;
+pub(crate) use text::{cidr_match, wildcard_match_folded};
 
 /// The value of an expression over one document.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,13 +55,13 @@ impl<'a> Val<'a> {
         }
     }
 
-    fn from_literal(literal: &Literal) -> Val<'static> {
+    fn from_literal(literal: &'a Literal) -> Val<'a> {
         match literal {
             Literal::Null => Val::Null,
             Literal::Bool(b) => Val::Bool(*b),
             Literal::Int(n) => Val::Int(*n),
             Literal::Float(x) => Val::Float(*x),
-            Literal::String(s) => Val::Str(Cow::Owned(s.clone())),
+            Literal::String(s) => Val::Str(Cow::Borrowed(s)),
         }
     }
 
@@ -215,21 +215,33 @@ impl Matcher {
         let Category::Named(name) = &self.query.category else {
             return true;
         };
-        let mut found = Vec::new();
-        doc::values(doc, &self.category_field, &mut found);
-        found.iter().any(|v| v.as_str() == Some(name.as_str()))
+        let mut found = false;
+        doc::each_value(doc, &self.category_field, &mut |v| {
+            found |= v.as_str() == Some(name.as_str());
+        });
+        found
     }
 
     fn eval<'a>(&'a self, e: &'a Expr, doc: &'a Json) -> Val<'a> {
         match e {
             Expr::Literal(l) => Val::from_literal(l),
             Expr::Field(field) => {
-                let mut found = Vec::new();
-                doc::values(doc, &field.name, &mut found);
-                match found.len() {
-                    0 => Val::Null,
-                    1 => Val::from_json(found[0]),
-                    _ => Val::Many(found.into_iter().map(Val::from_json).collect()),
+                // Most fields hold one value: no list is built for it.
+                let mut one: Option<&Json> = None;
+                let mut more: Vec<Val<'a>> = Vec::new();
+                doc::each_value(doc, &field.name, &mut |value| match one {
+                    None if more.is_empty() => one = Some(value),
+                    _ => {
+                        if let Some(first) = one.take() {
+                            more.push(Val::from_json(first));
+                        }
+                        more.push(Val::from_json(value));
+                    }
+                });
+                match (one, more.is_empty()) {
+                    (Some(value), true) => Val::from_json(value),
+                    (None, true) => Val::Null,
+                    _ => Val::Many(more),
                 }
             }
             Expr::And(items) => Val::Bool(items.iter().all(|i| self.eval(i, doc).truthy())),
@@ -305,9 +317,7 @@ impl Matcher {
 
     fn pattern_matches(&self, op: MatchOp, insensitive: bool, pattern: &str, text: &str) -> bool {
         match op {
-            MatchOp::Colon | MatchOp::Like if insensitive => {
-                wildcard_match(&pattern.to_lowercase(), &text.to_lowercase())
-            }
+            MatchOp::Colon | MatchOp::Like if insensitive => wildcard_match_folded(pattern, text),
             MatchOp::Colon | MatchOp::Like => wildcard_match(pattern, text),
             MatchOp::Regex => self
                 .regexes

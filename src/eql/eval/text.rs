@@ -5,6 +5,44 @@ use std::net::IpAddr;
 /// Whether `text` matches `pattern`, where `*` is any run of characters and `?` exactly one.
 /// Iterative with one backtrack point, so no pattern can make it exponential.
 pub fn wildcard_match(pattern: &str, text: &str) -> bool {
+    if pattern.is_ascii() && text.is_ascii() {
+        return ascii_wildcard_match(pattern.as_bytes(), text.as_bytes(), false);
+    }
+    char_wildcard_match(pattern, text)
+}
+
+/// [`wildcard_match`] with both sides lowercased, without lowercasing ASCII text.
+pub(crate) fn wildcard_match_folded(pattern: &str, text: &str) -> bool {
+    if pattern.is_ascii() && text.is_ascii() {
+        return ascii_wildcard_match(pattern.as_bytes(), text.as_bytes(), true);
+    }
+    char_wildcard_match(&pattern.to_lowercase(), &text.to_lowercase())
+}
+
+/// The same algorithm over bytes, for ASCII (where a byte is a character): no allocation.
+fn ascii_wildcard_match(p: &[u8], t: &[u8], fold: bool) -> bool {
+    let same = |a: u8, b: u8| a == b || (fold && a.eq_ignore_ascii_case(&b));
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == b'?' || (p[pi] != b'*' && same(p[pi], t[ti]))) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == b'*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == b'*')
+}
+
+fn char_wildcard_match(pattern: &str, text: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
     let (mut pi, mut ti) = (0, 0);
@@ -80,6 +118,26 @@ mod tests {
         assert!(!wildcard_match("?", ""));
         assert!(!wildcard_match("cmd", "cmd.exe"));
         assert!(wildcard_match("é?", "éa"));
+    }
+
+    #[test]
+    fn folded_wildcards_agree_with_lowercasing_both_sides() {
+        for (pattern, text) in [
+            ("*.EXE", "cmd.exe"),
+            ("C?d*", "cMD.exe"),
+            ("addpermission*", "AddPermission20150331v2"),
+            ("a*b", "AXXB"),
+            ("ÉT?", "étÉ"),
+            ("x", "X!"),
+        ] {
+            assert_eq!(
+                wildcard_match_folded(pattern, text),
+                char_wildcard_match(&pattern.to_lowercase(), &text.to_lowercase()),
+                "{pattern} {text}"
+            );
+        }
+        assert!(wildcard_match_folded("ÉT?", "étÉ"));
+        assert!(!wildcard_match("A*", "abc"));
     }
 
     #[test]
