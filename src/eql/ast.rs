@@ -385,11 +385,13 @@ pub struct Sequence {
     pub until: Option<Stage>,
 }
 
-/// `[query] by k, ...`.
+/// `[query] by k, ... [with runs=N]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stage {
     pub query: Query,
     pub by: Vec<Expr>,
+    /// How many consecutive matches of this stage the sequence takes (`with runs=N`).
+    pub runs: u32,
 }
 
 /// A time span as written: amount and unit (`ms`, `s`, `m`, `h`, `d`).
@@ -430,7 +432,11 @@ fn write_keys(f: &mut fmt::Formatter<'_>, keys: &[Expr]) -> fmt::Result {
 impl fmt::Display for Stage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "[{}]", self.query)?;
-        write_keys(f, &self.by)
+        write_keys(f, &self.by)?;
+        if self.runs != 1 {
+            write!(f, " with runs={}", self.runs)?;
+        }
+        Ok(())
     }
 }
 

@@ -18,6 +18,8 @@ use super::lexer::{RESERVED, Tok, Token, tokenize};
 /// How deeply expressions may nest. Real rules nest a handful of levels; the bound keeps the
 /// parser, printer and evaluator well within a 2 MiB thread stack.
 pub const MAX_DEPTH: usize = 100;
+/// The most `runs` a sequence stage may repeat (Elasticsearch's limit).
+pub const MAX_RUNS: u32 = 100;
 
 /// The longest query accepted, in bytes. Elastic's rules are a few KiB at most.
 pub const MAX_QUERY_BYTES: usize = 1 << 20;
@@ -143,7 +145,28 @@ impl Parser {
         let query = self.query()?;
         self.expect(&Tok::RBracket, "\"]\"")?;
         let by = self.join_keys()?;
-        Ok(Stage { query, by })
+        let runs = self.runs()?;
+        Ok(Stage { query, by, runs })
+    }
+
+    /// `with runs=N` after a stage: 1 to [`MAX_RUNS`], as Elasticsearch allows.
+    fn runs(&mut self) -> Result<u32, ParseError> {
+        if !self.is_word("with") {
+            return Ok(1);
+        }
+        self.pos += 1;
+        if !self.is_word("runs") {
+            return Err(self.unexpected("\"runs\""));
+        }
+        self.pos += 1;
+        self.expect(&Tok::Assign, "\"=\"")?;
+        match self.peek().clone() {
+            Tok::Int(n) if (1..=i64::from(MAX_RUNS)).contains(&n) => {
+                self.pos += 1;
+                Ok(n as u32)
+            }
+            _ => Err(self.unexpected(&format!("a number of runs from 1 to {MAX_RUNS}"))),
+        }
     }
 
     fn sequence(&mut self) -> Result<Sequence, ParseError> {
@@ -159,13 +182,18 @@ impl Parser {
             key_counts.push(self.at());
             stages.push(self.stage()?);
         }
-        if stages.len() < 2 {
+        if stages.iter().map(|s| s.runs).sum::<u32>() < 2 {
             return Err(self.unexpected("\"[\" (a sequence needs at least two stages)"));
         }
         let until = if self.is_word("until") {
             self.pos += 1;
             key_counts.push(self.at());
-            Some(self.stage()?)
+            let at = self.at();
+            let stage = self.stage()?;
+            if stage.runs != 1 {
+                return Err(ParseError::new(at, "an `until` stage takes no `runs`"));
+            }
+            Some(stage)
         } else {
             None
         };

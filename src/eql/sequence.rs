@@ -67,9 +67,11 @@ fn key_text(keys: &[Json]) -> String {
 
 impl SequenceMatcher {
     pub fn new(sequence: &Sequence, options: &MatchOptions) -> Result<Self, regex::Error> {
+        // A stage `with runs=N` is N consecutive stages.
         let stages = sequence
             .stages
             .iter()
+            .flat_map(|s| std::iter::repeat_n(s, s.runs.max(1) as usize))
             .map(|s| CompiledStage::new(&sequence.by, s, options))
             .collect::<Result<Vec<_>, _>>()?;
         let until = match &sequence.until {
@@ -165,6 +167,24 @@ mod tests {
 
     fn ev(category: &str, user: &str) -> Json {
         json!({"event": {"category": category}, "user": user})
+    }
+
+    #[test]
+    fn a_stage_with_runs_takes_that_many_consecutive_matches() {
+        let events = [
+            (1, json!({"a": 1, "u": "x"})),
+            (2, json!({"a": 1, "u": "x"})),
+            (3, json!({"b": 1, "u": "x"})),
+            (4, json!({"a": 1, "u": "y"})),
+            (5, json!({"b": 1, "u": "y"})),
+        ];
+        let hits = run(
+            "sequence by u [any where a == 1] with runs=2 [any where b == 1]",
+            &events,
+        );
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].events, [0, 1, 2]);
+        assert_eq!(hits[0].join_keys, [json!("x")]);
     }
 
     #[test]

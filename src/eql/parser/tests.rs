@@ -409,6 +409,28 @@ fn sequences_and_pipes_print_back_as_read() {
 }
 
 #[test]
+fn stage_runs_repeat_a_stage_and_are_bounded() {
+    let Ok(Body::Sequence(seq)) =
+        parse_statement("sequence [any where a] with runs=3 [any where b]").map(|s| s.body)
+    else {
+        panic!("parses");
+    };
+    assert_eq!(seq.stages[0].runs, 3);
+    assert_eq!(seq.stages[1].runs, 1);
+    // One stage run twice is a sequence of two.
+    assert!(parse_statement("sequence [any where a] with runs=2").is_ok());
+    assert!(parse_statement("sequence [any where a]").is_err());
+    for bad in [
+        "sequence [any where a] with runs=0 [any where b]",
+        "sequence [any where a] with runs=101 [any where b]",
+        "sequence [any where a] with maxspan=1m [any where b]",
+        "sequence [any where a] [any where b] until [any where c] with runs=2",
+    ] {
+        assert!(parse_statement(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
 fn sequence_errors() {
     let err = |q: &str| parse_statement(q).expect_err("rejected").message;
     assert_eq!(
@@ -440,7 +462,9 @@ pub(crate) fn statement() -> impl Strategy<Value = Statement> {
     let keys = |n: usize| prop::collection::vec(expr(), n..=n);
     let sequence =
         (0..3usize, 2..4usize, any::<bool>()).prop_flat_map(move |(n, stages, until)| {
-            let stage = move || (query(), keys(n)).prop_map(|(query, by)| Stage { query, by });
+            let stage = move || {
+                (query(), keys(n), 1..4u32).prop_map(|(query, by, runs)| Stage { query, by, runs })
+            };
             (
                 prop::collection::vec(expr(), 0..2),
                 prop::option::of(
@@ -455,7 +479,7 @@ pub(crate) fn statement() -> impl Strategy<Value = Statement> {
                 ),
                 prop::collection::vec(stage(), stages..=stages),
                 if until {
-                    stage().prop_map(Some).boxed()
+                    stage().prop_map(|s| Some(Stage { runs: 1, ..s })).boxed()
                 } else {
                     Just(None).boxed()
                 },
