@@ -19,51 +19,46 @@ pub(crate) fn wildcard_match_folded(pattern: &str, text: &str) -> bool {
     char_wildcard_match(&pattern.to_lowercase(), &text.to_lowercase())
 }
 
-/// The same algorithm over bytes, for ASCII (where a byte is a character): no allocation.
+/// Over bytes, for ASCII (where a byte is a character): no allocation.
 fn ascii_wildcard_match(p: &[u8], t: &[u8], fold: bool) -> bool {
-    let same = |a: u8, b: u8| a == b || (fold && a.eq_ignore_ascii_case(&b));
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == b'?' || (p[pi] != b'*' && same(p[pi], t[ti]))) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == b'*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if let Some((sp, st)) = star {
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == b'*')
+    glob(p, t, b'*', b'?', |a, b| {
+        a == b || (fold && a.eq_ignore_ascii_case(&b))
+    })
 }
 
 fn char_wildcard_match(pattern: &str, text: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
+    glob(&p, &t, '*', '?', |a, b| a == b)
+}
+
+/// The matcher itself, over any symbols: `star` is any run, `one` exactly one symbol.
+fn glob<T: Copy + PartialEq>(
+    p: &[T],
+    t: &[T],
+    star: T,
+    one: T,
+    same: impl Fn(T, T) -> bool,
+) -> bool {
     let (mut pi, mut ti) = (0, 0);
-    // Where the last `*` was, and the text position it currently absorbs up to.
-    let mut star: Option<(usize, usize)> = None;
+    // Where the last `star` was, and the text position it currently absorbs up to.
+    let mut backtrack: Option<(usize, usize)> = None;
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || (p[pi] != '*' && p[pi] == t[ti])) {
+        if pi < p.len() && (p[pi] == one || (p[pi] != star && same(p[pi], t[ti]))) {
             pi += 1;
             ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ti));
+        } else if pi < p.len() && p[pi] == star {
+            backtrack = Some((pi, ti));
             pi += 1;
-        } else if let Some((sp, st)) = star {
+        } else if let Some((sp, st)) = backtrack {
             pi = sp + 1;
             ti = st + 1;
-            star = Some((sp, st + 1));
+            backtrack = Some((sp, st + 1));
         } else {
             return false;
         }
     }
-    p[pi..].iter().all(|c| *c == '*')
+    p[pi..].iter().all(|c| *c == star)
 }
 
 /// Whether `ip` lies in the block `cidr` (`10.0.0.0/8`, `2001:db8::/32`, or a bare address).
