@@ -23,8 +23,9 @@
 //! {"expect": "alerts", "events": [{"@timestamp": "...", ...}, ...], "alerts": [{"terms": ["bob"]}, {"terms": ["carol"], "count": 3}]}
 //! ```
 //!
-//! `terms` are the new terms (`kibana.alert.new_terms`) or the threshold group's values, in
-//! field order; `count` (optional) is a threshold group's count. The events are run as `scan`
+//! `terms` are the new terms (`kibana.alert.new_terms`), the threshold group's values in
+//! field order, or an EQL sequence's join key values; `count` (optional) is a threshold
+//! group's count or the number of events in the sequence. The events are run as `scan`
 //! runs them, on the rule's schedule, with the events given as the whole history (no warm-up,
 //! unless `"warm_up": true`); `alerts: []` expects none.
 
@@ -324,7 +325,8 @@ fn test_rule(
             return;
         }
     };
-    let aggregating = matches!(rule.rule_type.as_str(), "new_terms" | "threshold");
+    let aggregating = matches!(rule.rule_type.as_str(), "new_terms" | "threshold")
+        || matches!(rule.kind(), Ok(super::RuleKind::Eql(eql)) if eql.sequence().is_some());
     for example in mine {
         let at = Origin {
             path: path.to_owned(),
@@ -347,7 +349,7 @@ fn test_rule(
             }
             _ => {
                 let why = format!(
-                    "{}: an `alerts` example is for new_terms and threshold rules; this is a {} rule: use `alert` and `no_alert`",
+                    "{}: an `alerts` example is for new_terms, threshold and EQL sequence rules; this is a {} rule: use `alert` and `no_alert`",
                     rule.name, rule.rule_type
                 );
                 out.problems.push((at, why));

@@ -8,17 +8,26 @@ use serde_json::Value;
 
 use super::{RuleSet, ScanOptions, scan};
 use crate::alert::RunContext;
-use crate::alert::fields::lookup;
+use crate::alert::fields::{lookup, parse_timestamp};
 use crate::cloudtrail::{Input, InputFile, NormalizeOptions};
+use crate::eql::SequenceMatcher;
+use crate::kql::FieldTypes;
 use crate::rule::examples::ExpectedAlert;
 use crate::rule::{LoadReport, LoadedRule};
+use crate::rule::{RuleKind, RuleMatcher};
 
-/// The alerts `events` raise through `loaded` on its schedule; `warm_up` as `scan`'s.
+/// The alerts `events` raise through `loaded` on its schedule; `warm_up` as `scan`'s. For an
+/// EQL sequence rule, its sequences: join keys and number of events.
 pub fn run_sequence(
     loaded: &LoadedRule,
     events: &[Value],
     warm_up: bool,
 ) -> Result<Vec<ExpectedAlert>, String> {
+    if let Ok(RuleKind::Eql(eql)) = loaded.rule.kind()
+        && let Some(sequence) = eql.sequence()
+    {
+        return eql_sequences(loaded, sequence, &eql.options(), events);
+    }
     let mut ndjson = Vec::new();
     for (n, event) in events.iter().enumerate() {
         if !event.is_object() {
@@ -74,6 +83,46 @@ pub fn run_sequence(
         .iter()
         .map(|alert| raised(&alert.document))
         .collect())
+}
+
+/// The sequences of `events` in time order (ties in the order given), as `scan` matches them:
+/// the events that pass the rule's filters and one of its stages, fed to the matcher.
+fn eql_sequences(
+    loaded: &LoadedRule,
+    sequence: &crate::eql::Sequence,
+    options: &crate::eql::MatchOptions,
+    events: &[Value],
+) -> Result<Vec<ExpectedAlert>, String> {
+    let selection = RuleMatcher::new(
+        &loaded.rule,
+        None,
+        Some(FieldTypes::ecs_cloudtrail()),
+        &Default::default(),
+    )
+    .map_err(|error| error.to_string())?;
+    let mut matcher = SequenceMatcher::new(sequence, options).map_err(|error| error.to_string())?;
+    let mut timed = Vec::with_capacity(events.len());
+    for (n, event) in events.iter().enumerate() {
+        let time = lookup(event, "@timestamp")
+            .and_then(parse_timestamp)
+            .ok_or_else(|| format!("event {} has no valid `@timestamp`", n + 1))?;
+        timed.push((time, n, event));
+    }
+    timed.sort_by_key(|(time, n, _)| (*time, *n));
+    let mut found = Vec::new();
+    for (time, n, event) in timed {
+        if !selection.matches(event) {
+            continue;
+        }
+        let nanos = i128::from(time.timestamp_nanos_opt().unwrap_or_default());
+        for hit in matcher.push(n, nanos, event) {
+            found.push(ExpectedAlert {
+                terms: hit.join_keys,
+                count: Some(hit.events.len() as u64),
+            });
+        }
+    }
+    Ok(found)
 }
 
 /// An alert as an example states it: the new terms, or the threshold group and its count.

@@ -321,3 +321,33 @@ fn an_eql_rule_that_does_not_parse_is_an_error_with_its_line() {
         "{text}"
     );
 }
+
+#[test]
+fn rules_test_checks_eql_sequences_by_join_keys_and_length() {
+    let out = run_cli(&["rules", "test", "examples/eql/rules"]);
+    assert_exit!(out, 0);
+    assert!(
+        stdout(&out).contains("6 examples: 6 passed, 0 failed"),
+        "{}",
+        stdout(&out)
+    );
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let name = "user_created_then_access_key";
+    let rules = std::path::Path::new("examples/eql/rules");
+    std::fs::copy(
+        rules.join(format!("{name}.toml")),
+        dir.path().join(format!("{name}.toml")),
+    )
+    .expect("copy");
+    let examples = std::fs::read_to_string(rules.join(format!("{name}.events.ndjson")))
+        .unwrap_or_default()
+        .replace("\"count\": 2}", "\"count\": 3}");
+    std::fs::write(dir.path().join(format!("{name}.events.ndjson")), examples).expect("write");
+    let out = run_cli(&["rules", "test", dir.path().to_str().unwrap_or_default()]);
+    assert_exit!(out, 1);
+    assert!(
+        stdout(&out).contains(r#"missing: ["arn:aws:iam::111122223333:user/mallory"] x3; unexpected: ["arn:aws:iam::111122223333:user/mallory"] x2"#),
+        "{}",
+        stdout(&out)
+    );
+}
