@@ -351,3 +351,36 @@ fn rules_test_checks_eql_sequences_by_join_keys_and_length() {
         stdout(&out)
     );
 }
+
+#[test]
+fn the_upstream_eql_public_invocation_rule_alerts_as_the_shipped_kql_one() {
+    let ids = |rules: Option<&str>| -> Vec<String> {
+        let mut args = vec![
+            "scan",
+            "--format",
+            "ndjson",
+            "--now",
+            "2024-06-01T00:00:00Z",
+        ];
+        if let Some(rules) = rules {
+            args.extend(["--rules", rules]);
+        }
+        args.extend([
+            "tests/data/cloudtrail/stratus-red-team/s3-format",
+            "tests/data/cloudtrail/invictus-ir/CloudTrail",
+        ]);
+        let out = run_cli(&args);
+        let mut ids: Vec<String> = lines(&out)
+            .iter()
+            .filter(|a| text(a, "kibana.alert.rule.name").contains("Public Invocation"))
+            .map(|a| text(a, "kibana.alert.uuid").to_owned())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let eql = ids(Some(
+        "tests/data/rules/detection-rules/aws/persistence_lambda_backdoor_invoke_function_for_any_principal.toml",
+    ));
+    assert_eq!(eql.len(), 2);
+    assert_eq!(eql, ids(None));
+}

@@ -28,7 +28,7 @@ use super::ast::{ArithOp, Category, CmpOp, Expr, Literal, MatchOp, Query};
 use super::functions;
 
 pub use text::wildcard_match;
-pub(crate) use text::{cidr_match, wildcard_match_folded};
+pub(crate) use text::{cidr_match, lucene_wildcard_match, wildcard_match_folded};
 
 /// The value of an expression over one document.
 #[derive(Debug, Clone, PartialEq)]
@@ -309,10 +309,39 @@ impl Matcher {
                 insensitive,
                 args,
             } => {
+                if let Some(found) = self.pushed_down(name, *insensitive, args, doc) {
+                    return found;
+                }
                 let args: Vec<Val<'a>> = args.iter().map(|a| self.eval(a, doc)).collect();
                 functions::call(name, *insensitive, &args)
             }
         }
+    }
+
+    /// `stringContains(field, "text")` and `endsWith(field, "text")`: Elasticsearch runs these
+    /// as a wildcard query on the field (`*text*`, `*text`; its EQL `QueryTranslator`) without
+    /// escaping the text, so a `*`, `?` or `\` in it acts as in a wildcard query. Other
+    /// arguments are evaluated as the functions define.
+    fn pushed_down<'a>(
+        &'a self,
+        name: &str,
+        insensitive: bool,
+        args: &'a [Expr],
+        doc: &'a Json,
+    ) -> Option<Val<'a>> {
+        let [field @ Expr::Field(_), Expr::Literal(Literal::String(text))] = args else {
+            return None;
+        };
+        let pattern = match name {
+            "stringContains" => format!("*{text}*"),
+            "endsWith" => format!("*{text}"),
+            _ => return None,
+        };
+        let value = self.eval(field, doc);
+        Some(Val::Bool(any_value(&value, &mut |scalar| match scalar {
+            Val::Str(s) => lucene_wildcard_match(&pattern, s, insensitive),
+            _ => false,
+        })))
     }
 
     fn pattern_matches(&self, op: MatchOp, insensitive: bool, pattern: &str, text: &str) -> bool {

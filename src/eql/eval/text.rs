@@ -32,6 +32,47 @@ fn char_wildcard_match(pattern: &str, text: &str) -> bool {
     glob(&p, &t, '*', '?', |a, b| a == b)
 }
 
+/// A symbol of a Lucene wildcard pattern: `\` makes the next character literal.
+#[derive(Clone, Copy, PartialEq)]
+enum WildcardSymbol {
+    Char(char),
+    Star,
+    One,
+}
+
+/// Whether `text` matches the Lucene wildcard `pattern` (as Elasticsearch's wildcard query
+/// reads it: `*`, `?`, and `\` escaping the next character), folding case when `fold`.
+pub(crate) fn lucene_wildcard_match(pattern: &str, text: &str, fold: bool) -> bool {
+    let fold_char = |c: char| {
+        if fold {
+            c.to_lowercase().next().unwrap_or(c)
+        } else {
+            c
+        }
+    };
+    let mut symbols = Vec::new();
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        symbols.push(match c {
+            '*' => WildcardSymbol::Star,
+            '?' => WildcardSymbol::One,
+            '\\' => WildcardSymbol::Char(fold_char(chars.next().unwrap_or('\\'))),
+            c => WildcardSymbol::Char(fold_char(c)),
+        });
+    }
+    let text: Vec<WildcardSymbol> = text
+        .chars()
+        .map(|c| WildcardSymbol::Char(fold_char(c)))
+        .collect();
+    glob(
+        &symbols,
+        &text,
+        WildcardSymbol::Star,
+        WildcardSymbol::One,
+        |a, b| a == b,
+    )
+}
+
 /// The matcher itself, over any symbols: `star` is any run, `one` exactly one symbol.
 fn glob<T: Copy + PartialEq>(
     p: &[T],
@@ -113,6 +154,28 @@ mod tests {
         assert!(!wildcard_match("?", ""));
         assert!(!wildcard_match("cmd", "cmd.exe"));
         assert!(wildcard_match("é?", "éa"));
+    }
+
+    #[test]
+    fn lucene_wildcards_escape_with_a_backslash() {
+        assert!(lucene_wildcard_match(
+            "*principal=\\**",
+            "{principal=*, action=x}",
+            false
+        ));
+        assert!(!lucene_wildcard_match(
+            "*principal=\\**",
+            "{principal=123, action=x}",
+            false
+        ));
+        assert!(lucene_wildcard_match(
+            "*principal=**",
+            "{principal=123}",
+            false
+        ));
+        assert!(lucene_wildcard_match("*A?C*", "xabcx", true));
+        assert!(!lucene_wildcard_match("*A?C*", "xabcx", false));
+        assert!(lucene_wildcard_match("a\\\\b", "a\\b", false));
     }
 
     #[test]
