@@ -13,9 +13,7 @@ use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde_json::json;
 
 use crate::elasticsearch::templates::{self, SetupLine, Step};
-use crate::elasticsearch::{
-    ConnectionFlags, EsAlertSink, EsClient, EsEventSource, EsStateStore, ServiceConfig, status,
-};
+use crate::elasticsearch::{ConnectionFlags, EsClient, EsStateStore, ServiceConfig, status};
 use crate::engine::{
     Engine, ExecutionRecord, RunOutcome, RunStatus, Schedule, Scheduler, ShutdownTrigger,
     StateStore, SystemClock,
@@ -290,20 +288,8 @@ fn engine(
     config: &ServiceConfig,
     ops: &crate::ops::service::Operations,
 ) -> Arc<Engine> {
-    let names = &config.indices;
-    let (source, sink, state) = ops.meter(
-        Arc::new(EsEventSource::new(client.clone())),
-        Arc::new(EsAlertSink::new(
-            client.clone(),
-            &names.alerts,
-            &names.dead_letter,
-        )),
-        Arc::new(EsStateStore::new(
-            client.clone(),
-            &names.state,
-            &names.executions,
-        )),
-    );
+    let (source, sink, state) = crate::elasticsearch::ports(client, &config.indices);
+    let (source, sink, state) = ops.meter(source, sink, state);
     Arc::new(Engine::new(source, sink, state, config.engine.clone()))
 }
 

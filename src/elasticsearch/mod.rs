@@ -32,3 +32,28 @@ pub use error::EsError;
 pub use sink::EsAlertSink;
 pub use source::EsEventSource;
 pub use state::EsStateStore;
+
+/// The engine's three ports over one cluster, on the indices `names`.
+pub fn ports(
+    client: &EsClient,
+    names: &IndexNames,
+) -> (
+    std::sync::Arc<dyn crate::engine::EventSource>,
+    std::sync::Arc<dyn crate::engine::AlertSink>,
+    std::sync::Arc<dyn crate::engine::StateStore>,
+) {
+    use std::sync::Arc;
+    (
+        Arc::new(EsEventSource::new(client.clone())),
+        Arc::new(EsAlertSink::new(
+            client.clone(),
+            &names.alerts,
+            &names.dead_letter,
+        )),
+        Arc::new(EsStateStore::new(
+            client.clone(),
+            &names.state,
+            &names.executions,
+        )),
+    )
+}

@@ -142,25 +142,6 @@ fn event_time(doc: &Value, fallback: DateTime<Utc>) -> DateTime<Utc> {
         .unwrap_or(fallback)
 }
 
-/// The fields rules pin ([`prefilter`]), read from the document: the values the pipeline
-/// copied from the raw record's, so a rule's pins test them as they test the record's.
-/// `None` when one holds something other than a string (an ECS input may hold an array),
-/// which the pins cannot judge: every rule is then evaluated.
-fn copied_fields(doc: &Value) -> Option<crate::cloudtrail::RawFields<'_>> {
-    let text = |path: &str| match lookup(doc, path) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(text)) => Ok(Some(text.as_str())),
-        Some(_) => Err(()),
-    };
-    Some(crate::cloudtrail::RawFields {
-        event_source: text("event.provider").ok()?,
-        event_name: text("event.action").ok()?,
-        identity_type: text("aws.cloudtrail.user_identity.type").ok()?,
-        access_key_id: text("aws.cloudtrail.user_identity.access_key_id").ok()?,
-        user_agent: text("user_agent.original").ok()?,
-    })
-}
-
 fn event_id(doc: &Value) -> String {
     match lookup(doc, "event.id") {
         Some(Value::String(s)) => s.clone(),
@@ -210,7 +191,7 @@ fn scan_file(
             }
         };
         let prepared = rules.slots.prepare_in(buffer, &doc.value);
-        let copied = copied_fields(&doc.value);
+        let copied = prefilter::document_fields(&doc.value);
         for (i, compiled) in rules.rules.iter().enumerate() {
             if let (Some(pins), Some(copied)) = (&compiled.pins, &copied)
                 && !pins.may_match(copied)

@@ -62,15 +62,45 @@ fn raw_field(field: &Value) -> Option<RawField> {
     }
 }
 
+/// Each copied field: its ECS name and where it came from.
+const COPIED: [(&str, RawField); 5] = [
+    ("event.provider", RawField::Source),
+    ("event.action", RawField::Name),
+    ("aws.cloudtrail.user_identity.type", RawField::IdentityType),
+    (
+        "aws.cloudtrail.user_identity.access_key_id",
+        RawField::AccessKeyId,
+    ),
+    ("user_agent.original", RawField::UserAgent),
+];
+
 fn raw_field_named(name: &str) -> Option<RawField> {
-    match name {
-        "event.provider" => Some(RawField::Source),
-        "event.action" => Some(RawField::Name),
-        "aws.cloudtrail.user_identity.type" => Some(RawField::IdentityType),
-        "aws.cloudtrail.user_identity.access_key_id" => Some(RawField::AccessKeyId),
-        "user_agent.original" => Some(RawField::UserAgent),
-        _ => None,
+    COPIED
+        .iter()
+        .find_map(|(ecs, field)| (*ecs == name).then_some(*field))
+}
+
+/// The copied fields read from a normalized document instead of the raw record (they hold
+/// the same values), so a rule's own conditions can be tested on it. `None` when one holds
+/// something other than a string (an ECS input may hold an array), which the conditions
+/// cannot judge.
+pub fn document_fields(doc: &serde_json::Value) -> Option<RawFields<'_>> {
+    let mut fields = RawFields::default();
+    for (ecs, field) in COPIED {
+        let text = match crate::alert::fields::lookup(doc, ecs) {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(text)) => Some(text.as_str()),
+            Some(_) => return None,
+        };
+        *match field {
+            RawField::Source => &mut fields.event_source,
+            RawField::Name => &mut fields.event_name,
+            RawField::IdentityType => &mut fields.identity_type,
+            RawField::AccessKeyId => &mut fields.access_key_id,
+            RawField::UserAgent => &mut fields.user_agent,
+        } = text;
     }
+    Some(fields)
 }
 
 fn pattern(value: &Value) -> Option<Pattern> {
@@ -343,6 +373,14 @@ mod tests {
         assert!(filter(&["event.provider: x or user.name: bob"]).is_none());
     }
 
+    fn may_source_and_name(f: &Prefilter, source: &str, name: &str) -> bool {
+        f.may_match(&RawFields {
+            event_source: Some(source),
+            event_name: Some(name),
+            ..RawFields::default()
+        })
+    }
+
     #[test]
     fn eql_comparisons_in_and_wildcards_count() {
         let rule = |q: &str| {
@@ -354,13 +392,7 @@ mod tests {
              event.action : \"createuser\"] [any where event.action like~ (\"CreateAccessKey*\", \"X\")]",
         )
         .unwrap();
-        let may = |source, name| {
-            f.may_match(&RawFields {
-                event_source: Some(source),
-                event_name: Some(name),
-                ..RawFields::default()
-            })
-        };
+        let may = |source, name| may_source_and_name(&f, source, name);
         assert!(may("iam.amazonaws.com", "CreateUser"));
         assert!(!may("sts.amazonaws.com", "CreateUser"));
         assert!(may("sts.amazonaws.com", "createaccesskey2"));
@@ -381,13 +413,7 @@ mod tests {
              and ((event.provider: organizations.amazonaws.com and event.action: (ListAccounts or ListRoots)) \
              or (event.provider: iam.amazonaws.com and event.action: ListAccountAliases))"])
         .unwrap();
-        let may = |source, name| {
-            f.may_match(&RawFields {
-                event_source: Some(source),
-                event_name: Some(name),
-                ..RawFields::default()
-            })
-        };
+        let may = |source, name| may_source_and_name(&f, source, name);
         assert!(may("organizations.amazonaws.com", "ListRoots"));
         assert!(may("iam.amazonaws.com", "ListAccountAliases"));
         assert!(!may("iam.amazonaws.com", "ListRoots"));

@@ -191,20 +191,27 @@ fn check_accepts_sequences_and_rejects_uneven_join_keys() {
 
 // --- EQL rules in `scan` --------------------------------------------------------------------
 
-fn scan_eql(inputs: &[&str]) -> (std::process::Output, Vec<Value>) {
+/// `scan` in NDJSON over `inputs`, with `rules` (the built-in ones when `None`).
+fn scan_with(rules: Option<&str>, inputs: &[&str]) -> (std::process::Output, Vec<Value>) {
     let mut args = vec![
         "scan",
         "--format",
         "ndjson",
         "--now",
         "2024-06-01T00:00:00Z",
-        "--rules",
-        "examples/eql/rules",
     ];
+    if let Some(rules) = rules {
+        args.extend(["--rules", rules]);
+    }
     args.extend_from_slice(inputs);
     let out = run_cli(&args);
-    assert_exit!(out, 0);
     let alerts = lines(&out);
+    (out, alerts)
+}
+
+fn scan_eql(inputs: &[&str]) -> (std::process::Output, Vec<Value>) {
+    let (out, alerts) = scan_with(Some("examples/eql/rules"), inputs);
+    assert_exit!(out, 0);
     (out, alerts)
 }
 
@@ -355,22 +362,14 @@ fn rules_test_checks_eql_sequences_by_join_keys_and_length() {
 #[test]
 fn the_upstream_eql_public_invocation_rule_alerts_as_the_shipped_kql_one() {
     let ids = |rules: Option<&str>| -> Vec<String> {
-        let mut args = vec![
-            "scan",
-            "--format",
-            "ndjson",
-            "--now",
-            "2024-06-01T00:00:00Z",
-        ];
-        if let Some(rules) = rules {
-            args.extend(["--rules", rules]);
-        }
-        args.extend([
-            "tests/data/cloudtrail/stratus-red-team/s3-format",
-            "tests/data/cloudtrail/invictus-ir/CloudTrail",
-        ]);
-        let out = run_cli(&args);
-        let mut ids: Vec<String> = lines(&out)
+        let (_, alerts) = scan_with(
+            rules,
+            &[
+                "tests/data/cloudtrail/stratus-red-team/s3-format",
+                "tests/data/cloudtrail/invictus-ir/CloudTrail",
+            ],
+        );
+        let mut ids: Vec<String> = alerts
             .iter()
             .filter(|a| text(a, "kibana.alert.rule.name").contains("Public Invocation"))
             .map(|a| text(a, "kibana.alert.uuid").to_owned())

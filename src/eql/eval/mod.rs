@@ -332,6 +332,11 @@ impl Matcher {
         let [field @ Expr::Field(_), Expr::Literal(Literal::String(text))] = args else {
             return None;
         };
+        // Without wildcard characters the query matches as the function does: no pattern
+        // needs building for the common case.
+        if !text.contains(['*', '?', '\\']) {
+            return None;
+        }
         let pattern = match name {
             "stringContains" => format!("*{text}*"),
             "endsWith" => format!("*{text}"),

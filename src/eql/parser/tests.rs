@@ -1,6 +1,7 @@
 use proptest::prelude::*;
 
 use super::*;
+use crate::eql::ast::{Maxspan, Sequence, Stage};
 
 fn cond(query: &str) -> Expr {
     parse(query).expect("the test query parses").condition

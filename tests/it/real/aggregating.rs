@@ -6,17 +6,15 @@ use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::sync::Arc;
 
-use ::elasticsearch::http::Method;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use rule_runner::cloudtrail::Flavor;
-use rule_runner::elasticsearch::Call;
 use rule_runner::elasticsearch::templates;
 use rule_runner::engine::Shutdown;
 use rule_runner::rule::{RuleKind, load_paths};
 use rule_runner::scan::RuleSet;
 use serde_json::{Value, json};
 
-use super::{clean_up, dataset, engine, unique_names};
+use super::{clean_up, dataset, engine, unique_names, written_alerts};
 use crate::util::{data, rule_runner};
 
 /// The schedule both modes run on: 30-day runs over 30-day windows, so the datasets' 17
@@ -124,21 +122,18 @@ async fn run_and_scan_write_the_same_new_terms_and_threshold_alerts() {
         (49, 5),
         "the AWS rules of these types"
     );
-    client
-        .send_ok(&Call::new(
-            "refresh",
-            Method::Post,
-            format!("/{}/_refresh", names.alerts),
-        ))
-        .await
-        .expect("refresh");
-    let written = client
-        .send_ok(
-            &Call::new("alerts", Method::Post, format!("/{}/_search", names.alerts))
-                .json(json!({"size": 10000, "_source": ["kibana.alert.rule.type", "kibana.alert.rule.name", "kibana.alert.new_terms", "kibana.alert.threshold_result", "kibana.alert.original_time"]})),
-        )
-        .await
-        .expect("the alerts");
+    let written = written_alerts(
+        &client,
+        &names,
+        json!([
+            "kibana.alert.rule.type",
+            "kibana.alert.rule.name",
+            "kibana.alert.new_terms",
+            "kibana.alert.threshold_result",
+            "kibana.alert.original_time"
+        ]),
+    )
+    .await;
     let hits = written["hits"]["hits"]
         .as_array()
         .cloned()

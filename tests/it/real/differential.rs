@@ -17,7 +17,7 @@ use rule_runner::rule::{RuleKind, load_paths};
 use rule_runner::scan::RuleSet;
 use serde_json::{Value, json};
 
-use super::{clean_up, dataset, engine, unique_names};
+use super::{clean_up, dataset, engine, unique_names, written_alerts};
 use crate::kql::corpus::corpus;
 use crate::util::{data, repo, rule_runner};
 
@@ -187,21 +187,7 @@ async fn scan_and_the_service_write_the_same_alert_ids() {
             compiled.rule.name
         );
     }
-    client
-        .send_ok(&Call::new(
-            "refresh",
-            Method::Post,
-            format!("/{}/_refresh", names.alerts),
-        ))
-        .await
-        .expect("refresh");
-    let written = client
-        .send_ok(
-            &Call::new("alerts", Method::Post, format!("/{}/_search", names.alerts))
-                .json(json!({"size": 10000, "_source": false})),
-        )
-        .await
-        .expect("the alerts");
+    let written = written_alerts(&client, &names, json!(false)).await;
     let service_ids: BTreeSet<String> = written["hits"]["hits"]
         .as_array()
         .expect("hits")

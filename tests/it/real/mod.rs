@@ -35,23 +35,37 @@ pub fn unique_names() -> (String, IndexNames) {
 
 /// An engine over the real engine's ports, writing to `names`.
 pub fn service_over(client: &EsClient, names: &IndexNames) -> rule_runner::engine::Engine {
-    use std::sync::Arc;
-
-    use rule_runner::elasticsearch::{EsAlertSink, EsEventSource, EsStateStore};
+    let (source, sink, state) = rule_runner::elasticsearch::ports(client, names);
     rule_runner::engine::Engine::new(
-        Arc::new(EsEventSource::new(client.clone())),
-        Arc::new(EsAlertSink::new(
-            client.clone(),
-            &names.alerts,
-            &names.dead_letter,
-        )),
-        Arc::new(EsStateStore::new(
-            client.clone(),
-            &names.state,
-            &names.executions,
-        )),
+        source,
+        sink,
+        state,
         rule_runner::engine::EngineConfig::default(),
     )
+}
+
+/// The alerts written to `names.alerts` (refreshed first), each hit's `_source` limited to
+/// `source` (`false` for none), as the search response.
+pub async fn written_alerts(
+    client: &EsClient,
+    names: &IndexNames,
+    source: serde_json::Value,
+) -> serde_json::Value {
+    client
+        .send_ok(&Call::new(
+            "refresh",
+            Method::Post,
+            format!("/{}/_refresh", names.alerts),
+        ))
+        .await
+        .expect("refresh");
+    client
+        .send_ok(
+            &Call::new("alerts", Method::Post, format!("/{}/_search", names.alerts))
+                .json(serde_json::json!({"size": 10000, "_source": source})),
+        )
+        .await
+        .expect("the alerts")
 }
 
 /// Remove what a test created (indices and templates named after `prefix`).

@@ -18,8 +18,7 @@ use ::elasticsearch::http::Method;
 use chrono::{DateTime, TimeDelta, Utc};
 use rule_runner::elasticsearch::templates;
 use rule_runner::elasticsearch::{
-    Call, ConnectionFlags, EsAlertSink, EsClient, EsEventSource, EsStateStore, IndexNames,
-    RetryPolicy, ServiceConfig,
+    Call, ConnectionFlags, EsClient, IndexNames, RetryPolicy, ServiceConfig,
 };
 use rule_runner::engine::{Engine, EngineConfig, ExecutionRecord, RunStatus, Shutdown};
 use rule_runner::rule::Rule;
@@ -131,20 +130,8 @@ impl Setup {
 
     /// An engine over the real ports, through `client`.
     fn engine_through(&self, client: &EsClient) -> Engine {
-        Engine::new(
-            Arc::new(EsEventSource::new(client.clone())),
-            Arc::new(EsAlertSink::new(
-                client.clone(),
-                &self.names.alerts,
-                &self.names.dead_letter,
-            )),
-            Arc::new(EsStateStore::new(
-                client.clone(),
-                &self.names.state,
-                &self.names.executions,
-            )),
-            EngineConfig::default(),
-        )
+        let (source, sink, state) = rule_runner::elasticsearch::ports(client, &self.names);
+        Engine::new(source, sink, state, EngineConfig::default())
     }
 
     /// The alerted `event.id`s, sorted, each as often as it was alerted.

@@ -1,0 +1,115 @@
+//! The sequence part of the grammar: `sequence [by ...] [with maxspan=...]`, its stages with
+//! their join keys and `with runs=N`, and `until`.
+
+use super::super::ast::{Expr, Maxspan, Sequence, Stage};
+use super::super::error::ParseError;
+use super::super::lexer::Tok;
+use super::{MAX_RUNS, Parser};
+
+impl Parser {
+    /// `by k, ...` (after `by` has been seen or not: empty when absent).
+    pub(super) fn join_keys(&mut self) -> Result<Vec<Expr>, ParseError> {
+        let mut keys = Vec::new();
+        if self.is_word("by") {
+            self.pos += 1;
+            keys.push(self.expr()?);
+            while self.eat(&Tok::Comma) {
+                keys.push(self.expr()?);
+            }
+        }
+        Ok(keys)
+    }
+
+    pub(super) fn maxspan(&mut self) -> Result<Option<Maxspan>, ParseError> {
+        if !self.is_word("with") {
+            return Ok(None);
+        }
+        self.pos += 1;
+        if !self.is_word("maxspan") {
+            return Err(self.unexpected("\"maxspan\""));
+        }
+        self.pos += 1;
+        self.expect(&Tok::Assign, "\"=\"")?;
+        match self.peek().clone() {
+            Tok::Duration(amount, unit) if amount > 0 => {
+                self.pos += 1;
+                Ok(Some(Maxspan { amount, unit }))
+            }
+            _ => Err(self.unexpected("a time span such as 30s (units ms, s, m, h, d)")),
+        }
+    }
+
+    pub(super) fn stage(&mut self) -> Result<Stage, ParseError> {
+        self.expect(&Tok::LBracket, "\"[\"")?;
+        let query = self.query()?;
+        self.expect(&Tok::RBracket, "\"]\"")?;
+        let by = self.join_keys()?;
+        let runs = self.runs()?;
+        Ok(Stage { query, by, runs })
+    }
+
+    /// `with runs=N` after a stage: 1 to [`MAX_RUNS`], as Elasticsearch allows.
+    pub(super) fn runs(&mut self) -> Result<u32, ParseError> {
+        if !self.is_word("with") {
+            return Ok(1);
+        }
+        self.pos += 1;
+        if !self.is_word("runs") {
+            return Err(self.unexpected("\"runs\""));
+        }
+        self.pos += 1;
+        self.expect(&Tok::Assign, "\"=\"")?;
+        match self.peek().clone() {
+            Tok::Int(n) if (1..=i64::from(MAX_RUNS)).contains(&n) => {
+                self.pos += 1;
+                Ok(n as u32)
+            }
+            _ => Err(self.unexpected(&format!("a number of runs from 1 to {MAX_RUNS}"))),
+        }
+    }
+
+    pub(super) fn sequence(&mut self) -> Result<Sequence, ParseError> {
+        // `by` and `with maxspan` come in either order, as in Elasticsearch's grammar.
+        let mut by = self.join_keys()?;
+        let maxspan = self.maxspan()?;
+        if by.is_empty() {
+            by = self.join_keys()?;
+        }
+        let mut stages = Vec::new();
+        let mut key_counts = Vec::new();
+        while self.peek() == &Tok::LBracket {
+            key_counts.push(self.at());
+            stages.push(self.stage()?);
+        }
+        if stages.iter().map(|s| s.runs).sum::<u32>() < 2 {
+            return Err(self.unexpected("\"[\" (a sequence needs at least two stages)"));
+        }
+        let until = if self.is_word("until") {
+            self.pos += 1;
+            key_counts.push(self.at());
+            let at = self.at();
+            let stage = self.stage()?;
+            if stage.runs != 1 {
+                return Err(ParseError::new(at, "an `until` stage takes no `runs`"));
+            }
+            Some(stage)
+        } else {
+            None
+        };
+        let keys = stages.iter().chain(&until).map(|s| s.by.len());
+        for (count, at) in keys.zip(key_counts) {
+            if count != stages[0].by.len() {
+                return Err(ParseError::new(
+                    at,
+                    "every stage of a sequence needs the same number of join keys",
+                ));
+            }
+        }
+        Ok(Sequence {
+            by,
+            maxspan,
+            stages,
+            until,
+        })
+    }
+}
