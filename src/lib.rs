@@ -13,8 +13,11 @@
 //!     evaluator for event queries and a streaming matcher for sequences (`rule-runner eql`).
 //!   - [`new_terms`] and [`threshold`]: the semantics of Kibana's two aggregating rule types,
 //!     which terms are new and which groups reach a count, over events held in memory.
-//! - Layer 1, [`rule`]: detection rules. The [`rule::Rule`] model, loaders for Elastic's
-//!   detection-rules TOML and Kibana NDJSON exports, time expressions, the shipped rules.
+//! - Layer 1:
+//!   - [`rule`]: detection rules. The [`rule::Rule`] model, loaders for Elastic's
+//!     detection-rules TOML and Kibana NDJSON exports, time expressions, the shipped rules.
+//!   - [`s3`]: CloudTrail's delivery files read straight from a bucket, as inputs of
+//!     [`cloudtrail`]'s reader.
 //! - Layer 2, [`alert`]: the event a search found, and the Kibana-compatible alert built from
 //!   it with a deterministic id, shared by both modes.
 //! - Layer 3, [`engine`]: the run logic, independent of any backend: windows, gaps, dedup,
@@ -40,5 +43,6 @@ pub mod kql;
 pub mod new_terms;
 pub mod ops;
 pub mod rule;
+pub mod s3;
 pub mod scan;
 pub mod threshold;

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::cloudtrail::{Flavor, discover};
+use crate::cli::input::{DayArgs, discover_inputs};
+use crate::cloudtrail::Flavor;
 use crate::elasticsearch::{ConnectionFlags, EsClient, ServiceConfig};
 use crate::ops::load::{self, LoadOptions, LoadSummary, Progress, TemplateOutcome};
 
@@ -22,6 +23,8 @@ pub struct LoadArgs {
     /// `-` for stdin.
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub days: DayArgs,
     /// Target index or data stream [default: logs-aws.cloudtrail-default, or
     /// filebeat-cloudtrail with --flavor filebeat].
     #[arg(long, value_name = "NAME")]
@@ -67,7 +70,7 @@ pub fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
         }
         .to_string()
     });
-    let found = discover(&args.paths);
+    let found = discover_inputs(&args.paths, &args.days)?;
     if found.files.is_empty() && found.problems.is_empty() {
         anyhow::bail!(
             "no CloudTrail files found under {}",

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 pub mod eql;
+pub mod input;
 pub mod kql;
 pub mod load;
 pub mod normalize;
@@ -70,7 +71,8 @@ pub fn init_tracing(global: &GlobalArgs) {
         .log
         .as_deref()
         .and_then(|f| EnvFilter::try_new(f).ok())
-        .unwrap_or_else(|| EnvFilter::new("info"));
+        // object_store logs each retry at info: a retry that ends in an error is reported.
+        .unwrap_or_else(|| EnvFilter::new("info,object_store=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::cloudtrail::{DocumentReader, Flavor, NormalizeOptions, discover};
+use crate::cli::input::{DayArgs, discover_inputs};
+use crate::cloudtrail::{DocumentReader, Flavor, NormalizeOptions};
 
 /// Print raw CloudTrail records as the ECS documents Elastic's AWS integration would index.
 ///
@@ -18,6 +19,8 @@ pub struct NormalizeArgs {
     /// Files, directories, or `-` for stdin.
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub days: DayArgs,
     /// Which pipeline's documents to produce.
     #[arg(long, value_enum, default_value_t = Flavor::Integration)]
     pub flavor: Flavor,
@@ -41,7 +44,7 @@ pub fn run(args: NormalizeArgs) -> anyhow::Result<ExitCode> {
             .then(|| chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
         namespace: args.namespace,
     };
-    let found = discover(&args.paths);
+    let found = discover_inputs(&args.paths, &args.days)?;
     let mut problems = found.problems.len();
     for p in &found.problems {
         eprintln!("skipped: {p}");

@@ -13,7 +13,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::alert::RunContext;
-use crate::cloudtrail::{Flavor, NormalizeOptions, discover};
+use crate::cli::input::{DayArgs, discover_inputs};
+use crate::cloudtrail::{Flavor, NormalizeOptions};
 use crate::rule::{LoadReport, ProblemKind, load_paths, shipped_rules};
 use crate::scan::report::{self, Context};
 use crate::scan::{RuleSet, ScanOptions, ScanReport, scan};
@@ -41,6 +42,8 @@ pub struct ScanArgs {
     /// CloudTrail files or directories, or `-` for stdin.
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub days: DayArgs,
     /// Rule files or directories (detection-rules TOML, Kibana NDJSON); repeat for more.
     /// Default: the shipped rules, built into the binary.
     #[arg(long = "rules", value_name = "PATH")]
@@ -167,7 +170,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         color_allowed(args.no_color) && args.output.is_none() && io::stdout().is_terminal();
     let err_color = color_allowed(args.no_color) && io::stderr().is_terminal();
 
-    let found = discover(&args.paths);
+    let found = discover_inputs(&args.paths, &args.days)?;
     for problem in &found.problems {
         eprintln!("skipped: {problem}");
     }

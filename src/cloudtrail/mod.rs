@@ -5,6 +5,7 @@
 //!   and [`DocumentReader`], which streams one input's documents with its problems.
 //! - [`split`] is the streaming record splitter (envelope, JSON array, NDJSON).
 //! - [`normalize`] is the ingest pipeline, one record at a time.
+//! - [`layout`] is CloudTrail's delivery layout in a bucket, for choosing files by day.
 //! - [`javamap`] renders Java `HashMap.toString()`, the text of `aws.cloudtrail.request_parameters`.
 //!
 //! ```
@@ -21,17 +22,20 @@
 mod categories;
 mod doc;
 pub mod javamap;
+pub mod layout;
 pub mod node;
 pub mod normalize;
 pub mod read;
 pub mod split;
 
+pub use layout::DayRange;
 pub use normalize::{
     ECS_VERSION, Normalized, RawFields, RecordError, RecordFilter, normalize_record,
     normalize_record_filtered,
 };
 pub use read::{
-    Discovered, Document, DocumentReader, Input, InputFile, Problem, ReadStats, discover,
+    Discovered, Document, DocumentReader, Input, InputFile, Problem, ReadStats, RemoteInput,
+    RemoteObject, discover, discover_in,
 };
 
 /// Which pipeline's documents to reproduce.

@@ -13,6 +13,7 @@ use flate2::bufread::MultiGzDecoder;
 use serde_json::Value;
 
 use super::NormalizeOptions;
+use super::layout::DayRange;
 use super::normalize::{Normalized, RecordFilter, normalize_record_filtered};
 use super::split::{RawRecord, RecordSplitter, SplitError};
 
@@ -29,6 +30,43 @@ pub enum Input {
         name: String,
         bytes: Arc<[u8]>,
     },
+    /// An object in a remote store (an S3 object), opened when it is read.
+    Remote(RemoteInput),
+}
+
+/// An input that lives elsewhere (an S3 object): this module only needs its name and a way to
+/// read its bytes, so it knows nothing of the store.
+pub trait RemoteObject: Send + Sync + fmt::Debug {
+    /// The object's address, for messages and document ids (`s3://bucket/key`).
+    fn name(&self) -> &str;
+    /// The object's bytes, as stored (gzip is detected afterwards, as for files).
+    fn open(&self) -> io::Result<Box<dyn Read + Send>>;
+}
+
+/// A shared [`RemoteObject`], compared and ordered by its name.
+#[derive(Debug, Clone)]
+pub struct RemoteInput(pub Arc<dyn RemoteObject>);
+
+impl PartialEq for RemoteInput {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.name() == other.0.name()
+    }
+}
+impl Eq for RemoteInput {}
+impl PartialOrd for RemoteInput {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for RemoteInput {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.name().cmp(other.0.name())
+    }
+}
+impl std::hash::Hash for RemoteInput {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.name().hash(state);
+    }
 }
 
 impl fmt::Display for Input {
@@ -37,6 +75,7 @@ impl fmt::Display for Input {
             Input::Stdin => f.write_str("<stdin>"),
             Input::File(path) => write!(f, "{}", path.display()),
             Input::Memory { name, .. } => f.write_str(name),
+            Input::Remote(remote) => f.write_str(remote.0.name()),
         }
     }
 }
@@ -80,6 +119,18 @@ pub struct Discovered {
     pub problems: Vec<Problem>,
     /// CloudTrail digest files left out.
     pub digest_files: Vec<PathBuf>,
+    /// Files under a directory or prefix left out by the day range.
+    pub out_of_range: usize,
+}
+
+impl Discovered {
+    /// Append what another path or location held.
+    pub fn append(&mut self, other: Discovered) {
+        self.files.extend(other.files);
+        self.problems.extend(other.problems);
+        self.digest_files.extend(other.digest_files);
+        self.out_of_range += other.out_of_range;
+    }
 }
 
 /// Whether a path is a CloudTrail digest file (integrity metadata, not events).
@@ -89,12 +140,17 @@ pub fn is_digest_path(path: &Path) -> bool {
 
 /// In directories, only files that look like CloudTrail JSON are read (so a README or
 /// licence file next to the logs is not an error); files named explicitly are always read.
-fn looks_like_json(path: &Path) -> bool {
+pub fn looks_like_json(path: &Path) -> bool {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().to_ascii_lowercase())
         .unwrap_or_default();
-    let name = name.strip_suffix(".gz").unwrap_or(&name);
+    looks_like_json_name(&name)
+}
+
+/// [`looks_like_json`] on a file name already lower-cased (an S3 key's last segment).
+pub fn looks_like_json_name(name: &str) -> bool {
+    let name = name.strip_suffix(".gz").unwrap_or(name);
     !name.starts_with('.')
         && [".json", ".jsonl", ".ndjson"]
             .iter()
@@ -104,6 +160,12 @@ fn looks_like_json(path: &Path) -> bool {
 /// Expand command-line paths: `-` is stdin, directories are walked recursively (sorted, so
 /// runs are repeatable), digest files are set aside.
 pub fn discover(paths: &[PathBuf]) -> Discovered {
+    discover_in(paths, &DayRange::default())
+}
+
+/// [`discover`], keeping of the files found under directories only those of the delivery
+/// days in `days`; a file named on its own is always read.
+pub fn discover_in(paths: &[PathBuf], days: &DayRange) -> Discovered {
     let mut found = Discovered::default();
     for path in paths {
         if path.as_os_str() == "-" {
@@ -114,7 +176,7 @@ pub fn discover(paths: &[PathBuf]) -> Discovered {
             continue;
         }
         match std::fs::metadata(path) {
-            Ok(meta) if meta.is_dir() => walk(path, &mut found),
+            Ok(meta) if meta.is_dir() => walk(path, days, &mut found),
             Ok(meta) => add_file(path.clone(), Some(meta.len()), &mut found),
             Err(e) => found.problems.push(path_problem(path, &e)),
         }
@@ -142,7 +204,7 @@ fn add_file(path: PathBuf, size: Option<u64>, found: &mut Discovered) {
     }
 }
 
-fn walk(dir: &Path, found: &mut Discovered) {
+fn walk(dir: &Path, days: &DayRange, found: &mut Discovered) {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) => return found.problems.push(path_problem(dir, &e)),
@@ -157,8 +219,14 @@ fn walk(dir: &Path, found: &mut Discovered) {
     paths.sort();
     for path in paths {
         match std::fs::metadata(&path) {
-            Ok(meta) if meta.is_dir() => walk(&path, found),
-            Ok(meta) if looks_like_json(&path) => add_file(path, Some(meta.len()), found),
+            Ok(meta) if meta.is_dir() => walk(&path, days, found),
+            Ok(meta) if looks_like_json(&path) => {
+                if is_digest_path(&path) || days.selects(&path.to_string_lossy()) {
+                    add_file(path, Some(meta.len()), found);
+                } else {
+                    found.out_of_range += 1;
+                }
+            }
             Ok(_) => {}
             Err(e) => found.problems.push(path_problem(&path, &e)),
         }
@@ -190,6 +258,7 @@ pub fn open(
         Input::Stdin => Box::new(io::stdin()),
         Input::File(path) => Box::new(File::open(path)?),
         Input::Memory { bytes, .. } => Box::new(io::Cursor::new(Arc::clone(bytes))),
+        Input::Remote(remote) => remote.0.open()?,
     };
     let mut reader = BufReader::with_capacity(
         BUFFER,

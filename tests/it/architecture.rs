@@ -7,13 +7,14 @@ use std::path::Path;
 use crate::util::repo;
 
 /// Each top-level module of `src/` and its layer.
-const LAYERS: [(&str, u8); 12] = [
+const LAYERS: [(&str, u8); 13] = [
     ("kql", 0),
     ("eql", 0),
     ("cloudtrail", 0),
     ("new_terms", 0),
     ("threshold", 0),
     ("rule", 1),
+    ("s3", 1),
     ("alert", 2),
     ("engine", 3),
     ("scan", 4),

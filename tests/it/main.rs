@@ -16,4 +16,5 @@ mod kql;
 mod ops;
 mod real;
 mod rules;
+mod s3;
 mod scan;
