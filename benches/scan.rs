@@ -86,6 +86,7 @@ fn bench(c: &mut Criterion) {
         threads: Some(1),
         prefilter: true,
         warm_up: true,
+        memory: rule_runner::scan::DEFAULT_MEMORY,
     };
     let ctx = RunContext::scheduled(chrono::Utc::now());
     let shipped = RuleSet::compile(&shipped_rules(), opts.normalize.flavor, "default");

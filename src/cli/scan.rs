@@ -85,6 +85,10 @@ pub struct ScanArgs {
     /// `data_stream.namespace` of the documents (integration flavor).
     #[arg(long, default_value = "default")]
     pub namespace: String,
+    /// Memory for the events of the alerts found, held until they are written (e.g. `256MiB`,
+    /// `1GB`); beyond it they wait in a temporary file in TMPDIR. The output is the same.
+    #[arg(long, value_name = "SIZE", default_value = "96MiB")]
+    pub memory: bytesize::ByteSize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -203,6 +207,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         threads: args.threads.map(usize::from),
         prefilter: true,
         warm_up: !args.no_warm_up,
+        memory: usize::try_from(args.memory.as_u64()).unwrap_or(usize::MAX),
     };
 
     let total: u64 = found.files.iter().filter_map(|f| f.size).sum();
@@ -229,7 +234,15 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
     if let Some(t) = ticker {
         let _ = t.join();
     }
-    let report = result.context("starting the worker threads")?;
+    let report = result?;
+    let spilled = report.alerts.spilled_bytes();
+    if spilled > 0 {
+        eprintln!(
+            "note: the events of the alerts beyond --memory {} waited in a temporary file ({})",
+            args.memory.display().iec(),
+            bytesize::ByteSize::b(spilled).display().iec()
+        );
+    }
 
     for problem in &report.problems {
         eprintln!("skipped: {problem}");
@@ -271,7 +284,7 @@ fn write_output(
 ) -> io::Result<()> {
     match format {
         Format::Table => {
-            let table = report::table(report, out_color);
+            let table = report::table(report, out_color)?;
             if table.is_empty() {
                 writeln!(out, "No alerts.")?;
             } else {
@@ -281,21 +294,30 @@ fn write_output(
             out.write_all(report::summary(report, ctx, out_color).as_bytes())?;
         }
         Format::Ndjson => {
-            for alert in &report.alerts {
-                serde_json::to_writer(&mut *out, &alert.document)?;
+            for alert in report.alerts.iter() {
+                serde_json::to_writer(&mut *out, &alert?.document)?;
                 out.write_all(b"\n")?;
             }
             eprint!("{}", report::summary(report, ctx, err_color));
         }
         Format::Json => {
-            let alerts: Vec<&serde_json::Value> =
-                report.alerts.iter().map(|a| &a.document).collect();
-            let doc = serde_json::json!({
-                "alerts": alerts,
-                "summary": report::summary_json(report, ctx),
-            });
-            serde_json::to_writer_pretty(&mut *out, &doc)?;
-            out.write_all(b"\n")?;
+            // `{"alerts": [...], "summary": {...}}` pretty-printed as one document would be,
+            // written one alert at a time.
+            let nested = |value: &serde_json::Value, indent: &str| -> io::Result<String> {
+                let text = serde_json::to_string_pretty(value)?;
+                Ok(text.replace('\n', &format!("\n{indent}")))
+            };
+            out.write_all(b"{\n  \"alerts\": [")?;
+            for (i, alert) in report.alerts.iter().enumerate() {
+                out.write_all(if i == 0 { b"\n    " } else { b",\n    " })?;
+                out.write_all(nested(&alert?.document, "    ")?.as_bytes())?;
+            }
+            if !report.alerts.is_empty() {
+                out.write_all(b"\n  ")?;
+            }
+            out.write_all(b"],\n  \"summary\": ")?;
+            out.write_all(nested(&report::summary_json(report, ctx), "  ")?.as_bytes())?;
+            out.write_all(b"\n}\n")?;
         }
     }
     out.flush()

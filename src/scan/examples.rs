@@ -52,6 +52,7 @@ pub fn run_sequence(
         threads: Some(1),
         prefilter: false,
         warm_up,
+        memory: crate::scan::DEFAULT_MEMORY,
     };
     let rules = RuleSet::compile(&report, opts.normalize.flavor, &opts.normalize.namespace);
     if let Some(left_out) = rules.left_out.first() {
@@ -78,11 +79,8 @@ pub fn run_sequence(
             None => problem.message.clone(),
         });
     }
-    Ok(result
-        .alerts
-        .iter()
-        .map(|alert| raised(&alert.document))
-        .collect())
+    let alerts = result.alerts.to_vec().map_err(|e| e.to_string())?;
+    Ok(alerts.iter().map(|alert| raised(&alert.document)).collect())
 }
 
 /// The sequences of `events` in time order (ties in the order given), as `scan` matches them:

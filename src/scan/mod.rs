@@ -12,7 +12,9 @@
 //! - [`report`]: the table and summary a person reads.
 
 mod aggregate;
+mod alerts;
 pub mod examples;
+mod held;
 pub mod prefilter;
 pub mod report;
 pub mod rules;
@@ -27,7 +29,6 @@ use chrono::{DateTime, Utc};
 use rayon::prelude::*;
 use serde_json::Value;
 
-use crate::alert::AlertDoc;
 use crate::alert::fields::{lookup, parse_timestamp};
 use crate::alert::{AlertBuilder, AlertEvent, RunContext, event_identity, sha256_hex};
 use crate::cloudtrail::{DocumentReader, InputFile, NormalizeOptions, Problem};
@@ -42,7 +43,23 @@ const NO_SCHEDULE: Schedule = Schedule {
     lookback: 0,
     history: 0,
 };
+pub use alerts::ScanAlerts;
 pub use rules::{CompiledRule, LeftOut, RuleSet};
+
+/// Default of [`ScanOptions::memory`]: what the events of found alerts may take in memory.
+pub const DEFAULT_MEMORY: usize = 96 << 20;
+
+/// Why a scan could not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error("cannot start the worker threads: {0}")]
+    Threads(#[from] rayon::ThreadPoolBuildError),
+    #[error(
+        "cannot keep the events of the alerts found beyond --memory in a temporary file \
+         (TMPDIR={dir}): {source}; give more --memory or a TMPDIR with space"
+    )]
+    Spill { dir: String, source: std::io::Error },
+}
 
 /// Problems kept per input; beyond this they are only counted (a binary file read as NDJSON
 /// would otherwise produce one per line).
@@ -60,6 +77,9 @@ pub struct ScanOptions {
     /// `new_terms` rules learn, without alerting, for one history window from their first
     /// matching event (the service would have had that history).
     pub warm_up: bool,
+    /// Bytes the events of found alerts may take in memory until output; beyond, they wait
+    /// in a temporary file ([`held`]).
+    pub memory: usize,
 }
 
 /// One rule's tally.
@@ -75,10 +95,10 @@ pub struct RuleCount {
 }
 
 /// Everything a scan found.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ScanReport {
     /// In output order: event time, then event id, then rule name.
-    pub alerts: Vec<AlertDoc>,
+    pub alerts: ScanAlerts,
     /// Every rule that ran, in rule-set order.
     pub per_rule: Vec<RuleCount>,
     pub files: usize,
@@ -272,10 +292,23 @@ struct Totals {
     bytes: u64,
 }
 
+/// A hit kept by [`Merged`], its event held until output.
+struct Kept {
+    rule: usize,
+    time: DateTime<Utc>,
+    event_id: String,
+    doc_id: String,
+    source: held::Held,
+    position: (usize, usize),
+}
+
 /// Per-file results folded together as files finish.
 struct Merged {
     /// One hit per alert id: the earliest copy in input order.
-    best: HashMap<String, Hit>,
+    best: HashMap<String, Kept>,
+    events: held::HeldEvents,
+    /// The first failure to spill an event (the scan then fails).
+    spill_error: Option<std::io::Error>,
     duplicates: usize,
     stats: Totals,
     /// (file number, problems kept, problems only counted)
@@ -310,16 +343,33 @@ impl Merged {
             });
         }
         for hit in result.hits {
-            match self.best.get_mut(&hit.alert_id) {
+            let earlier = match self.best.get(&hit.alert_id) {
                 Some(kept) => {
                     self.duplicates += 1;
-                    if hit.position_key() < kept.position_key() {
-                        *kept = hit;
-                    }
+                    hit.position_key() < (kept.time, kept.event_id.as_str(), kept.position)
                 }
-                None => {
-                    self.best.insert(hit.alert_id.clone(), hit);
+                None => true,
+            };
+            if !earlier {
+                continue;
+            }
+            let source = match self.events.hold(hit.source) {
+                Ok(source) => source,
+                Err(e) => {
+                    self.spill_error.get_or_insert(e);
+                    continue;
                 }
+            };
+            let kept = Kept {
+                rule: hit.rule,
+                time: hit.time,
+                event_id: hit.event_id,
+                doc_id: hit.doc_id,
+                source,
+                position: hit.position,
+            };
+            if let Some(replaced) = self.best.insert(hit.alert_id, kept) {
+                self.events.release(&replaced.source);
             }
         }
     }
@@ -332,7 +382,7 @@ pub fn scan(
     opts: &ScanOptions,
     ctx: &RunContext,
     progress: Option<Arc<AtomicU64>>,
-) -> Result<ScanReport, rayon::ThreadPoolBuildError> {
+) -> Result<ScanReport, ScanError> {
     let started = Instant::now();
     let index = rules::source_index(opts.normalize.flavor, &opts.normalize.namespace);
     let builders: Vec<AlertBuilder> = rules
@@ -371,6 +421,8 @@ pub fn scan(
         .collect();
     let merged: Mutex<Merged> = Mutex::new(Merged {
         best: HashMap::new(),
+        events: held::HeldEvents::new(opts.memory),
+        spill_error: None,
         duplicates: 0,
         stats: Totals::default(),
         problems: Vec::new(),
@@ -395,12 +447,19 @@ pub fn scan(
             }
         })
     });
-    let merged = merged
+    let mut merged = merged
         .into_inner()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(source) = merged.spill_error.take() {
+        return Err(ScanError::Spill {
+            dir: std::env::temp_dir().display().to_string(),
+            source,
+        });
+    }
 
+    let names: Vec<&str> = rules.rules.iter().map(|r| r.rule.name.as_str()).collect();
     let mut report = ScanReport {
-        alerts: Vec::new(),
+        alerts: ScanAlerts::new(Vec::new(), &names, index.clone(), held::HeldEvents::new(0)),
         per_rule: rules
             .rules
             .iter()
@@ -455,23 +514,19 @@ pub fn scan(
         report.per_rule[rule].alerts += alerts.len();
         aggregated.extend(alerts);
     }
-    let mut hits: Vec<Hit> = merged.best.into_values().collect();
-    hits.sort_by(|a, b| {
-        (
-            a.time,
-            &a.event_id,
-            &rules.rules[a.rule].rule.name,
-            &a.alert_id,
-        )
-            .cmp(&(
-                b.time,
-                &b.event_id,
-                &rules.rules[b.rule].rule.name,
-                &b.alert_id,
-            ))
+    let mut hits: Vec<(String, Kept)> = merged.best.into_iter().collect();
+    // The cap keeps each rule's first alerts in output order.
+    hits.sort_by(|(a_id, a), (b_id, b)| {
+        (a.time, &a.event_id, &rules.rules[a.rule].rule.name, a_id).cmp(&(
+            b.time,
+            &b.event_id,
+            &rules.rules[b.rule].rule.name,
+            b_id,
+        ))
     });
+    let mut alerts = ScanAlerts::new(builders, &names, index, merged.events);
     let mut per_rule_kept: BTreeMap<usize, usize> = BTreeMap::new();
-    for hit in hits {
+    for (alert_id, hit) in hits {
         let compiled = &rules.rules[hit.rule];
         let kept = per_rule_kept.entry(hit.rule).or_default();
         if opts.max_signals_per_rule && *kept >= compiled.rule.max_signals as usize {
@@ -480,36 +535,20 @@ pub fn scan(
         }
         *kept += 1;
         report.per_rule[hit.rule].alerts += 1;
-        let source: Value = serde_json::from_slice(&hit.source).unwrap_or(Value::Null);
-        let event = AlertEvent {
-            index: &index,
-            id: &hit.doc_id,
-            source: &source,
-            timestamp: hit.time,
-        };
-        report
-            .alerts
-            .push(builders[hit.rule].build_with_id(&event, hit.alert_id));
+        alerts.push_match(alerts::Match {
+            rule: hit.rule,
+            alert_id,
+            time: hit.time,
+            event_id: hit.event_id,
+            doc_id: hit.doc_id,
+            source: hit.source,
+        });
     }
-    if !aggregated.is_empty() {
-        report.alerts.extend(aggregated);
-        report
-            .alerts
-            .sort_by(|a, b| output_order(a).cmp(&output_order(b)));
+    for alert in aggregated {
+        alerts.push_built(alert);
     }
+    alerts.sort();
+    report.alerts = alerts;
     report.elapsed = started.elapsed();
     Ok(report)
-}
-
-/// The report's order for alerts of every rule type: event time, event id, rule name, id; a
-/// sequence's shell (at its last event's time) after the building blocks of that time.
-fn output_order(alert: &AlertDoc) -> (DateTime<Utc>, bool, String, &str, &str) {
-    let doc = &alert.document;
-    let name = doc
-        .get("kibana.alert.rule.name")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let shell = doc.get("kibana.alert.group.id").is_some()
-        && doc.get("kibana.alert.building_block_type").is_none();
-    (alert.event_time, shell, event_id(doc), name, &alert.id)
 }

@@ -139,15 +139,16 @@ fn keep_head(text: &str, max: usize) -> String {
 }
 
 /// One table row per alert, as plain cells.
-fn rows(report: &ScanReport) -> Vec<[String; 7]> {
+fn rows(report: &ScanReport) -> std::io::Result<Vec<[String; 7]>> {
     report
         .alerts
         .iter()
         .map(|alert| {
+            let alert = alert?;
             let doc = &alert.document;
             let get = |path: &str| display_value(doc, path).unwrap_or_else(|| "-".into());
             let time = get("kibana.alert.original_time");
-            [
+            Ok([
                 time.replace(".000Z", "Z"),
                 keep_head(&get("kibana.alert.rule.name"), 48),
                 get("kibana.alert.severity"),
@@ -157,7 +158,7 @@ fn rows(report: &ScanReport) -> Vec<[String; 7]> {
                     .unwrap_or_else(|| "-".into()),
                 get("event.action"),
                 keep_tail(&target(doc), 40),
-            ]
+            ])
         })
         .collect()
 }
@@ -174,10 +175,10 @@ pub const HEADERS: [&str; 7] = [
 ];
 
 /// The alert table (nothing when there are no alerts).
-pub fn table(report: &ScanReport, color: bool) -> String {
-    let rows = rows(report);
+pub fn table(report: &ScanReport, color: bool) -> std::io::Result<String> {
+    let rows = rows(report)?;
     if rows.is_empty() {
-        return String::new();
+        return Ok(String::new());
     }
     let p = Palette::new(color);
     let mut widths = HEADERS.map(|h| h.chars().count());
@@ -227,7 +228,7 @@ pub fn table(report: &ScanReport, color: bool) -> String {
             .collect();
         out.push_str(&line(cells));
     }
-    out
+    Ok(out)
 }
 
 /// `1234567` → `1,234,567`.

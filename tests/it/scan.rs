@@ -434,7 +434,7 @@ fn stdin_and_output_file() {
 fn the_prefilter_never_changes_the_result() {
     use rule_runner::alert::RunContext;
     use rule_runner::cloudtrail::{NormalizeOptions, discover};
-    use rule_runner::scan::{RuleSet, ScanOptions, scan};
+    use rule_runner::scan::{DEFAULT_MEMORY, RuleSet, ScanOptions, scan};
     let files = discover(&[
         data("cloudtrail/stratus-red-team"),
         data("cloudtrail/invictus-ir"),
@@ -472,21 +472,22 @@ fn the_prefilter_never_changes_the_result() {
             rules.prefilter.is_some(),
             "every rule has provider/action conditions"
         );
-        let run = |prefilter| {
+        let run = |prefilter, memory| {
             let opts = ScanOptions {
                 normalize: NormalizeOptions::default(),
                 max_signals_per_rule: false,
                 threads: Some(2),
                 prefilter,
                 warm_up: true,
+                memory,
             };
             let r = scan(&files, &rules, &opts, &ctx, None).unwrap();
             (
                 r.records,
-                r.alerts.iter().map(|a| a.id.clone()).collect::<Vec<_>>(),
+                r.alerts.ids().map(str::to_string).collect::<Vec<_>>(),
             )
         };
-        let (with, without) = (run(true), run(false));
+        let (with, without) = (run(true, DEFAULT_MEMORY), run(false, DEFAULT_MEMORY));
         assert!(!with.1.is_empty());
         assert_eq!(with, without);
         // Nor do the per-rule pins that skip a rule for a document.
@@ -500,10 +501,28 @@ fn the_prefilter_never_changes_the_result() {
             threads: Some(2),
             prefilter: false,
             warm_up: true,
+            memory: DEFAULT_MEMORY,
         };
         let r = scan(&files, &unpinned, &opts, &ctx, None).unwrap();
-        let ids: Vec<String> = r.alerts.iter().map(|a| a.id.clone()).collect();
+        let ids: Vec<String> = r.alerts.ids().map(str::to_string).collect();
         assert_eq!(ids, without.1);
+        // Nor does holding every event in the temporary file instead of memory.
+        let kept = scan(&files, &rules, &opts, &ctx, None).unwrap();
+        let spilled = scan(
+            &files,
+            &rules,
+            &ScanOptions {
+                memory: 0,
+                ..opts.clone()
+            },
+            &ctx,
+            None,
+        )
+        .unwrap();
+        assert!(spilled.alerts.spilled_bytes() > 0);
+        assert_eq!(kept.alerts.spilled_bytes(), 0);
+        let docs = |r: &rule_runner::scan::ScanReport| r.alerts.to_vec().unwrap();
+        assert_eq!(docs(&kept), docs(&spilled));
     }
 }
 
@@ -523,4 +542,40 @@ fn rules_with_kibana_filters_run_with_their_filters() {
         .collect();
     users.sort();
     assert_eq!(users, ["bob", "deploy-pipeline"]);
+}
+
+#[test]
+fn alerts_beyond_the_memory_budget_wait_on_disk_and_come_out_the_same() {
+    let kept = scan(&["examples/cloudtrail"]);
+    assert_exit!(kept, 0);
+    let spilled = scan(&["--memory", "1KiB", "examples/cloudtrail"]);
+    assert_exit!(spilled, 0);
+    assert_eq!(kept.stdout, spilled.stdout);
+    let said = String::from_utf8_lossy(&spilled.stderr);
+    assert!(
+        said.contains(
+            "note: the events of the alerts beyond --memory 1.0 KiB waited in a temporary file"
+        ),
+        "{said}"
+    );
+    assert!(!String::from_utf8_lossy(&kept.stderr).contains("temporary file"));
+    // The JSON document, written one alert at a time, is still one valid document.
+    let json = run_cli(&[
+        "scan",
+        "--format",
+        "json",
+        "--memory",
+        "0",
+        "examples/cloudtrail",
+    ]);
+    assert_exit!(json, 0);
+    let doc: Value = serde_json::from_slice(&json.stdout).expect("one JSON document");
+    assert_eq!(doc["alerts"].as_array().map(Vec::len), Some(4));
+    assert_eq!(doc["summary"]["alerts"], 4);
+    let empty = run_cli_with_stdin(&["scan", "--format", "json", "-"], b"");
+    assert_exit!(empty, 0);
+    let doc: Value = serde_json::from_slice(&empty.stdout).expect("one JSON document");
+    assert_eq!(doc["alerts"], serde_json::json!([]));
+    let bad = scan(&["--memory", "lots", "examples/cloudtrail"]);
+    assert_exit!(bad, 1);
 }
