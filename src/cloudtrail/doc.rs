@@ -3,16 +3,30 @@
 
 use serde_json::{Map, Value};
 
-/// A JSON object under construction, addressed by dotted paths.
-#[derive(Default)]
-pub(super) struct Doc(Map<String, Value>);
+use super::fields::FieldMask;
+
+/// A JSON object under construction, addressed by dotted paths; fields outside its mask are
+/// not written.
+pub(super) struct Doc(Map<String, Value>, FieldMask);
 
 impl Doc {
+    pub(super) fn new(mask: FieldMask) -> Doc {
+        Doc(Map::new(), mask)
+    }
+
     pub(super) fn into_value(self) -> Value {
         Value::Object(self.0)
     }
 
+    /// Whether `path` is written (callers skip computing a value that would be dropped).
+    pub(super) fn wants(&self, path: &str) -> bool {
+        self.1.wants(path)
+    }
+
     pub(super) fn set(&mut self, path: &str, value: Value) {
+        if !self.1.wants(path) {
+            return;
+        }
         let mut map = &mut self.0;
         let mut parts = path.split('.').peekable();
         while let Some(part) = parts.next() {
@@ -39,6 +53,9 @@ impl Doc {
 
     /// The `append` processor: add to a list, optionally skipping values already there.
     pub(super) fn append(&mut self, path: &str, value: Value, allow_duplicates: bool) {
+        if !self.1.wants(path) {
+            return;
+        }
         let list = match self.get(path) {
             Some(Value::Array(items)) => {
                 if !allow_duplicates && items.contains(&value) {

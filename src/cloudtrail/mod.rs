@@ -21,6 +21,7 @@
 
 mod categories;
 mod doc;
+pub mod fields;
 pub mod javamap;
 pub mod layout;
 pub mod node;
@@ -28,10 +29,11 @@ pub mod normalize;
 pub mod read;
 pub mod split;
 
+pub use fields::FieldMask;
 pub use layout::DayRange;
 pub use normalize::{
-    ECS_VERSION, Normalized, RawFields, RecordError, RecordFilter, normalize_record,
-    normalize_record_filtered,
+    ECS_VERSION, FieldSelector, Normalized, RawFields, RecordError, RecordFilter, normalize_record,
+    normalize_record_fields, normalize_record_filtered, normalize_record_selected,
 };
 pub use read::{
     Discovered, Document, DocumentReader, Input, InputFile, Problem, ReadStats, RemoteInput,

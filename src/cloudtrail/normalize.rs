@@ -5,6 +5,7 @@ use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 
 use super::doc::Doc;
+use super::fields::FieldMask;
 use super::javamap;
 use super::node::{self, Node, Obj};
 use super::{Flavor, NormalizeOptions};
@@ -87,6 +88,10 @@ pub struct RawFields<'a> {
 /// A test on a raw record's verbatim-copied fields.
 pub type RecordFilter = dyn Fn(&RawFields) -> bool + Send + Sync;
 
+/// Which fields of a raw record's document to build, from its verbatim-copied fields: `None`
+/// builds nothing (as a [`RecordFilter`] rejecting it).
+pub type FieldSelector = dyn Fn(&RawFields) -> Option<FieldMask> + Send + Sync;
+
 /// Like [`normalize_record`], but a raw CloudTrail record that `keep` rejects is only
 /// checked to be a record (`Ok(None)`), not normalized. Anything unusual (not an object,
 /// neither field present, a field that is not a string, invalid JSON) takes the full path,
@@ -96,9 +101,22 @@ pub fn normalize_record_filtered(
     opts: &NormalizeOptions,
     keep: &RecordFilter,
 ) -> Result<Option<Normalized>, RecordError> {
+    normalize_record_selected(raw, opts, |fields| keep(fields).then_some(FieldMask::ALL))
+        .map(|selected| selected.map(|(normalized, _)| normalized))
+}
+
+/// Like [`normalize_record_filtered`], building only the fields `select` asks for; the mask
+/// used comes back with the document ([`FieldMask::ALL`] for records taking the full path).
+pub fn normalize_record_selected(
+    raw: &[u8],
+    opts: &NormalizeOptions,
+    select: impl Fn(&RawFields) -> Option<FieldMask>,
+) -> Result<Option<(Normalized, FieldMask)>, RecordError> {
+    let mut mask = FieldMask::ALL;
     if let Ok(peek) = serde_json::from_slice::<Peek>(raw)
         && (peek.source.is_some() || peek.name.is_some())
-        && !keep(&RawFields {
+    {
+        match select(&RawFields {
             event_source: peek.source.as_deref(),
             event_name: peek.name.as_deref(),
             identity_type: peek.identity.as_ref().and_then(|i| i.kind.as_deref()),
@@ -107,15 +125,36 @@ pub fn normalize_record_filtered(
                 .as_ref()
                 .and_then(|i| i.access_key_id.as_deref()),
             user_agent: peek.user_agent.as_deref(),
-        })
-    {
-        return Ok(None);
+        }) {
+            None => return Ok(None),
+            Some(selected) => mask = selected,
+        }
     }
-    normalize_record(raw, opts).map(Some)
+    normalize(raw, opts, mask).map(Some)
 }
 
 /// Normalize one record given as JSON text.
 pub fn normalize_record(raw: &[u8], opts: &NormalizeOptions) -> Result<Normalized, RecordError> {
+    normalize_record_fields(raw, opts, FieldMask::ALL)
+}
+
+/// [`normalize_record`], writing only the fields of `mask` (an ECS document given as input is
+/// passed through whole).
+pub fn normalize_record_fields(
+    raw: &[u8],
+    opts: &NormalizeOptions,
+    mask: FieldMask,
+) -> Result<Normalized, RecordError> {
+    normalize(raw, opts, mask).map(|(normalized, _)| normalized)
+}
+
+/// The record's document and the fields it holds.
+fn normalize(
+    raw: &[u8],
+    opts: &NormalizeOptions,
+    mask: FieldMask,
+) -> Result<(Normalized, FieldMask), RecordError> {
+    let whole = |normalized| Ok((normalized, FieldMask::ALL));
     let mut root = node::parse(raw).map_err(|e| RecordError::Json(e.to_string()))?;
     let Node::Map(obj) = &root else {
         return Err(RecordError::NotAnObject(root.kind()));
@@ -124,13 +163,13 @@ pub fn normalize_record(raw: &[u8], opts: &NormalizeOptions) -> Result<Normalize
         return Err(RecordError::DuplicateKey(key.to_string()));
     }
     if is_digest(obj) {
-        return Ok(Normalized::Digest);
+        return whole(Normalized::Digest);
     }
     if obj.get("Records").is_some() && obj.get("eventName").is_none() {
-        return Ok(Normalized::Envelope);
+        return whole(Normalized::Envelope);
     }
     if is_ecs_document(obj) {
-        return Ok(Normalized::Event(root.to_json()));
+        return whole(Normalized::Event(root.to_json()));
     }
     if !RAW_KEYS.iter().any(|k| obj.get(k).is_some()) {
         return Err(RecordError::NotCloudTrail);
@@ -146,7 +185,7 @@ pub fn normalize_record(raw: &[u8], opts: &NormalizeOptions) -> Result<Normalize
     let Node::Map(json) = &root else {
         return Err(RecordError::NotAnObject(root.kind()));
     };
-    Ok(Normalized::Event(build(json, original, opts)))
+    Ok((Normalized::Event(build(json, original, opts, mask)), mask))
 }
 
 fn first_duplicate<'a>(obj: &'a Obj) -> Option<&'a str> {
@@ -204,15 +243,17 @@ fn iso8601(node: &Node) -> Option<String> {
     Some(utc.to_rfc3339_opts(SecondsFormat::Millis, true))
 }
 
-fn build(json: &Obj, original: Option<String>, opts: &NormalizeOptions) -> Value {
+fn build(json: &Obj, original: Option<String>, opts: &NormalizeOptions, mask: FieldMask) -> Value {
     let integration = opts.flavor == Flavor::Integration;
     let get = |path: &[&str]| -> Option<&Node> {
         let (first, rest) = path.split_first()?;
         rest.iter().try_fold(json.get(first)?, |n, k| n.get(k))
     };
-    let mut doc = Doc::default();
+    let mut doc = Doc::new(mask);
     let copy = |doc: &mut Doc, from: &[&str], to: &str| {
-        if let Some(n) = get(from) {
+        if doc.wants(to)
+            && let Some(n) = get(from)
+        {
             doc.set(to, n.to_json());
         }
     };
@@ -329,17 +370,21 @@ fn build(json: &Obj, original: Option<String>, opts: &NormalizeOptions) -> Value
         ("additionalEventData", "additional_eventdata"),
         ("serviceEventDetails", "service_event_details"),
     ] {
+        let (text_field, flat_field) = (
+            format!("aws.cloudtrail.{field}"),
+            format!("aws.cloudtrail.flattened.{field}"),
+        );
+        if !doc.wants(&text_field) && !doc.wants(&flat_field) {
+            continue;
+        }
         let Some(payload) = get(&[source]).filter(|n| **n != Node::Null) else {
             continue;
         };
         let text = javamap::render(payload);
         let short = text.encode_utf16().count() < FLATTENED_MAX;
-        doc.set(&format!("aws.cloudtrail.{field}"), Value::String(text));
-        if short || !integration {
-            doc.set(
-                &format!("aws.cloudtrail.flattened.{field}"),
-                payload.to_json(),
-            );
+        doc.set(&text_field, Value::String(text));
+        if (short || !integration) && doc.wants(&flat_field) {
+            doc.set(&flat_field, payload.to_json());
         }
     }
 
@@ -358,7 +403,10 @@ fn build(json: &Obj, original: Option<String>, opts: &NormalizeOptions) -> Value
         "aws.cloudtrail.management_event",
     );
     copy(&mut doc, &["readOnly"], "aws.cloudtrail.read_only");
-    if integration && let Some(Node::List(resources)) = get(&["resources"]) {
+    if integration
+        && doc.wants("aws.cloudtrail.resources")
+        && let Some(Node::List(resources)) = get(&["resources"])
+    {
         doc.set("aws.cloudtrail.resources", unique_resources(resources));
     }
     copy(
@@ -391,13 +439,21 @@ fn build(json: &Obj, original: Option<String>, opts: &NormalizeOptions) -> Value
     if get(&["eventName"]).and_then(Node::as_str) == Some("ConsoleLogin") {
         console_login(&mut doc, get(&["additionalEventData"]));
     }
+    // From the record, not the document: the document may leave these fields out.
+    let failed = get(&["errorCode"]).is_some() || get(&["errorMessage"]).is_some();
+    let action = get(&["eventName"]).map(template).filter(|s| !s.is_empty());
     categorize(
         &mut doc,
         integration,
+        failed,
+        action,
         get(&["responseElements", "ConsoleLogin"]),
     );
 
-    if integration && let Some(details) = get(&["insightDetails"]) {
+    if integration
+        && doc.wants("aws.cloudtrail.flattened.insight_details")
+        && let Some(details) = get(&["insightDetails"])
+    {
         doc.set(
             "aws.cloudtrail.flattened.insight_details",
             details.to_json(),
@@ -515,7 +571,13 @@ fn console_login(doc: &mut Doc, extra: Option<&Node>) {
 }
 
 /// The categorisation script: kind, type, outcome, then the per-eventName overrides.
-fn categorize(doc: &mut Doc, integration: bool, console_login: Option<&Node>) {
+fn categorize(
+    doc: &mut Doc,
+    integration: bool,
+    failed: bool,
+    action: Option<String>,
+    console_login: Option<&Node>,
+) {
     doc.set("event.kind", Value::String("event".into()));
     let info = if integration {
         serde_json::json!(["info"])
@@ -523,11 +585,9 @@ fn categorize(doc: &mut Doc, integration: bool, console_login: Option<&Node>) {
         Value::String("info".into())
     };
     doc.set("event.type", info);
-    let failed = doc.get("aws.cloudtrail.error_code").is_some()
-        || doc.get("aws.cloudtrail.error_message").is_some();
     let outcome = if failed { "failure" } else { "success" };
     doc.set("event.outcome", Value::String(outcome.into()));
-    let Some(Value::String(action)) = doc.get("event.action").cloned() else {
+    let Some(action) = action else {
         return;
     };
     if action == "ConsoleLogin"

@@ -13,8 +13,11 @@ use flate2::bufread::MultiGzDecoder;
 use serde_json::Value;
 
 use super::NormalizeOptions;
+use super::fields::FieldMask;
 use super::layout::DayRange;
-use super::normalize::{Normalized, RecordFilter, normalize_record_filtered};
+use super::normalize::{
+    FieldSelector, Normalized, RecordFilter, normalize_record, normalize_record_selected,
+};
 use super::split::{RawRecord, RecordSplitter, SplitError};
 
 const BUFFER: usize = 256 * 1024;
@@ -289,6 +292,23 @@ pub fn open(
 pub struct Document {
     pub index: usize,
     pub value: Value,
+    /// When `value` holds only the fields a [`FieldSelector`] asked for: the record, for
+    /// [`Document::whole`].
+    pub partial: Option<Box<[u8]>>,
+}
+
+impl Document {
+    /// The whole document: `value` itself, or built again from the record.
+    pub fn whole(&self, opts: &NormalizeOptions) -> Value {
+        match &self.partial {
+            None => self.value.clone(),
+            // The record normalized once already, so it normalizes again.
+            Some(raw) => match normalize_record(raw, opts) {
+                Ok(Normalized::Event(value)) => value,
+                _ => self.value.clone(),
+            },
+        }
+    }
 }
 
 /// Per-input tallies.
@@ -319,7 +339,7 @@ pub struct DocumentReader {
     /// Records of an envelope whose `Records` key was not first (read whole, then split).
     pending: VecDeque<RawRecord>,
     stats: ReadStats,
-    prefilter: Option<Arc<RecordFilter>>,
+    selector: Option<Arc<FieldSelector>>,
 }
 
 impl DocumentReader {
@@ -340,14 +360,21 @@ impl DocumentReader {
             opts: opts.clone(),
             pending: VecDeque::new(),
             stats: ReadStats::default(),
-            prefilter: None,
+            selector: None,
         }
     }
 
     /// Only normalize raw records whose `eventSource`/`eventName` pass `filter`; the others
     /// are counted in [`ReadStats::prefiltered`] and not yielded.
-    pub fn with_prefilter(mut self, filter: Arc<RecordFilter>) -> Self {
-        self.prefilter = Some(filter);
+    pub fn with_prefilter(self, filter: Arc<RecordFilter>) -> Self {
+        self.with_selector(Arc::new(move |raw| filter(raw).then_some(FieldMask::ALL)))
+    }
+
+    /// As [`DocumentReader::with_prefilter`], building of each kept record only the fields
+    /// `selector` asks for; such a document keeps its record ([`Document::partial`]) so that
+    /// the whole document can be built when it is wanted.
+    pub fn with_selector(mut self, selector: Arc<FieldSelector>) -> Self {
+        self.selector = Some(selector);
         self
     }
 
@@ -426,12 +453,18 @@ impl Iterator for DocumentReader {
                 Ok(record) => record,
                 Err(problem) => return Some(Err(problem)),
             };
-            let keep_all: &RecordFilter = &|_| true;
-            let keep = self.prefilter.as_deref().unwrap_or(keep_all);
-            match normalize_record_filtered(&record.bytes, &self.opts, keep) {
+            let selected = match self.selector.as_deref() {
+                Some(select) => normalize_record_selected(&record.bytes, &self.opts, select),
+                None => {
+                    normalize_record_selected(&record.bytes, &self.opts, |_| Some(FieldMask::ALL))
+                }
+            };
+            match selected.map(|s| s.map(|(normalized, mask)| (normalized, mask.is_all()))) {
                 Ok(None) => self.stats.prefiltered += 1,
-                Ok(Some(Normalized::Envelope)) if self.expand_late_envelope(&record) => continue,
-                Ok(Some(Normalized::Envelope)) => {
+                Ok(Some((Normalized::Envelope, _))) if self.expand_late_envelope(&record) => {
+                    continue;
+                }
+                Ok(Some((Normalized::Envelope, _))) => {
                     self.stats.skipped += 1;
                     let message = "an envelope whose `Records` is not an array".to_string();
                     return Some(Err(self.problem(
@@ -440,14 +473,15 @@ impl Iterator for DocumentReader {
                         message,
                     )));
                 }
-                Ok(Some(Normalized::Event(value))) => {
+                Ok(Some((Normalized::Event(value), whole))) => {
                     self.stats.documents += 1;
                     return Some(Ok(Document {
                         index: record.index,
                         value,
+                        partial: (!whole).then(|| record.bytes.into_boxed_slice()),
                     }));
                 }
-                Ok(Some(Normalized::Digest)) => self.stats.digests += 1,
+                Ok(Some((Normalized::Digest, _))) => self.stats.digests += 1,
                 Err(e) => {
                     self.stats.skipped += 1;
                     return Some(Err(self.problem(

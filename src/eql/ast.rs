@@ -111,6 +111,28 @@ pub enum Expr {
     },
 }
 
+impl Expr {
+    /// Every field the expression names, in order of appearance.
+    pub fn fields<'a>(&'a self, out: &mut Vec<&'a str>) {
+        match self {
+            Expr::Literal(_) => {}
+            Expr::Field(field) => out.push(&field.name),
+            Expr::And(items) | Expr::Or(items) => items.iter().for_each(|e| e.fields(out)),
+            Expr::Not(inner) | Expr::Neg(inner) => inner.fields(out),
+            Expr::Compare { left, right, .. } | Expr::Arith { left, right, .. } => {
+                left.fields(out);
+                right.fields(out);
+            }
+            Expr::In { expr, list, .. } => {
+                expr.fields(out);
+                list.iter().for_each(|e| e.fields(out));
+            }
+            Expr::Match { expr, .. } => expr.fields(out),
+            Expr::Call { args, .. } => args.iter().for_each(|e| e.fields(out)),
+        }
+    }
+}
+
 /// Binding strength, loosest first: `or`, `and`, `not`, comparisons and predicates, `+ -`,
 /// `* / %`, unary minus, then atoms.
 fn precedence(e: &Expr) -> u8 {

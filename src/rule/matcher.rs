@@ -133,6 +133,19 @@ impl RuleMatcher {
             && self.eql_matches(doc.json())
     }
 
+    /// The fields the query and filters read, or `None` when they may read any (see
+    /// [`Matcher::fields_read`]).
+    pub fn fields_read(&self) -> Option<Vec<&str>> {
+        let mut fields = match &self.matcher {
+            Some(matcher) => matcher.fields_read()?,
+            None => Vec::new(),
+        };
+        for eql in &self.eql {
+            fields.extend(eql.fields_read());
+        }
+        Some(fields)
+    }
+
     fn eql_matches(&self, doc: &Value) -> bool {
         self.eql.is_empty() || self.eql.iter().any(|m| m.matches(doc))
     }

@@ -19,6 +19,7 @@ use serde_json::Value;
 
 use crate::alert::aggregate::{new_terms_alert, new_terms_id, threshold_alert};
 use crate::alert::{AlertBuilder, AlertDoc, AlertEvent};
+use crate::cloudtrail::{NormalizeOptions, Normalized, normalize_record};
 use crate::new_terms::{NewTerm, Schedule, Term, TermLog, indexed_values, term_key, terms_of};
 use crate::rule::{NewTerms, Rule, RuleKind};
 use crate::threshold::{Event as GroupEvent, Threshold, evaluate, group_keys};
@@ -28,7 +29,27 @@ use crate::threshold::{Event as GroupEvent, Threshold, evaluate, group_keys};
 pub(super) struct StoredEvent {
     pub doc_id: String,
     pub time: DateTime<Utc>,
-    pub source: Vec<u8>,
+    pub source: Source,
+}
+
+/// An event's document, or its record when only part of the document was built.
+#[derive(Debug, Clone)]
+pub(super) enum Source {
+    Document(Vec<u8>),
+    Record(Box<[u8]>),
+}
+
+impl Source {
+    fn document(&self, opts: &NormalizeOptions) -> Value {
+        match self {
+            Source::Document(json) => serde_json::from_slice(json).unwrap_or(Value::Null),
+            // It normalized once already, in the scan, so it normalizes again.
+            Source::Record(raw) => match normalize_record(raw, opts) {
+                Ok(Normalized::Event(doc)) => doc,
+                _ => Value::Null,
+            },
+        }
+    }
 }
 
 /// What one matching document contributes to an aggregating rule.
@@ -230,6 +251,8 @@ pub(super) struct AggregateRule<'a> {
     pub cadence: Cadence,
     pub builder: &'a AlertBuilder,
     pub index: &'a str,
+    /// For events kept as their record ([`Source::Record`]).
+    pub normalize: &'a NormalizeOptions,
 }
 
 /// One rule's alerts.
@@ -261,7 +284,7 @@ fn new_term_alerts(rule: &AggregateRule<'_>, found: Vec<NewTerm<StoredEvent>>) -
     let alerts = kept
         .into_iter()
         .map(|new| {
-            let source: Value = serde_json::from_slice(&new.payload.source).unwrap_or(Value::Null);
+            let source = new.payload.source.document(rule.normalize);
             let event = AlertEvent {
                 index: rule.index,
                 id: &new.payload.doc_id,

@@ -175,6 +175,7 @@ fn scan_file(
     file_no: usize,
     file: &InputFile,
     rules: &RuleSet,
+    dispatch: &Arc<prefilter::Dispatch>,
     builders: &[AlertBuilder],
     index: &str,
     opts: &ScanOptions,
@@ -184,10 +185,8 @@ fn scan_file(
     // The document `_id` the S3 input would give: a hash of the object, then the position.
     let prefix = &sha256_hex(&file.input.to_string())[..10];
     let mut reader = DocumentReader::open(file, &opts.normalize, progress);
-    if opts.prefilter
-        && let Some(prefilter) = rules.prefilter.clone()
-    {
-        reader = reader.with_prefilter(Arc::new(move |raw| prefilter.may_match(raw)));
+    if opts.prefilter {
+        reader = reader.with_selector(rules.selector(Arc::clone(dispatch)));
     }
     let mut result = FileResult {
         hits: Vec::new(),
@@ -198,6 +197,7 @@ fn scan_file(
         stats: Default::default(),
     };
     let mut buffer = PrepareBuffer::default();
+    let mut candidates = Vec::new();
     for item in reader.by_ref() {
         let doc = match item {
             Ok(doc) => doc,
@@ -211,44 +211,38 @@ fn scan_file(
             }
         };
         let prepared = rules.slots.prepare_in(buffer, &doc.value);
-        let copied = prefilter::document_fields(&doc.value);
-        for (i, compiled) in rules.rules.iter().enumerate() {
-            if let (Some(pins), Some(copied)) = (&compiled.pins, &copied)
-                && !pins.may_match(copied)
-            {
-                continue;
-            }
+        match prefilter::document_fields(&doc.value) {
+            Some(copied) => dispatch.candidates(&copied, &mut candidates),
+            None => dispatch.all(&mut candidates),
+        }
+        let mut whole: Option<Value> = None;
+        for &i in &candidates {
+            let i = i as usize;
+            let compiled = &rules.rules[i];
             if !compiled.matcher.matches_prepared(&prepared) {
                 continue;
             }
             let doc_id = format!("{prefix}-{:012}", doc.index);
+            // The document holds the fields the rule reads, and always the event's time and
+            // id; what an alert is built from must be whole.
             let time = event_time(&doc.value, now);
-            if let RuleKind::Eql(eql) = &compiled.kind
-                && eql.sequence().is_some()
-            {
-                let identity = event_identity(builders[i].identity(), index, &doc_id, &doc.value);
-                result.sequence_events.push((
-                    identity,
-                    sequence::SequenceEvent {
-                        rule: i,
-                        time,
-                        position: (file_no, doc.index),
-                        doc_id,
-                        source: serde_json::to_vec(&doc.value).unwrap_or_default(),
-                    },
-                ));
-                continue;
-            }
             if matches!(
                 compiled.kind,
                 RuleKind::NewTerms(_) | RuleKind::Threshold(_)
             ) {
                 let identity =
                     || event_identity(builders[i].identity(), index, &doc_id, &doc.value);
+                // Kept as the record when the document is not whole: most observations never
+                // become alerts, and those that do are built whole at the end.
                 let stored = || StoredEvent {
                     doc_id: doc_id.clone(),
                     time,
-                    source: serde_json::to_vec(&doc.value).unwrap_or_default(),
+                    source: match &doc.partial {
+                        Some(raw) => aggregate::Source::Record(raw.clone()),
+                        None => aggregate::Source::Document(
+                            serde_json::to_vec(&doc.value).unwrap_or_default(),
+                        ),
+                    },
                 };
                 result.observations.extend(aggregate::observe(
                     i,
@@ -260,10 +254,30 @@ fn scan_file(
                 ));
                 continue;
             }
+            let source_doc: &Value = match &doc.partial {
+                None => &doc.value,
+                Some(_) => whole.get_or_insert_with(|| doc.whole(&opts.normalize)),
+            };
+            if let RuleKind::Eql(eql) = &compiled.kind
+                && eql.sequence().is_some()
+            {
+                let identity = event_identity(builders[i].identity(), index, &doc_id, source_doc);
+                result.sequence_events.push((
+                    identity,
+                    sequence::SequenceEvent {
+                        rule: i,
+                        time,
+                        position: (file_no, doc.index),
+                        doc_id,
+                        source: serde_json::to_vec(source_doc).unwrap_or_default(),
+                    },
+                ));
+                continue;
+            }
             let event = AlertEvent {
                 index,
                 id: &doc_id,
-                source: &doc.value,
+                source: source_doc,
                 timestamp: time,
             };
             let alert_id = builders[i].alert_id(&event);
@@ -271,9 +285,9 @@ fn scan_file(
                 rule: i,
                 alert_id,
                 time,
-                event_id: event_id(&doc.value),
+                event_id: event_id(source_doc),
                 doc_id,
-                source: serde_json::to_vec(&doc.value).unwrap_or_default(),
+                source: serde_json::to_vec(source_doc).unwrap_or_default(),
                 position: (file_no, doc.index),
             });
         }
@@ -395,6 +409,7 @@ pub fn scan(
         pool = pool.num_threads(n.max(1));
     }
     let pool = pool.build()?;
+    let dispatch = rules.dispatch();
     // Results are merged as each file finishes, so memory holds one copy per distinct alert
     // (not one per match) whatever the input size.
     let cadences: Vec<Option<Cadence>> = rules
@@ -436,6 +451,7 @@ pub fn scan(
                 file_no,
                 f,
                 rules,
+                &dispatch,
                 &builders,
                 &index,
                 opts,
@@ -502,6 +518,7 @@ pub fn scan(
             }),
             builder,
             index: &index,
+            normalize: &opts.normalize,
         })
         .collect();
     let mut aggregated = Vec::new();

@@ -80,6 +80,11 @@ fn raw_field_named(name: &str) -> Option<RawField> {
         .find_map(|(ecs, field)| (*ecs == name).then_some(*field))
 }
 
+/// The document fields [`document_fields`] reads.
+pub fn copied_fields() -> impl Iterator<Item = &'static str> {
+    COPIED.iter().map(|(ecs, _)| *ecs)
+}
+
 /// The copied fields read from a normalized document instead of the raw record (they hold
 /// the same values), so a rule's own conditions can be tested on it. `None` when one holds
 /// something other than a string (an ECS input may hold an array), which the conditions
@@ -325,8 +330,129 @@ impl Prefilter {
     }
 }
 
+impl Prefilter {
+    /// The exact values of `field` one of which every alternative requires, when each does:
+    /// a record with another value (or none) cannot pass.
+    fn required_exact(&self, field: RawField) -> Option<Vec<&str>> {
+        let mut values = Vec::new();
+        for conjuncts in &self.alternatives {
+            let (_, patterns) = conjuncts.iter().find(|(f, _)| *f == field)?;
+            for pattern in patterns {
+                match pattern {
+                    Pattern::Exact(value) => values.push(value.as_str()),
+                    _ => return None,
+                }
+            }
+        }
+        Some(values)
+    }
+}
+
+/// The rules of a scan indexed by the event name or source their pins require, so that a
+/// record is tested only against the rules that can take it: those indexed under its
+/// `eventName`, under its `eventSource`, and those indexed under neither.
+#[derive(Debug, Clone, Default)]
+pub struct Dispatch {
+    by_name: rustc_hash::FxHashMap<String, Vec<u32>>,
+    by_source: rustc_hash::FxHashMap<String, Vec<u32>>,
+    unindexed: Vec<u32>,
+    pins: Vec<Option<Prefilter>>,
+}
+
+impl Dispatch {
+    /// Each rule's pins, in rule order (`None`: the rule takes every record).
+    pub fn new(pins: Vec<Option<Prefilter>>) -> Dispatch {
+        let mut dispatch = Dispatch::default();
+        for (i, rule_pins) in pins.iter().enumerate() {
+            let i = i as u32;
+            let names = rule_pins
+                .as_ref()
+                .and_then(|p| p.required_exact(RawField::Name));
+            let sources = rule_pins
+                .as_ref()
+                .and_then(|p| p.required_exact(RawField::Source));
+            let (index, keys) = match (names, sources) {
+                (Some(names), _) => (&mut dispatch.by_name, names),
+                (None, Some(sources)) => (&mut dispatch.by_source, sources),
+                (None, None) => {
+                    dispatch.unindexed.push(i);
+                    continue;
+                }
+            };
+            let mut keys = keys;
+            keys.sort_unstable();
+            keys.dedup();
+            for key in keys {
+                index.entry(key.to_string()).or_default().push(i);
+            }
+        }
+        dispatch.pins = pins;
+        dispatch
+    }
+
+    /// Into `out`, in rule order: the rules whose pins `raw` passes.
+    pub fn candidates(&self, raw: &RawFields, out: &mut Vec<u32>) {
+        out.clear();
+        if let Some(rules) = raw.event_name.and_then(|k| self.by_name.get(k)) {
+            out.extend_from_slice(rules);
+        }
+        if let Some(rules) = raw.event_source.and_then(|k| self.by_source.get(k)) {
+            out.extend_from_slice(rules);
+        }
+        out.extend_from_slice(&self.unindexed);
+        out.sort_unstable();
+        out.retain(|&i| {
+            self.pins
+                .get(i as usize)
+                .and_then(Option::as_ref)
+                .is_none_or(|pins| pins.may_match(raw))
+        });
+    }
+
+    /// Every rule, in rule order (for a record whose copied fields cannot be judged).
+    pub fn all(&self, out: &mut Vec<u32>) {
+        out.clear();
+        out.extend(0..self.pins.len() as u32);
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn dispatch_offers_a_record_only_the_rules_its_fields_can_satisfy() {
+        let pins: Vec<Option<Prefilter>> = [
+            "event.action: (AddPermission20150331v2 or CreateUser)",
+            "event.provider: iam.amazonaws.com",
+            "event.action: Create* and event.provider: iam.amazonaws.com",
+            "event.dataset: aws.cloudtrail",
+            "event.action: CreateUser and event.provider: s3.amazonaws.com",
+        ]
+        .iter()
+        .map(|q| filter(&[q]))
+        .collect();
+        assert!(pins[3].is_none());
+        let dispatch = Dispatch::new(pins);
+        let raw = |source, name| RawFields {
+            event_source: Some(source),
+            event_name: Some(name),
+            ..RawFields::default()
+        };
+        let mut out = Vec::new();
+        dispatch.candidates(&raw("iam.amazonaws.com", "CreateUser"), &mut out);
+        assert_eq!(out, [0, 1, 2, 3]);
+        dispatch.candidates(
+            &raw("lambda.amazonaws.com", "AddPermission20150331v2"),
+            &mut out,
+        );
+        assert_eq!(out, [0, 3]);
+        dispatch.candidates(&raw("s3.amazonaws.com", "GetObject"), &mut out);
+        assert_eq!(out, [3]);
+        dispatch.candidates(&RawFields::default(), &mut out);
+        assert_eq!(out, [3]);
+        dispatch.all(&mut out);
+        assert_eq!(out, [0, 1, 2, 3, 4]);
+    }
+
     use super::*;
 
     fn filter(queries: &[&str]) -> Option<Prefilter> {

@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use crate::cloudtrail::Flavor;
+use crate::cloudtrail::{FieldMask, FieldSelector, Flavor};
 use crate::kql::{FieldInfo, FieldSlots, FieldTypes, MatchOptions};
 use crate::rule::{LoadReport, Rule, RuleKind, RuleMatcher};
 
-use super::prefilter::{Prefilter, RuleQuery};
+use super::prefilter::{Dispatch, Prefilter, RuleQuery};
 
 /// One rule ready to run over documents.
 #[derive(Debug, Clone)]
@@ -22,6 +22,9 @@ pub struct CompiledRule {
     /// The rule's own necessary conditions on copied fields: a document failing them is not
     /// evaluated against the rule at all (`None`: every document is).
     pub pins: Option<Prefilter>,
+    /// The document fields the rule's query and filters read, with those its pins are checked
+    /// on: building just these for a record gives the rule the same answer.
+    pub fields: FieldMask,
 }
 
 /// A rule that will not run in this scan, and why.
@@ -40,6 +43,36 @@ pub struct RuleSet {
     pub prefilter: Option<Prefilter>,
     /// The fields the rules read; each document is prepared with them once for all rules.
     pub slots: Arc<FieldSlots>,
+}
+
+impl RuleSet {
+    /// The rules indexed by what their pins require (built for each scan, from the rules as
+    /// they are then).
+    pub fn dispatch(&self) -> Arc<Dispatch> {
+        Arc::new(Dispatch::new(
+            self.rules.iter().map(|r| r.pins.clone()).collect(),
+        ))
+    }
+
+    /// Per raw record, the rules that can take it decide what is built: nothing when there
+    /// are none, else the fields those rules read (the rules that matched then get their
+    /// alerts from the whole document, `Document::whole`).
+    pub fn selector(&self, dispatch: Arc<Dispatch>) -> Arc<FieldSelector> {
+        let fields: Vec<FieldMask> = self.rules.iter().map(|r| r.fields).collect();
+        Arc::new(move |raw| {
+            let mut candidates = Vec::new();
+            dispatch.candidates(raw, &mut candidates);
+            let mut wanted: Option<FieldMask> = None;
+            for i in candidates {
+                let mask = wanted.unwrap_or(FieldMask::NONE).union(fields[i as usize]);
+                if mask.is_all() {
+                    return Some(mask);
+                }
+                wanted = Some(mask);
+            }
+            wanted
+        })
+    }
 }
 
 /// The index a scanned document would live in, for the rule's index patterns and the alert's
@@ -194,12 +227,34 @@ impl RuleSet {
                         Some(own) => queries.push(own),
                         None => unconstrained = true,
                     }
+                    // What the aggregating types group by is read from the same document.
+                    let grouped: Vec<&str> = match &kind {
+                        RuleKind::NewTerms(params) => {
+                            params.fields.iter().map(String::as_str).collect()
+                        }
+                        RuleKind::Threshold(params) => params
+                            .field
+                            .iter()
+                            .chain(params.cardinality.as_ref().map(|c| &c.field))
+                            .map(String::as_str)
+                            .collect(),
+                        RuleKind::Query | RuleKind::Eql(_) => Vec::new(),
+                    };
+                    let fields = match matcher.fields_read() {
+                        Some(read) => FieldMask::reading_all(
+                            read.into_iter()
+                                .chain(grouped)
+                                .chain(super::prefilter::copied_fields().map(|f| -> &str { f })),
+                        ),
+                        None => FieldMask::ALL,
+                    };
                     set.rules.push(CompiledRule {
                         rule: Arc::clone(rule),
                         origin,
                         matcher,
                         kind,
                         pins,
+                        fields,
                     });
                 }
                 Err(e) => set.left_out.push(leave_out(e.to_string())),

@@ -206,6 +206,17 @@ impl Matcher {
         })
     }
 
+    /// The fields [`Matcher::matches`] reads: a document holding them gives the same answer as
+    /// the whole document.
+    pub fn fields_read(&self) -> Vec<&str> {
+        let mut fields = Vec::new();
+        if let Category::Named(_) = &self.query.category {
+            fields.push(self.category_field.as_str());
+        }
+        self.query.condition.fields(&mut fields);
+        fields
+    }
+
     /// Whether `doc` is an event of the query's category that meets its condition.
     pub fn matches(&self, doc: &Json) -> bool {
         self.category_matches(doc) && self.eval(&self.query.condition, doc).truthy()

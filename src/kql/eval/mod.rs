@@ -131,6 +131,29 @@ impl Matcher {
             slots_id: self.slots_id,
         })
     }
+
+    /// The fields whose values the query reads, or `None` when it may read any field (a
+    /// field-name pattern, free text, a nested group): a document holding these fields gives
+    /// the same answer as the whole document.
+    pub fn fields_read(&self) -> Option<Vec<&str>> {
+        let mut fields = Vec::new();
+        self.root.fields_read(&mut fields).then_some(fields)
+    }
+}
+
+impl Node {
+    fn fields_read<'a>(&'a self, out: &mut Vec<&'a str>) -> bool {
+        match self {
+            Node::And(items) | Node::Or(items) => items.iter().all(|n| n.fields_read(out)),
+            Node::Not(inner) => inner.fields_read(out),
+            Node::Const(_) => true,
+            Node::Fields(tests) => {
+                out.extend(tests.iter().map(|t| t.path.as_str()));
+                true
+            }
+            Node::PathPattern { .. } | Node::AnyValue(_) | Node::Nested { .. } => false,
+        }
+    }
 }
 
 /// Where field values are read from.
