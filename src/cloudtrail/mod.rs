@@ -4,7 +4,8 @@
 //! - [`read`] holds the inputs (files, directories, stdin; gzip by magic bytes; digest files skipped)
 //!   and [`DocumentReader`], which streams one input's documents with its problems.
 //! - [`split`] is the streaming record splitter (envelope, JSON array, NDJSON).
-//! - [`normalize`] is the ingest pipeline, one record at a time.
+//! - [`normalize`] is the ingest pipeline, one record at a time; `processors` holds its steps
+//!   that derive fields from others (categorisation, TLS, console login, resources).
 //! - [`layout`] is CloudTrail's delivery layout in a bucket, for choosing files by day.
 //! - [`javamap`] renders Java `HashMap.toString()`, the text of `aws.cloudtrail.request_parameters`.
 //!
@@ -26,14 +27,15 @@ pub mod javamap;
 pub mod layout;
 pub mod node;
 pub mod normalize;
+mod processors;
 pub mod read;
 pub mod split;
 
 pub use fields::FieldMask;
 pub use layout::DayRange;
 pub use normalize::{
-    ECS_VERSION, FieldSelector, Normalized, RawFields, RecordError, RecordFilter, normalize_record,
-    normalize_record_fields, normalize_record_filtered, normalize_record_selected,
+    ECS_VERSION, FieldSelector, Normalized, RawFields, RecordError, normalize_record,
+    normalize_record_selected,
 };
 pub use read::{
     Discovered, Document, DocumentReader, Input, InputFile, Problem, ReadStats, RemoteInput,

@@ -15,9 +15,7 @@ use serde_json::Value;
 use super::NormalizeOptions;
 use super::fields::FieldMask;
 use super::layout::DayRange;
-use super::normalize::{
-    FieldSelector, Normalized, RecordFilter, normalize_record, normalize_record_selected,
-};
+use super::normalize::{FieldSelector, Normalized, normalize_record, normalize_record_selected};
 use super::split::{RawRecord, RecordSplitter, SplitError};
 
 const BUFFER: usize = 256 * 1024;
@@ -364,15 +362,9 @@ impl DocumentReader {
         }
     }
 
-    /// Only normalize raw records whose `eventSource`/`eventName` pass `filter`; the others
-    /// are counted in [`ReadStats::prefiltered`] and not yielded.
-    pub fn with_prefilter(self, filter: Arc<RecordFilter>) -> Self {
-        self.with_selector(Arc::new(move |raw| filter(raw).then_some(FieldMask::ALL)))
-    }
-
-    /// As [`DocumentReader::with_prefilter`], building of each kept record only the fields
-    /// `selector` asks for; such a document keeps its record ([`Document::partial`]) so that
-    /// the whole document can be built when it is wanted.
+    /// Build of each raw record only the fields `selector` asks for, and nothing of one it
+    /// rejects (counted in [`ReadStats::prefiltered`], not yielded); a document built in part
+    /// keeps its record ([`Document::partial`]) so that it can be built whole when wanted.
     pub fn with_selector(mut self, selector: Arc<FieldSelector>) -> Self {
         self.selector = Some(selector);
         self

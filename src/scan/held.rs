@@ -5,6 +5,7 @@
 //! budget (`scan --memory`) it waits in memory; beyond it, in an unnamed temporary file that
 //! the system deletes when the scan ends, however it ends. The output is the same either way.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::sync::Mutex;
@@ -78,9 +79,9 @@ impl HeldEvents {
     }
 
     /// The bytes of `held`.
-    pub fn read(&self, held: &Held) -> io::Result<Vec<u8>> {
+    pub fn read<'a>(&self, held: &'a Held) -> io::Result<Cow<'a, [u8]>> {
         match held {
-            Held::Memory(bytes) => Ok(bytes.to_vec()),
+            Held::Memory(bytes) => Ok(Cow::Borrowed(bytes)),
             Held::Spilled { offset, len } => {
                 let spill = self
                     .spill
@@ -94,7 +95,7 @@ impl HeldEvents {
                 let read = file.read_exact(&mut bytes);
                 // Writes append: the file's position goes back to its end.
                 file.seek(SeekFrom::End(0))?;
-                read.map(|()| bytes)
+                read.map(|()| Cow::Owned(bytes))
             }
         }
     }
@@ -115,11 +116,11 @@ mod tests {
         assert!(matches!(c, Held::Spilled { offset: 3, len: 5 }));
         assert_eq!(held.spilled, 8);
         // Reads in any order, and writes after reads, keep their places.
-        assert_eq!(held.read(&c).expect("read"), b"defgh");
-        assert_eq!(held.read(&a).expect("read"), b"0123456789");
+        assert_eq!(&*held.read(&c).expect("read"), b"defgh");
+        assert_eq!(&*held.read(&a).expect("read"), b"0123456789");
         let d = held.hold(b"ij".to_vec()).expect("held");
-        assert_eq!(held.read(&b).expect("read"), b"abc");
-        assert_eq!(held.read(&d).expect("read"), b"ij");
+        assert_eq!(&*held.read(&b).expect("read"), b"abc");
+        assert_eq!(&*held.read(&d).expect("read"), b"ij");
         // Released memory is budget again.
         held.release(&a);
         assert!(matches!(
