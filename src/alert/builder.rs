@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
+use super::compliance::{REMOVED_FIELDS, strip_non_ecs};
 use super::doc::{AlertDoc, EventHit};
 use super::fields::{copy_leaves, format_timestamp, lookup, parse_timestamp};
 use super::id::{IdentityStrategy, alert_id, event_identity, rule_uuid};
@@ -120,8 +121,14 @@ pub struct AlertBuilder {
 }
 
 impl AlertBuilder {
+    /// Alerts whose `kibana.alert.rule.uuid` is derived from the rule id.
     pub fn new(rule: &Rule, ctx: &RunContext) -> Self {
-        let rule_uuid = rule_uuid(&rule.rule_id);
+        Self::with_rule_uuid(rule, ctx, rule_uuid(&rule.rule_id))
+    }
+
+    /// Alerts naming `rule_uuid` as their rule: the id of the rule's registration in Kibana,
+    /// so that Kibana's rule links and rule pages find it.
+    pub fn with_rule_uuid(rule: &Rule, ctx: &RunContext, rule_uuid: Uuid) -> Self {
         AlertBuilder {
             rule_id: rule.rule_id.clone(),
             rule_name: rule.name.clone(),
@@ -201,7 +208,7 @@ impl AlertBuilder {
         &self,
         index: &str,
         doc_id: &str,
-        source: Value,
+        mut source: Value,
         timestamp: DateTime<Utc>,
         id: String,
     ) -> AlertDoc {
@@ -217,6 +224,12 @@ impl AlertBuilder {
         let reason = match &overridden {
             Some(o) => reason(&source, o.severity, &o.rule_name),
             None => reason(&source, self.severity, &self.rule_name),
+        };
+        // As Kibana: overrides and reason read the event as it is, the alert keeps only what
+        // the ECS mapping can take.
+        let removed = match &mut source {
+            Value::Object(fields) => strip_non_ecs(fields),
+            _ => Vec::new(),
         };
         let mut originals = Map::new();
         if let Value::Object(fields) = &source {
@@ -262,6 +275,9 @@ impl AlertBuilder {
             doc.insert("kibana.alert.rule.name".into(), Value::String(o.rule_name));
         }
         doc.insert("kibana.alert.uuid".into(), Value::String(id.clone()));
+        if !removed.is_empty() {
+            doc.insert(REMOVED_FIELDS.into(), json!(removed));
+        }
 
         AlertDoc {
             id,

@@ -8,10 +8,13 @@
 //!   event, as Kibana applies them.
 //! - [`aggregate`]: the alerts of `new_terms` and `threshold` rules (the term or group they
 //!   are about in the document and in the id).
+//! - [`compliance`]: source values the ECS mapping would refuse, removed as Kibana removes
+//!   them, so that one bad value does not cost the whole alert.
 //! - [`fields`]: reading dotted paths out of event documents that mix nested and flat keys.
 
 pub mod aggregate;
 pub mod builder;
+pub mod compliance;
 pub mod doc;
 pub mod fields;
 pub mod id;
