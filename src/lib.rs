@@ -28,8 +28,11 @@
 //!     parallel, streaming, alerts built exactly as the service builds them.
 //!   - [`elasticsearch`]: the adapter implementing the engine's ports over the official
 //!     client, for Elasticsearch 8 and OpenSearch 2 (the differences in one dialect).
-//! - Layer 5, [`ops`]: what an operator needs: health and metrics endpoints, leases for
-//!   scale-out, `load`.
+//! - Layer 5:
+//!   - [`ops`]: what an operator needs: health and metrics endpoints, leases for scale-out,
+//!     `load`.
+//!   - [`kibana`]: Kibana's APIs: detection rules registered for rule-runner's rules, the
+//!     Security app's alerts index, exceptions read back, saved objects.
 //! - Layer 6, [`cli`]: the command line; `main.rs` only parses arguments and calls
 //!   [`cli::run`].
 
@@ -39,6 +42,7 @@ pub mod cloudtrail;
 pub mod elasticsearch;
 pub mod engine;
 pub mod eql;
+pub mod kibana;
 pub mod kql;
 pub mod new_terms;
 pub mod ops;

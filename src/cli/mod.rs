@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 pub mod eql;
 pub mod input;
+pub mod kibana;
 pub mod kql;
 pub mod load;
 pub mod normalize;

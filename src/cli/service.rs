@@ -12,8 +12,10 @@ use anyhow::{Context, bail};
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde_json::json;
 
-use crate::elasticsearch::templates::{self, SetupLine, Step};
-use crate::elasticsearch::{ConnectionFlags, EsClient, EsStateStore, ServiceConfig, status};
+use crate::elasticsearch::templates::{self, IndexKind, SetupLine, Step};
+use crate::elasticsearch::{
+    ConnectionFlags, Destination, EsClient, EsStateStore, ServiceConfig, status,
+};
 use crate::engine::{
     Engine, ExecutionRecord, RunOutcome, RunStatus, Schedule, Scheduler, ShutdownTrigger,
     StateStore, SystemClock,
@@ -38,8 +40,14 @@ pub struct RunArgs {
 pub struct SetupArgs {
     #[command(flatten)]
     pub connection: ConnectionFlags,
+    /// Kibana's address as users' browsers reach it, for printed links, when it differs
+    /// from --kibana-url (e.g. `http://localhost:5601` next to `http://kibana:5601` inside
+    /// Docker) [env: KIBANA_PUBLIC_URL].
+    #[arg(long, value_name = "URL")]
+    pub kibana_public_url: Option<String>,
+    /// The rules to register in Kibana (Security destination).
     #[command(flatten)]
-    pub kibana: crate::ops::kibana::KibanaFlags,
+    pub rules: RulesFlag,
 }
 
 #[derive(Debug, clap::Args)]
@@ -89,13 +97,13 @@ pub struct RulesFlag {
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let config = ServiceConfig::load(&args.connection)?;
+    let mut config = ServiceConfig::load(&args.connection)?;
     let rules = load_rules(&args.rules)?;
     runtime()?.block_on(async {
         let client = connect(&config).await?;
-        templates::check(&client, &config.indices).await?;
+        check_destination(&client, &config).await?;
         let ops = crate::ops::service::Operations::new(&args.ops);
-        let engine = engine(&client, &config, &ops);
+        let engine = engine(&client, &mut config, &ops, &rules).await?;
         let leases = ops.leases(&client, &config);
         let (mut scheduler, problems) =
             Scheduler::new(engine, rules, leases, Arc::new(SystemClock)).await;
@@ -128,25 +136,49 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn setup(args: SetupArgs) -> anyhow::Result<ExitCode> {
-    let config = ServiceConfig::load(&args.connection)?;
+    let mut config = ServiceConfig::load(&args.connection)?;
+    if let Some(public) = &args.kibana_public_url {
+        let Some(kibana) = config.kibana.as_mut() else {
+            bail!(
+                "--kibana-public-url needs the Kibana URL itself (--kibana-url, KIBANA_URL or [kibana] url)"
+            );
+        };
+        kibana.public_url = Some(
+            url::Url::parse(public)
+                .with_context(|| format!("--kibana-public-url `{public}` is not a URL"))?,
+        );
+    }
+    let registers = config.destination == Destination::Security && config.kibana.is_some();
+    let rules = if registers {
+        load_rules(&args.rules)?
+    } else {
+        Vec::new()
+    };
     runtime()?.block_on(async {
         let client = connect(&config).await?;
-        let lines = templates::setup(&client, &config.indices).await?;
+        let kinds = IndexKind::used_with(config.destination);
+        let lines = templates::setup_kinds(&client, &config.indices, kinds).await?;
         print!("{}", render_setup(&lines));
-        let kibana = crate::ops::kibana::setup(
-            &args.kibana,
-            &config.connection,
-            &config.indices.alerts,
-            &config.engine.space_id,
-        );
-        if let Some(imported) = kibana.await? {
-            println!(
-                "kibana         {} saved objects imported (data view, saved search, dashboard)\ndashboard      {}",
-                imported.imported, imported.dashboard_url
-            );
-        }
-        Ok(ExitCode::SUCCESS)
+        let complete = super::kibana::setup(&client, &config, &rules).await?;
+        Ok(if complete {
+            ExitCode::SUCCESS
+        } else {
+            eprintln!("error: Kibana refused some rules (listed above); the others are registered");
+            ExitCode::from(1)
+        })
     })
+}
+
+/// `run`'s checks before its first rule, for the configured destination.
+async fn check_destination(client: &EsClient, config: &ServiceConfig) -> anyhow::Result<()> {
+    templates::check_destination(
+        client,
+        &config.indices,
+        config.destination,
+        &config.engine.space_id,
+    )
+    .await?;
+    Ok(())
 }
 
 pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
@@ -154,10 +186,10 @@ pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let rules = load_rules(&args.rules)?;
     runtime()?.block_on(async {
         let client = connect(&config).await?;
-        templates::check(&client, &config.indices).await?;
+        check_destination(&client, &config).await?;
         let store = EsStateStore::new(client.clone(), &config.indices.state, &config.indices.executions);
         let now = Utc::now();
-        let recent = status::alerts_per_rule(&client, &config.indices.alerts, now - TimeDelta::hours(24)).await?;
+        let recent = status::alerts_per_rule(&client, &config.alerts_target(), now - TimeDelta::hours(24)).await?;
         let last_records = store.last_executions().await?;
         let mut rows = Vec::new();
         for rule in &rules {
@@ -198,7 +230,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn backfill(args: BackfillArgs) -> anyhow::Result<ExitCode> {
-    let config = ServiceConfig::load(&args.connection)?;
+    let mut config = ServiceConfig::load(&args.connection)?;
     let all_rules = load_rules(&args.rules)?;
     let now = Utc::now();
     let start = parse_time("--start", &args.start, now)?;
@@ -233,12 +265,14 @@ pub fn backfill(args: BackfillArgs) -> anyhow::Result<ExitCode> {
     };
     runtime()?.block_on(async {
         let client = connect(&config).await?;
-        templates::check(&client, &config.indices).await?;
+        check_destination(&client, &config).await?;
         let engine = engine(
             &client,
-            &config,
+            &mut config,
             &crate::ops::service::Operations::disabled(),
-        );
+            &rules,
+        )
+        .await?;
         let shutdown = ShutdownTrigger::new().on_signals();
         let mut outcomes = Vec::new();
         for rule in &rules {
@@ -283,14 +317,19 @@ async fn connect(config: &ServiceConfig) -> anyhow::Result<EsClient> {
     Ok(client)
 }
 
-fn engine(
+/// The engine over the cluster, its alerts naming the rules' Kibana registrations.
+async fn engine(
     client: &EsClient,
-    config: &ServiceConfig,
+    config: &mut ServiceConfig,
     ops: &crate::ops::service::Operations,
-) -> Arc<Engine> {
-    let (source, sink, state) = crate::elasticsearch::ports(client, &config.indices);
+    rules: &[Arc<Rule>],
+) -> anyhow::Result<Arc<Engine>> {
+    let rule_uuids = super::kibana::run_identity(client, config, rules).await?;
+    let (source, sink, state) = crate::elasticsearch::ports_for(client, config);
     let (source, sink, state) = ops.meter(source, sink, state);
-    Arc::new(Engine::new(source, sink, state, config.engine.clone()))
+    Ok(Arc::new(
+        Engine::new(source, sink, state, config.engine.clone()).with_rule_uuids(rule_uuids),
+    ))
 }
 
 /// The rules from `--rules`, or the built-in ones. Problems are reported; the rules that

@@ -13,6 +13,7 @@
 //! | tiebreaker after the timestamp sort | `_shard_doc` | `_index`, `_id` (no `_shard_doc` in 2.x) |
 //! | `flattened` fields | `flattened` | `flat_object` (same dotted-path queries; no `ignore_above`) |
 //! | `constant_keyword` without a `value` | accepted, set by the first document | rejected: mapped `keyword` |
+//! | `version` fields (Kibana's `kibana.version`) | `version` | none: mapped `keyword` |
 //! | every field in a hit's `fields` | `{"field": "*", "include_unmapped": true}` | `{"field": "*"}` (no `include_unmapped`) |
 //! | EQL (`_eql/search`) | yes | no |
 
@@ -215,6 +216,11 @@ fn rewrite_field(field: &mut Map<String, Value>) {
             field.insert("type".into(), json!("flat_object"));
         }
         Some("constant_keyword") if !field.contains_key("value") => {
+            field.insert("type".into(), json!("keyword"));
+        }
+        // Kibana's alerts mapping types `kibana.version` as `version`, which OpenSearch lacks;
+        // a keyword holds the same text (its ordering is lexical, not by version).
+        Some("version") => {
             field.insert("type".into(), json!("keyword"));
         }
         _ => {}

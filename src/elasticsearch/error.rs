@@ -42,6 +42,14 @@ pub enum EsError {
          (with the same --config/--url) to install the index templates and indices"
     )]
     NotSetUp { problems: String },
+    #[error(
+        "Kibana's alerts alias `{alias}` does not exist, so the alerts of space `{space}` have \
+         nowhere to go (rule-runner never creates it, and its writes use require_alias=true so \
+         that nothing else does). Run `rule-runner setup` with the Kibana URL set ([kibana] url, \
+         KIBANA_URL or --kibana-url): it asks Kibana to initialise the space's alerts index. Or \
+         open Security > Alerts in that Kibana space once, then run again"
+    )]
+    NoSecurityAlias { alias: String, space: String },
     /// The reply was not what the API promises.
     #[error("{what}: unexpected reply from Elasticsearch: {message}")]
     Response { what: String, message: String },

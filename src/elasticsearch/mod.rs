@@ -24,16 +24,17 @@ pub mod templates;
 
 pub use client::{Body, Call, ClusterInfo, EsClient, Reply};
 pub use config::{
-    Auth, ConfigError, ConnectionConfig, ConnectionFlags, IndexNames, RetryPolicy, Secret,
-    ServiceConfig,
+    Auth, ConfigError, ConnectionConfig, ConnectionFlags, Destination, IndexNames, KibanaConfig,
+    RetryPolicy, Secret, ServiceConfig, security_alerts_alias,
 };
 pub use dialect::{Dialect, Distribution};
 pub use error::EsError;
-pub use sink::EsAlertSink;
+pub use sink::{AlertsTarget, EsAlertSink};
 pub use source::EsEventSource;
 pub use state::EsStateStore;
 
-/// The engine's three ports over one cluster, on the indices `names`.
+/// The engine's three ports over one cluster, on the indices `names`, alerts in
+/// rule-runner's own index.
 pub fn ports(
     client: &EsClient,
     names: &IndexNames,
@@ -42,12 +43,48 @@ pub fn ports(
     std::sync::Arc<dyn crate::engine::AlertSink>,
     std::sync::Arc<dyn crate::engine::StateStore>,
 ) {
+    let target = AlertsTarget::Own {
+        index: names.alerts.clone(),
+    };
+    ports_to(client, names, target)
+}
+
+/// The engine's three ports for a service configuration: alerts where its destination says.
+pub fn ports_for(
+    client: &EsClient,
+    config: &ServiceConfig,
+) -> (
+    std::sync::Arc<dyn crate::engine::EventSource>,
+    std::sync::Arc<dyn crate::engine::AlertSink>,
+    std::sync::Arc<dyn crate::engine::StateStore>,
+) {
+    let target = match config.destination {
+        Destination::RuleRunner => AlertsTarget::Own {
+            index: config.indices.alerts.clone(),
+        },
+        Destination::Security => AlertsTarget::Security {
+            space: config.engine.space_id.clone(),
+        },
+    };
+    ports_to(client, &config.indices, target)
+}
+
+/// The engine's three ports with alerts written to `target`.
+pub fn ports_to(
+    client: &EsClient,
+    names: &IndexNames,
+    target: AlertsTarget,
+) -> (
+    std::sync::Arc<dyn crate::engine::EventSource>,
+    std::sync::Arc<dyn crate::engine::AlertSink>,
+    std::sync::Arc<dyn crate::engine::StateStore>,
+) {
     use std::sync::Arc;
     (
         Arc::new(EsEventSource::new(client.clone())),
-        Arc::new(EsAlertSink::new(
+        Arc::new(EsAlertSink::to_target(
             client.clone(),
-            &names.alerts,
+            target,
             &names.dead_letter,
         )),
         Arc::new(EsStateStore::new(

@@ -1,5 +1,11 @@
-//! The alert sink: which alerts exist already (`_mget`), bulk `create` with per-item
-//! outcomes and bounded retries, and the dead-letter index for alerts refused for good.
+//! The alert sink: which alerts exist already, bulk `create` with per-item outcomes and
+//! bounded retries, and the dead-letter index for alerts refused for good.
+//!
+//! Two destinations ([`AlertsTarget`]): rule-runner's own index, where existing ids are
+//! looked up with `_mget` (real-time), and Kibana's alerts alias of a space, which rolls over
+//! behind the alias: there ids are looked up with an `ids` query over every index of the
+//! space (`_mget` on an alias reads only its write index), and writes carry
+//! `require_alias=true` so that a missing alias fails instead of becoming a plain index.
 
 use std::collections::HashSet;
 
@@ -17,10 +23,30 @@ const MGET_CHUNK: usize = 1000;
 /// Alerts per `_bulk` request: a page of hits is at most 100, a catch-up run a few pages.
 const BULK_CHUNK: usize = 500;
 
+/// Where alerts are written and how existing ones are found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlertsTarget {
+    /// rule-runner's own alerts index.
+    Own { index: String },
+    /// Kibana's alerts alias of `space`, `.alerts-security.alerts-<space>`.
+    Security { space: String },
+}
+
+impl AlertsTarget {
+    /// The index or alias bulk writes go to.
+    pub fn write_name(&self) -> String {
+        match self {
+            AlertsTarget::Own { index } => index.clone(),
+            AlertsTarget::Security { space } => super::security_alerts_alias(space),
+        }
+    }
+}
+
 /// Writes alerts into the alerts index and refused ones into the dead-letter index.
 #[derive(Debug, Clone)]
 pub struct EsAlertSink {
     client: EsClient,
+    target: AlertsTarget,
     alerts_index: String,
     dead_letter_index: String,
     /// `refresh=true` on bulk writes, as Kibana's scheduled runs do, so an alert is
@@ -30,12 +56,68 @@ pub struct EsAlertSink {
 
 impl EsAlertSink {
     pub fn new(client: EsClient, alerts_index: &str, dead_letter_index: &str) -> Self {
+        Self::to_target(
+            client,
+            AlertsTarget::Own {
+                index: alerts_index.to_string(),
+            },
+            dead_letter_index,
+        )
+    }
+
+    pub fn to_target(client: EsClient, target: AlertsTarget, dead_letter_index: &str) -> Self {
         EsAlertSink {
             client,
-            alerts_index: alerts_index.to_string(),
+            alerts_index: target.write_name(),
+            target,
             dead_letter_index: dead_letter_index.to_string(),
             refresh: true,
         }
+    }
+
+    /// Which of `ids` are alerts of the space in any index behind Kibana's alias.
+    async fn found_in_space(
+        &self,
+        space: &str,
+        ids: &[String],
+    ) -> Result<HashSet<String>, EsError> {
+        let pattern = format!("{}*", super::security_alerts_alias(space));
+        let mut found = HashSet::new();
+        for chunk in ids.chunks(MGET_CHUNK) {
+            let call = Call::new(
+                format!("look up existing alerts in `{pattern}`"),
+                Method::Post,
+                format!("/{}/_search", path_segment(&pattern)),
+            )
+            // Kibana's alerts indices are hidden: a wildcard reaches them only when asked.
+            .param("expand_wildcards", "open,hidden")
+            .param("ignore_unavailable", "true")
+            .param("allow_no_indices", "true")
+            .json(json!({
+                // The same alert can sit in two indices of a rollover: room for both.
+                "size": chunk.len() * 2,
+                "_source": false,
+                "track_total_hits": false,
+                "query": {"bool": {"filter": [
+                    {"ids": {"values": chunk}},
+                    {"term": {"kibana.space_ids": space}},
+                ]}},
+            }));
+            let body = self.client.send_ok(&call).await?;
+            let hits = body
+                .pointer("/hits/hits")
+                .and_then(Value::as_array)
+                .ok_or_else(|| EsError::Response {
+                    what: call.what.clone(),
+                    message: "no `hits.hits` in the search reply".into(),
+                })?;
+            found.extend(
+                hits.iter()
+                    .filter_map(|h| h.get("_id").and_then(Value::as_str))
+                    .map(str::to_string),
+            );
+        }
+        Ok(found)
     }
 
     /// Which of `ids` are documents of `index`, in chunks of [`MGET_CHUNK`].
@@ -183,6 +265,10 @@ impl EsAlertSink {
             format!("/{}/_bulk", path_segment(&self.alerts_index)),
         )
         .ndjson(body);
+        let call = match self.target {
+            AlertsTarget::Own { .. } => call,
+            AlertsTarget::Security { .. } => call.param("require_alias", "true"),
+        };
         if self.refresh {
             call.param("refresh", "true")
         } else {
@@ -194,7 +280,10 @@ impl EsAlertSink {
 #[async_trait]
 impl AlertSink for EsAlertSink {
     async fn existing_ids(&self, ids: &[String]) -> Result<HashSet<String>, PortError> {
-        self.found_ids(&self.alerts_index, ids).await
+        match &self.target {
+            AlertsTarget::Own { index } => self.found_ids(index, ids).await,
+            AlertsTarget::Security { space } => Ok(self.found_in_space(space, ids).await?),
+        }
     }
 
     /// Dead-letter records are keyed by alert id, so the same lookup tells which

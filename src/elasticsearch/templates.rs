@@ -5,7 +5,7 @@ use ::elasticsearch::http::Method;
 use serde_json::Value;
 
 use super::client::{Call, EsClient, path_segment};
-use super::config::IndexNames;
+use super::config::{Destination, IndexNames};
 use super::error::EsError;
 
 /// The version every template and mapping below carries (`version` and `_meta.version`).
@@ -28,6 +28,18 @@ impl IndexKind {
         IndexKind::Executions,
         IndexKind::DeadLetter,
     ];
+
+    /// The indices a destination uses: Kibana's Security app keeps alerts in its own index.
+    pub fn used_with(destination: Destination) -> &'static [IndexKind] {
+        match destination {
+            Destination::RuleRunner => &IndexKind::ALL,
+            Destination::Security => &[
+                IndexKind::State,
+                IndexKind::Executions,
+                IndexKind::DeadLetter,
+            ],
+        }
+    }
 
     pub fn label(self) -> &'static str {
         match self {
@@ -86,8 +98,18 @@ pub struct SetupLine {
 /// Install or upgrade the four templates and create the indices that do not exist yet.
 /// Running it again changes nothing.
 pub async fn setup(client: &EsClient, names: &IndexNames) -> Result<Vec<SetupLine>, EsError> {
+    setup_kinds(client, names, &IndexKind::ALL).await
+}
+
+/// [`setup`] of some of the indices: without rule-runner's alerts index when alerts go to
+/// Kibana's ([`IndexKind::used_with`]).
+pub async fn setup_kinds(
+    client: &EsClient,
+    names: &IndexNames,
+    kinds: &[IndexKind],
+) -> Result<Vec<SetupLine>, EsError> {
     let mut lines = Vec::new();
-    for kind in IndexKind::ALL {
+    for &kind in kinds {
         let index = kind.index_name(names).to_string();
         let wanted = kind.template_for(&index);
         let template = match installed_template(client, &index).await? {
@@ -151,8 +173,17 @@ pub async fn setup(client: &EsClient, names: &IndexNames) -> Result<Vec<SetupLin
 /// indices' own mappings (`view_index_metadata`), so the service's role needs no template
 /// privileges. The error lists all problems and says to run `rule-runner setup`.
 pub async fn check(client: &EsClient, names: &IndexNames) -> Result<(), EsError> {
+    check_kinds(client, names, &IndexKind::ALL).await
+}
+
+/// [`check`] of some of the indices.
+pub async fn check_kinds(
+    client: &EsClient,
+    names: &IndexNames,
+    kinds: &[IndexKind],
+) -> Result<(), EsError> {
     let mut problems = Vec::new();
-    for kind in IndexKind::ALL {
+    for &kind in kinds {
         let index = kind.index_name(names);
         if !index_exists(client, index).await? {
             problems.push(format!(
@@ -219,6 +250,39 @@ async fn put_template(client: &EsClient, name: &str, body: &Value) -> Result<(),
     )
     .json(client.dialect().await?.index_template(body.clone()));
     client.send_ok(&call).await.map(drop)
+}
+
+/// Before a run with the Security destination: Kibana's alerts alias of `space` exists. Reads
+/// only alias metadata (`view_index_metadata` on the alias).
+pub async fn check_security_alias(client: &EsClient, space: &str) -> Result<(), EsError> {
+    let alias = super::security_alerts_alias(space);
+    let call = Call::new(
+        format!("check Kibana's alerts alias `{alias}`"),
+        Method::Get,
+        format!("/_alias/{}", path_segment(&alias)),
+    );
+    let reply = client.send(&call).await?;
+    match reply.status {
+        404 => Err(EsError::NoSecurityAlias {
+            alias,
+            space: space.to_string(),
+        }),
+        _ => reply.into_ok(&call.what).map(|_| ()),
+    }
+}
+
+/// Every check `run` makes before its first rule for `destination`.
+pub async fn check_destination(
+    client: &EsClient,
+    names: &IndexNames,
+    destination: Destination,
+    space: &str,
+) -> Result<(), EsError> {
+    check_kinds(client, names, IndexKind::used_with(destination)).await?;
+    if destination == Destination::Security {
+        check_security_alias(client, space).await?;
+    }
+    Ok(())
 }
 
 async fn index_exists(client: &EsClient, index: &str) -> Result<bool, EsError> {

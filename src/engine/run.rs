@@ -2,12 +2,13 @@
 //! the record. [`Engine`] holds the ports and the settings; it is shared by the scheduler,
 //! `run --once` and `backfill`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use tokio::time::Instant as Deadline;
+use uuid::Uuid;
 
 use super::EngineError;
 use super::config::EngineConfig;
@@ -36,6 +37,9 @@ pub struct Engine {
     sink: Arc<dyn AlertSink>,
     state: Arc<dyn StateStore>,
     config: EngineConfig,
+    /// Kibana's ids of the rules registered there (`kibana.alert.rule.uuid`); a rule not in
+    /// it gets the uuid derived from its rule id.
+    rule_uuids: HashMap<String, Uuid>,
 }
 
 /// Why a window stopped before its end.
@@ -70,7 +74,14 @@ impl Engine {
             sink,
             state,
             config,
+            rule_uuids: HashMap::new(),
         }
+    }
+
+    /// Alerts of these rules name these Kibana rule ids.
+    pub fn with_rule_uuids(mut self, rule_uuids: HashMap<String, Uuid>) -> Self {
+        self.rule_uuids = rule_uuids;
+        self
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -227,7 +238,10 @@ impl Engine {
         ctx: RunContext,
         shutdown: &'a Shutdown,
     ) -> RunScope<'a> {
-        let builder = AlertBuilder::new(rule, &ctx);
+        let builder = match self.rule_uuids.get(&rule.rule_id) {
+            Some(&uuid) => AlertBuilder::with_rule_uuid(rule, &ctx, uuid),
+            None => AlertBuilder::new(rule, &ctx),
+        };
         let record = ExecutionRecord {
             started_at: ctx.now,
             rule_id: rule.rule_id.clone(),

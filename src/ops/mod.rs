@@ -7,12 +7,10 @@
 //! - [`lease`]: scale-out: per-rule leases in the state index (optimistic concurrency,
 //!   renewal, take-over), over Elasticsearch or in memory.
 //! - [`service`]: `run`'s operator flags put together (endpoints, metered ports, leases).
-//! - [`kibana`]: the data view, saved search and dashboard, imported by `setup --kibana-url`.
 //! - [`load`]: `rule-runner load`: CloudTrail normalized and bulk-indexed, with its index
 //!   template from `mappings/cloudtrail/`.
 
 pub mod http;
-pub mod kibana;
 pub mod lease;
 pub mod load;
 pub mod metered;

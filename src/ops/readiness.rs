@@ -5,17 +5,24 @@ use async_trait::async_trait;
 
 use super::http::{Check, ReadinessProbe};
 use crate::elasticsearch::templates;
-use crate::elasticsearch::{EsClient, IndexNames};
+use crate::elasticsearch::{Destination, EsClient, IndexNames, ServiceConfig};
 
 pub struct EsReadiness {
     /// A client without retries: a probe must answer now, not after a backoff.
     client: EsClient,
     indices: IndexNames,
+    destination: Destination,
+    space: String,
 }
 
 impl EsReadiness {
-    pub fn new(client: EsClient, indices: IndexNames) -> Self {
-        EsReadiness { client, indices }
+    pub fn new(client: EsClient, config: &ServiceConfig) -> Self {
+        EsReadiness {
+            client,
+            indices: config.indices.clone(),
+            destination: config.destination,
+            space: config.engine.space_id.clone(),
+        }
     }
 }
 
@@ -30,10 +37,24 @@ impl ReadinessProbe for EsReadiness {
             Err(e) => return vec![Check::fail("elasticsearch", e.to_string())],
         };
         // The same check `run` makes at start: indices present, mappings at this version.
-        let indices = match templates::check(&self.client, &self.indices).await {
+        let checked = templates::check_destination(
+            &self.client,
+            &self.indices,
+            self.destination,
+            &self.space,
+        );
+        let indices = match checked.await {
             Ok(()) => Check::pass(
                 "indices",
-                "alerts, state, execution log and dead letter in place",
+                match self.destination {
+                    Destination::RuleRunner => {
+                        "alerts, state, execution log and dead letter in place".to_string()
+                    }
+                    Destination::Security => format!(
+                        "Kibana's alerts alias of space `{}`, state, execution log and dead letter in place",
+                        self.space
+                    ),
+                },
             ),
             Err(e) => Check::fail("indices", e.to_string()),
         };

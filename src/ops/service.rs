@@ -100,7 +100,7 @@ impl Operations {
         };
         let probe_client = EsClient::connect(&config.connection, probe_retry)
             .map_err(|e| ServeError::Probe(e.to_string()))?;
-        let readiness = Arc::new(EsReadiness::new(probe_client, config.indices.clone()));
+        let readiness = Arc::new(EsReadiness::new(probe_client, config));
         let endpoints = Endpoints::new(metrics.clone(), readiness);
         let server =
             http::serve(addr, endpoints, async move { shutdown.requested().await }).await?;

@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::util::repo;
 
 /// Each top-level module of `src/` and its layer.
-const LAYERS: [(&str, u8); 13] = [
+const LAYERS: [(&str, u8); 14] = [
     ("kql", 0),
     ("eql", 0),
     ("cloudtrail", 0),
@@ -20,6 +20,7 @@ const LAYERS: [(&str, u8); 13] = [
     ("scan", 4),
     ("elasticsearch", 4),
     ("ops", 5),
+    ("kibana", 5),
     ("cli", 6),
 ];
 

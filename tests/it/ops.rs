@@ -4,6 +4,7 @@
 mod docker;
 mod http;
 mod kibana;
+mod kibana_rules;
 mod lease;
 mod load;
 mod run;

@@ -15,8 +15,11 @@ use serde::{Deserialize, Deserializer};
 
 use crate::engine::EngineConfig;
 
+mod destination;
 mod layers;
 
+pub use destination::{Destination, KibanaConfig, security_alerts_alias};
+use destination::{FileAlerts, FileKibana, KibanaLayer, resolve_kibana};
 use layers::{ConnectionLayer, LayerOrigin, file_connection_layer, merge_connection};
 use url::Url;
 
@@ -163,8 +166,22 @@ pub struct ServiceConfig {
     /// The `[engine]` table: catch-up, timeouts, concurrency, dedup identity, space, cron.
     pub engine: EngineConfig,
     pub retry: RetryPolicy,
+    /// Where alerts are written (`[alerts] destination`).
+    pub destination: Destination,
+    /// Kibana, when one is configured (`[kibana]`, `KIBANA_URL`, `--kibana-url`).
+    pub kibana: Option<KibanaConfig>,
     /// The file the configuration was read from, if any.
     pub source_file: Option<PathBuf>,
+}
+
+impl ServiceConfig {
+    /// The index or alias alerts are written to.
+    pub fn alerts_target(&self) -> String {
+        match self.destination {
+            Destination::RuleRunner => self.indices.alerts.clone(),
+            Destination::Security => security_alerts_alias(&self.engine.space_id),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -209,6 +226,17 @@ pub struct ConnectionFlags {
     /// Timeout of one request to Elasticsearch, e.g. `30s`.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration_flag)]
     pub request_timeout: Option<Duration>,
+    /// Where alerts go: rule-runner's own index, or Kibana's Security app (default:
+    /// `security` when a Kibana URL is configured) [env: RULE_RUNNER_ALERTS_DESTINATION].
+    #[arg(long, value_enum, value_name = "DESTINATION")]
+    pub alerts_destination: Option<Destination>,
+    /// Kibana's URL, for `setup` (rule registration, the alerts index, saved objects) and
+    /// `kibana.version` [env: KIBANA_URL].
+    #[arg(long, value_name = "URL")]
+    pub kibana_url: Option<String>,
+    /// The Kibana space alerts and rules belong to (default `default`) [env: KIBANA_SPACE].
+    #[arg(long, value_name = "SPACE")]
+    pub kibana_space: Option<String>,
 }
 
 impl fmt::Debug for ConnectionFlags {
@@ -225,6 +253,9 @@ impl fmt::Debug for ConnectionFlags {
             .field("ca_cert", &self.ca_cert)
             .field("insecure", &self.insecure)
             .field("request_timeout", &self.request_timeout)
+            .field("alerts_destination", &self.alerts_destination)
+            .field("kibana_url", &self.kibana_url)
+            .field("kibana_space", &self.kibana_space)
             .finish()
     }
 }
@@ -258,6 +289,10 @@ struct FileConfig {
     engine: EngineConfig,
     #[serde(default)]
     retry: RetryPolicy,
+    #[serde(default)]
+    alerts: FileAlerts,
+    #[serde(default)]
+    kibana: FileKibana,
 }
 
 #[derive(Deserialize, Default)]
@@ -363,11 +398,30 @@ impl ServiceConfig {
                 .flatten()
                 .collect();
         let connection = merge_connection(&layers)?;
+        let resolved = resolve_kibana(
+            &kibana_layers(flags, env, &file, file_path.as_deref())?,
+            &connection.auth,
+        )?;
+        let mut engine = file.engine;
+        if let Some(space) = resolved.space {
+            if engine.space_id != crate::alert::DEFAULT_SPACE && engine.space_id != space {
+                return Err(ConfigError::Invalid {
+                    origin: "the Kibana space".into(),
+                    message: format!(
+                        "[engine] space_id `{}` and the Kibana space `{space}` differ; give the space once, as [kibana] space",
+                        engine.space_id
+                    ),
+                });
+            }
+            engine.space_id = space;
+        }
         let config = ServiceConfig {
             connection,
             indices: file.indices,
-            engine: file.engine,
+            engine,
             retry: file.retry,
+            destination: resolved.destination,
+            kibana: resolved.kibana,
             source_file: file_path,
         };
         config.validate()?;
@@ -401,6 +455,72 @@ impl ServiceConfig {
         })?;
         Ok(())
     }
+}
+
+/// The Kibana settings of the flag, environment and file layers, highest first.
+fn kibana_layers(
+    flags: &ConnectionFlags,
+    env: &dyn Fn(&str) -> Option<String>,
+    file: &FileConfig,
+    file_path: Option<&Path>,
+) -> Result<Vec<KibanaLayer>, ConfigError> {
+    let named = |value: Option<String>, origin: &str| value.map(|v| (v, origin.to_string()));
+    let file_origin = |key: &str| match file_path {
+        Some(path) => format!("config file {}: {key}", path.display()),
+        None => key.to_string(),
+    };
+    let env_destination = env("RULE_RUNNER_ALERTS_DESTINATION")
+        .map(|text| {
+            <Destination as clap::ValueEnum>::from_str(text.trim(), true).map_err(|_| {
+                ConfigError::Invalid {
+                    origin: "RULE_RUNNER_ALERTS_DESTINATION".into(),
+                    message: format!(
+                        "`{text}` is not a destination; use `rule-runner` or `security`"
+                    ),
+                }
+            })
+        })
+        .transpose()?;
+    Ok(vec![
+        KibanaLayer {
+            url: named(flags.kibana_url.clone(), "--kibana-url"),
+            public_url: None,
+            space: named(flags.kibana_space.clone(), "--kibana-space"),
+            destination: flags
+                .alerts_destination
+                .map(|d| (d, "--alerts-destination".to_string())),
+            username: None,
+            password: None,
+            api_key: None,
+            origin: "flags".into(),
+        },
+        KibanaLayer {
+            url: named(env("KIBANA_URL"), "KIBANA_URL"),
+            public_url: named(env("KIBANA_PUBLIC_URL"), "KIBANA_PUBLIC_URL"),
+            space: named(env("KIBANA_SPACE"), "KIBANA_SPACE"),
+            destination: env_destination.map(|d| (d, "RULE_RUNNER_ALERTS_DESTINATION".to_string())),
+            username: env("KIBANA_USERNAME"),
+            password: env("KIBANA_PASSWORD").map(Secret),
+            api_key: env("KIBANA_API_KEY").map(Secret),
+            origin: "KIBANA_USERNAME, KIBANA_PASSWORD, KIBANA_API_KEY".into(),
+        },
+        KibanaLayer {
+            url: named(file.kibana.url.clone(), &file_origin("kibana.url")),
+            public_url: named(
+                file.kibana.public_url.clone(),
+                &file_origin("kibana.public_url"),
+            ),
+            space: named(file.kibana.space.clone(), &file_origin("kibana.space")),
+            destination: file
+                .alerts
+                .destination
+                .map(|d| (d, file_origin("alerts.destination"))),
+            username: file.kibana.username.clone(),
+            password: file.kibana.password.clone(),
+            api_key: file.kibana.api_key.clone(),
+            origin: file_origin("[kibana]"),
+        },
+    ])
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::on;
 use rule_runner::elasticsearch::{Auth, Secret};
-use rule_runner::ops::kibana::{self, KibanaError, KibanaTarget};
+use rule_runner::kibana::{self, KibanaError, KibanaTarget};
 use serde_json::Value;
 use wiremock::matchers::{header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -294,8 +294,8 @@ async fn import_failures_say_what_to_do() {
     assert!(err.to_string().contains("cannot reach Kibana"), "{err}");
 }
 
-/// `rule-runner setup --kibana-url`: templates into Elasticsearch, then the saved objects
-/// into Kibana with the same credentials, and the dashboard link printed.
+/// `rule-runner setup --kibana-url --alerts-destination rule-runner`: templates into
+/// Elasticsearch, then the saved objects into Kibana with the same credentials, and the dashboard link printed.
 #[tokio::test]
 async fn setup_with_kibana_url_imports_after_the_templates() {
     let es = MockServer::start().await;
@@ -332,6 +332,7 @@ async fn setup_with_kibana_url_imports_after_the_templates() {
         .await;
     let mut cmd = crate::util::rule_runner();
     cmd.args(["setup", "--url", &es.uri(), "--kibana-url", &kibana.uri()])
+        .args(["--alerts-destination", "rule-runner"])
         .args(["--kibana-public-url", "http://localhost:5601"])
         .env("ELASTICSEARCH_USERNAME", "setup")
         .env("ELASTICSEARCH_PASSWORD", "s3cret");
