@@ -378,3 +378,130 @@ async fn real_a_write_to_a_missing_security_alias_creates_nothing() {
     assert_eq!(reply.status, 404, "the write created `{alias}`");
     clean_up(&client, &prefix, &names).await;
 }
+
+/// A mock Kibana that answers as Kibana does for a space: its status, the alerts index
+/// (already created on the engine, as Kibana would), and rules it creates with an id of its
+/// own choosing (here derived from the rule id, so the test can predict it).
+async fn mock_kibana(space: &str) -> wiremock::MockServer {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+    let kibana = MockServer::start().await;
+    let prefix = format!("/s/{space}/api");
+    Mock::given(method("GET"))
+        .and(path(format!("{prefix}/status")))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"version": {"number": "8.17.4"}})),
+        )
+        .mount(&kibana)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("{prefix}/detection_engine/index")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"acknowledged": true})))
+        .expect(1)
+        .mount(&kibana)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("{prefix}/detection_engine/rules")))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"status_code": 404})))
+        .mount(&kibana)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("{prefix}/detection_engine/rules")))
+        .respond_with(|request: &Request| {
+            let mut rule: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+            let rule_id = rule["rule_id"].as_str().unwrap_or_default().to_string();
+            rule["id"] = json!(kibana_id(&rule_id));
+            ResponseTemplate::new(200).set_body_json(rule)
+        })
+        .mount(&kibana)
+        .await;
+    kibana
+}
+
+fn kibana_id(rule_id: &str) -> String {
+    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, rule_id.as_bytes()).to_string()
+}
+
+/// `setup` then `backfill` from the command line, alerts to the Security app: the rules are
+/// registered in (a mock) Kibana, their ids kept in the state index, and the alerts written
+/// into Kibana's alias name those rules and Kibana's version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_setup_registers_the_rules_and_backfilled_alerts_link_to_them() {
+    let test = "real_setup_registers_the_rules_and_backfilled_alerts_link_to_them";
+    let (Some(engine), Some(_loaded)) = (engine(test), dataset::cloudtrail(test)) else {
+        return;
+    };
+    let client = engine.client.clone();
+    let (prefix, names) = unique_names();
+    let space = format!("rrit{}", uuid::Uuid::new_v4().simple());
+    create_kibana_alerts_index(&client, &space).await;
+    let kibana = mock_kibana(&space).await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let config = super::write_config(dir.path(), &names);
+    let mut text = std::fs::read_to_string(&config).expect("config");
+    text.push_str(&format!(
+        "\n[alerts]\ndestination = \"security\"\n\n[kibana]\nurl = \"{}\"\nspace = \"{space}\"\n",
+        kibana.uri()
+    ));
+    std::fs::write(&config, text).expect("config written");
+    let cli = |args: &[&str]| {
+        let out = crate::util::rule_runner()
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .args(["--url", &engine.url])
+            .output()
+            .expect("rule-runner runs");
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{args:?}: {stdout}\n{stderr}");
+        stdout
+    };
+    let setup = cli(&["setup"]);
+    assert!(
+        setup.contains(&format!(
+            ".alerts-security.alerts-{space} (initialised by Kibana"
+        )) && setup
+            .contains("2 registered in Kibana, disabled (2 created, 0 updated, 0 unchanged)"),
+        "{setup}"
+    );
+    // The shipped rules place events by `event.ingested`: the datasets' load time.
+    let (start, end) = ("now-3h".to_string(), "now".to_string());
+    let backfill = cli(&["backfill", "--all", "--start", &start, "--end", &end]);
+    assert!(backfill.contains("created"), "{backfill}");
+    let alerts = send(
+        &client,
+        Method::Post,
+        &format!("/{}/_search", security_alerts_alias(&space)),
+        Some(json!({"size": 100, "_source": [
+            "kibana.alert.rule.uuid", "kibana.alert.rule.rule_id", "kibana.version", "kibana.space_ids"
+        ]})),
+    )
+    .await;
+    let hits = alerts["hits"]["hits"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(!hits.is_empty(), "no alert: {backfill}");
+    for hit in &hits {
+        let source = &hit["_source"];
+        let rule_id = source["kibana.alert.rule.rule_id"]
+            .as_str()
+            .expect("a rule id");
+        assert_eq!(source["kibana.alert.rule.uuid"], json!(kibana_id(rule_id)));
+        assert_eq!(source["kibana.version"], "8.17.4");
+        assert_eq!(source["kibana.space_ids"], json!([space]));
+    }
+    // Nothing was written to rule-runner's own alerts index: setup did not even create it.
+    let own = client
+        .send(&Call::new(
+            "probe",
+            Method::Head,
+            format!("/{}", names.alerts),
+        ))
+        .await
+        .expect("an answer");
+    assert_eq!(own.status, 404);
+    remove(&client, &space).await;
+    clean_up(&client, &prefix, &names).await;
+}
