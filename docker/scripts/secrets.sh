@@ -31,5 +31,6 @@ keep kibana_system 1000:0
 # Kibana refuses encryption keys shorter than 32 characters.
 keep kibana_encryption_key 1000:0 "$(generate)$(generate)"
 keep rule_runner 10001:10001
+keep rule_runner_security 10001:10001
 keep rule_runner_setup 10001:10001
 keep rule_runner_loader 10001:10001

@@ -34,7 +34,7 @@ for role in /roles/*.json; do
   call PUT "/_security/role/$(basename "$role" .json)" "@$role"
 done
 
-for user in rule_runner rule_runner_setup rule_runner_loader; do
+for user in rule_runner rule_runner_security rule_runner_setup rule_runner_loader; do
   call PUT "/_security/user/$user" \
     "{\"password\":\"$(cat "/secrets/$user")\",\"roles\":[\"$user\"],\"full_name\":\"rule-runner ($user)\"}"
 done

@@ -295,6 +295,43 @@ fn service_role_is_least_privilege() {
 }
 
 #[test]
+fn security_service_role_only_creates_in_the_spaces_alerts_alias() {
+    let service = role("rule_runner_security");
+    let alerts = privileges_on(&service, ".alerts-security.alerts-default*");
+    assert_eq!(alerts, ["create_doc", "read", "view_index_metadata"]);
+    assert!(
+        privileges_on(&service, "rule-runner-alerts*").is_empty(),
+        "the Security destination does not touch rule-runner's own alerts index"
+    );
+    for source in ["filebeat-*", "logs-aws.cloudtrail-*"] {
+        assert_eq!(
+            privileges_on(&service, source),
+            ["read", "view_index_metadata"]
+        );
+    }
+    let kibana = &service["applications"][0];
+    assert_eq!(strings(&kibana["privileges"]), ["feature_siem.read"]);
+    let cluster = strings(&service["cluster"]);
+    assert!(
+        !cluster.iter().any(|c| c.starts_with("manage")),
+        "{cluster:?}"
+    );
+    let setup = role("rule_runner_setup");
+    assert!(strings(&setup["applications"][0]["privileges"]).contains(&"feature_siem.all"));
+    assert!(
+        privileges_on(&setup, "rule-runner-state*").contains(&"write".to_string()),
+        "setup keeps the Kibana rule ids in the state index"
+    );
+    let compose = std::fs::read_to_string(repo("docker/docker-compose.yml")).unwrap();
+    assert!(
+        compose.contains(
+            "RULE_RUNNER_ALERTS_DESTINATION: ${RULE_RUNNER_ALERTS_DESTINATION:-security}"
+        )
+    );
+    assert!(compose.contains("${RULE_RUNNER_SERVICE_USER:-rule_runner_security}"));
+}
+
+#[test]
 fn only_setup_and_loader_roles_manage_templates() {
     let setup = role("rule_runner_setup");
     assert!(strings(&setup["cluster"]).contains(&"manage_index_templates"));
