@@ -12,7 +12,7 @@ use crate::elasticsearch::{Destination, EsClient, ServiceConfig, security_alerts
 use crate::kibana::registry::KibanaRuleIds;
 use crate::kibana::rules::{self, Registration};
 use crate::kibana::saved_objects::import_saved_objects;
-use crate::kibana::{Kibana, KibanaError, alerts_index};
+use crate::kibana::{Kibana, KibanaError, alerts_index, exceptions};
 use crate::rule::Rule;
 
 /// What `setup` does with Kibana for the configured destination; the lines it prints, and
@@ -124,18 +124,27 @@ async fn register_rules(
     Ok(refused == 0)
 }
 
-/// What a run takes from Kibana: the Kibana ids of the registered rules (Security
-/// destination), and Kibana's version when a Kibana is configured. Neither stops a run: a
-/// rule without a registration keeps its derived uuid, an unreachable Kibana the configured
-/// version; both are said on stderr.
+/// What a run takes from Kibana: the Kibana ids of the registered rules and the exceptions
+/// analysts added to them (Security destination), and Kibana's version when a Kibana is
+/// configured. The exceptions become a filter of each rule in `rules`. Only an exception
+/// list that cannot be read stops the run (running without it would alert on what analysts
+/// excluded); a rule without a registration keeps its derived uuid, an unreachable Kibana
+/// the configured version; both are said on stderr.
 pub async fn run_identity(
     client: &EsClient,
     config: &mut ServiceConfig,
-    rules: &[Arc<Rule>],
+    rules: &mut [Arc<Rule>],
 ) -> anyhow::Result<HashMap<String, Uuid>> {
-    if let Some(kibana_config) = &config.kibana {
-        let kibana = Kibana::new(kibana_config, &config.engine.space_id, &config.connection)?;
-        match alerts_index::version(&kibana).await {
+    let kibana = match &config.kibana {
+        Some(kibana_config) => Some(Kibana::new(
+            kibana_config,
+            &config.engine.space_id,
+            &config.connection,
+        )?),
+        None => None,
+    };
+    if let Some(kibana) = &kibana {
+        match alerts_index::version(kibana).await {
             Ok(version) => {
                 if config.engine.kibana_version == crate::alert::DEFAULT_KIBANA_VERSION {
                     config.engine.kibana_version = version;
@@ -164,5 +173,49 @@ pub async fn run_identity(
             ids.len()
         );
     }
+    if let Some(kibana) = &kibana {
+        apply_exceptions(kibana, rules, &found).await?;
+    }
     Ok(found)
+}
+
+/// Read the exceptions of each registered rule and add them to the rule as Kibana's
+/// detection engine does: one negated filter beside the query.
+async fn apply_exceptions(
+    kibana: &Kibana,
+    rules: &mut [Arc<Rule>],
+    registered: &HashMap<String, Uuid>,
+) -> anyhow::Result<()> {
+    let now = chrono::Utc::now();
+    let (mut rules_with, mut items) = (0, 0);
+    for rule in rules.iter_mut() {
+        if !registered.contains_key(&rule.rule_id) {
+            continue;
+        }
+        let Some(kibana_rule) = rules::read(kibana, &rule.rule_id).await? else {
+            continue;
+        };
+        let found = exceptions::read(kibana, &kibana_rule, now)
+            .await
+            .with_context(|| format!("the exceptions of rule `{}`", rule.rule_id))?;
+        for problem in &found.unsupported {
+            eprintln!("warning: rule `{}`: {problem}", rule.rule_id);
+        }
+        let Some(filter) = found.filter else {
+            continue;
+        };
+        let mut with = (**rule).clone();
+        with.filters.push(filter);
+        with.extra.insert(
+            "exceptions_list".into(),
+            serde_json::Value::Array(found.lists),
+        );
+        *rule = Arc::new(with);
+        rules_with += 1;
+        items += found.applied;
+    }
+    if rules_with > 0 {
+        eprintln!("exceptions from Kibana: {items} items applied to {rules_with} rules");
+    }
+    Ok(())
 }

@@ -98,12 +98,12 @@ pub struct RulesFlag {
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut config = ServiceConfig::load(&args.connection)?;
-    let rules = load_rules(&args.rules)?;
+    let mut rules = load_rules(&args.rules)?;
     runtime()?.block_on(async {
         let client = connect(&config).await?;
         check_destination(&client, &config).await?;
         let ops = crate::ops::service::Operations::new(&args.ops);
-        let engine = engine(&client, &mut config, &ops, &rules).await?;
+        let engine = engine(&client, &mut config, &ops, &mut rules).await?;
         let leases = ops.leases(&client, &config);
         let (mut scheduler, problems) =
             Scheduler::new(engine, rules, leases, Arc::new(SystemClock)).await;
@@ -242,7 +242,7 @@ pub fn backfill(args: BackfillArgs) -> anyhow::Result<ExitCode> {
             time_text(end)
         );
     }
-    let rules: Vec<Arc<Rule>> = if args.all {
+    let mut rules: Vec<Arc<Rule>> = if args.all {
         all_rules.into_iter().filter(|r| r.enabled).collect()
     } else {
         let by_id: HashMap<&str, &Arc<Rule>> =
@@ -270,7 +270,7 @@ pub fn backfill(args: BackfillArgs) -> anyhow::Result<ExitCode> {
             &client,
             &mut config,
             &crate::ops::service::Operations::disabled(),
-            &rules,
+            &mut rules,
         )
         .await?;
         let shutdown = ShutdownTrigger::new().on_signals();
@@ -317,12 +317,13 @@ async fn connect(config: &ServiceConfig) -> anyhow::Result<EsClient> {
     Ok(client)
 }
 
-/// The engine over the cluster, its alerts naming the rules' Kibana registrations.
+/// The engine over the cluster, its alerts naming the rules' Kibana registrations, and the
+/// rules with the exceptions added to them in Kibana.
 async fn engine(
     client: &EsClient,
     config: &mut ServiceConfig,
     ops: &crate::ops::service::Operations,
-    rules: &[Arc<Rule>],
+    rules: &mut [Arc<Rule>],
 ) -> anyhow::Result<Arc<Engine>> {
     let rule_uuids = super::kibana::run_identity(client, config, rules).await?;
     let (source, sink, state) = crate::elasticsearch::ports_for(client, config);

@@ -6,10 +6,13 @@
 //! - [`rules`]: one disabled Kibana detection rule per rule-runner rule, created or updated
 //!   idempotently, so that alerts link to a rule page; [`registry`] keeps each rule's Kibana
 //!   id in the state index for the runs.
+//! - [`exceptions`]: the exceptions analysts add in Kibana to those rules, read back as the
+//!   negated filter Kibana's detection engine applies.
 //! - [`saved_objects`]: the data view, saved search and dashboard of rule-runner's own index.
 
 pub mod alerts_index;
 pub mod client;
+pub mod exceptions;
 pub mod registry;
 pub mod rules;
 pub mod saved_objects;

@@ -400,9 +400,47 @@ async fn mock_kibana(space: &str) -> wiremock::MockServer {
         .expect(1)
         .mount(&kibana)
         .await;
+    // Before setup the rules do not exist (setup looks each up once); afterwards the Layer
+    // rule has an analyst's exception: the Lambda layers `bob` adds are expected.
     Mock::given(method("GET"))
         .and(path(format!("{prefix}/detection_engine/rules")))
         .respond_with(ResponseTemplate::new(404).set_body_json(json!({"status_code": 404})))
+        .up_to_n_times(2)
+        .mount(&kibana)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("{prefix}/detection_engine/rules")))
+        .respond_with(|request: &Request| {
+            let rule_id = request
+                .url
+                .query_pairs()
+                .find(|(k, _)| k == "rule_id")
+                .map(|(_, v)| v.to_string())
+                .unwrap_or_default();
+            let lists = if rule_id == LAYER_RULE {
+                json!([{"id": "e1", "list_id": "rr-bob", "namespace_type": "single", "type": "detection"}])
+            } else {
+                json!([])
+            };
+            ResponseTemplate::new(200).set_body_json(json!({
+                "id": kibana_id(&rule_id), "rule_id": rule_id, "enabled": false,
+                "meta": {"rule_runner": {"managed": true, "fingerprint": "any"}},
+                "exceptions_list": lists,
+            }))
+        })
+        .mount(&kibana)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("{prefix}/exception_lists/items/_find")))
+        .and(wiremock::matchers::query_param("list_id", "rr-bob"))
+        .and(wiremock::matchers::query_param("namespace_type", "single"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": [{"item_id": "bob-layers", "name": "bob deploys layers", "list_id": "rr-bob",
+                "type": "simple", "os_types": [],
+                "entries": [{"field": "user.name", "operator": "included", "type": "match_any", "value": ["bob"]}]}],
+            "page": 1, "per_page": 500, "total": 1
+        })))
+        .expect(1)
         .mount(&kibana)
         .await;
     Mock::given(method("POST"))
@@ -417,6 +455,9 @@ async fn mock_kibana(space: &str) -> wiremock::MockServer {
         .await;
     kibana
 }
+
+/// The shipped "AWS Lambda Layer Added to Existing Function" rule.
+const LAYER_RULE: &str = "7d091a76-0737-11ef-8469-f661ea17fbcc";
 
 fn kibana_id(rule_id: &str) -> String {
     uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, rule_id.as_bytes()).to_string()
@@ -474,7 +515,8 @@ async fn real_setup_registers_the_rules_and_backfilled_alerts_link_to_them() {
         Method::Post,
         &format!("/{}/_search", security_alerts_alias(&space)),
         Some(json!({"size": 100, "_source": [
-            "kibana.alert.rule.uuid", "kibana.alert.rule.rule_id", "kibana.version", "kibana.space_ids"
+            "kibana.alert.rule.uuid", "kibana.alert.rule.rule_id", "kibana.version", "kibana.space_ids",
+            "user.name"
         ]})),
     )
     .await;
@@ -491,7 +533,26 @@ async fn real_setup_registers_the_rules_and_backfilled_alerts_link_to_them() {
         assert_eq!(source["kibana.alert.rule.uuid"], json!(kibana_id(rule_id)));
         assert_eq!(source["kibana.version"], "8.17.4");
         assert_eq!(source["kibana.space_ids"], json!([space]));
+        if rule_id == LAYER_RULE {
+            assert_ne!(
+                source["user"]["name"], "bob",
+                "the exception leaves bob's layers out"
+            );
+        }
     }
+    let rules_alerted: std::collections::BTreeSet<&str> = hits
+        .iter()
+        .filter_map(|h| h["_source"]["kibana.alert.rule.rule_id"].as_str())
+        .collect();
+    assert_eq!(
+        rules_alerted.len(),
+        2,
+        "both rules still alert: {rules_alerted:?}"
+    );
+    assert!(
+        hits.iter().any(|h| h["_source"]["user"]["name"] == "bob"),
+        "the other rule's alerts on bob stay"
+    );
     // Nothing was written to rule-runner's own alerts index: setup did not even create it.
     let own = client
         .send(&Call::new(
