@@ -351,6 +351,7 @@ fn shared_fields(rule: &Rule, ctx: &RunContext, rule_uuid: Uuid) -> Map<String, 
     let (type_id, category) = match rule.rule_type.as_str() {
         "new_terms" => ("siem.newTermsRule", "New Terms Rule"),
         "threshold" => ("siem.thresholdRule", "Threshold Rule"),
+        "eql" => ("siem.eqlRule", "Event Correlation Rule"),
         _ => ("siem.queryRule", "Custom Query Rule"),
     };
     put("kibana.alert.rule.rule_type_id", json!(type_id));
@@ -394,7 +395,23 @@ fn shared_fields(rule: &Rule, ctx: &RunContext, rule_uuid: Uuid) -> Map<String, 
         json!(rule.false_positives),
     );
     put("kibana.alert.rule.references", json!(rule.references));
-    put("kibana.alert.rule.exceptions_list", json!([]));
+    let exceptions = rule.extra.get("exceptions_list").cloned();
+    put(
+        "kibana.alert.rule.exceptions_list",
+        exceptions.unwrap_or_else(|| json!([])),
+    );
+    // Who made the rule and when: the export's or the detection-rules file's record of it;
+    // rule-runner itself when the file says nothing.
+    for (key, by) in [("created", "created_by"), ("updated", "updated_by")] {
+        if let Some(at) = rule.extra.get(&format!("{key}_at")) {
+            put(&format!("kibana.alert.rule.{key}_at"), at.clone());
+        }
+        let who = rule.extra.get(by).cloned();
+        put(
+            &format!("kibana.alert.rule.{by}"),
+            who.unwrap_or_else(|| json!("rule-runner")),
+        );
+    }
     // rule-runner runs rules from files; none is a Kibana-managed prebuilt rule.
     put("kibana.alert.rule.immutable", json!(false));
     put("kibana.alert.rule.tags", json!(rule.tags));
@@ -419,7 +436,18 @@ fn rule_parameters(rule: &Rule) -> Value {
         Ok(Value::Object(map)) => map,
         _ => Map::new(),
     };
-    for not_a_parameter in ["name", "tags", "interval", "enabled", "cron"] {
+    for not_a_parameter in [
+        "name",
+        "tags",
+        "interval",
+        "enabled",
+        "cron",
+        "created_at",
+        "created_by",
+        "updated_at",
+        "updated_by",
+        "id",
+    ] {
         params.remove(not_a_parameter);
     }
     params.entry("language").or_insert_with(|| json!("kuery"));

@@ -198,7 +198,13 @@ mod tests {
             panic!("two rules expected")
         };
         assert_eq!((a.line, a.rule.max_signals), (1, 50));
-        assert!(a.rule.extra.is_empty(), "{:?}", a.rule.extra);
+        // Kibana's bookkeeping is dropped; when the rule was made stays, for its alerts.
+        assert_eq!(
+            a.rule.extra.keys().collect::<Vec<_>>(),
+            ["created_at"],
+            "{:?}",
+            a.rule.extra
+        );
         assert_eq!(b.line, 3);
         assert_eq!(b.rule.rule_id, "b");
         assert_eq!(b.rule.timestamp_override.as_deref(), Some("event.ingested"));

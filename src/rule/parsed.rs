@@ -90,12 +90,9 @@ pub(super) fn rule_from_params(params: Map<String, Value>) -> Result<Rule, (Stri
 
 /// What Kibana records about a rule's saved object rather than the rule itself: dropped on
 /// load, so a rule reads the same whether it was exported from Kibana or written by hand.
+/// Who made the rule and when (`created_at`, `created_by`, ...) stay: alerts carry them.
 const KIBANA_BOOKKEEPING: &[&str] = &[
     "id",
-    "created_at",
-    "updated_at",
-    "created_by",
-    "updated_by",
     "revision",
     "immutable",
     "rule_source",

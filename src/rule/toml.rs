@@ -39,6 +39,9 @@ pub(super) fn parse(text: &str) -> ParsedFile {
         .map(|(key, value)| (key.clone(), to_json(value)))
         .collect();
     kibana_new_terms(&mut params);
+    if let Some(metadata) = document.get("metadata").and_then(Value::as_table) {
+        rule_dates(metadata, &mut params);
+    }
     match rule_from_params(params) {
         Ok(rule) => out.rules.push(ParsedRule {
             line: header,
@@ -58,6 +61,25 @@ pub(super) fn parse(text: &str) -> ParsedFile {
         }
     }
     out
+}
+
+/// `[metadata] creation_date` and `updated_date` (`2024/04/30`) as the rule's `created_at` and
+/// `updated_at`, the fields Kibana records for a rule, at midnight UTC.
+fn rule_dates(metadata: &toml::Table, params: &mut Map<String, Json>) {
+    for (from, to) in [
+        ("creation_date", "created_at"),
+        ("updated_date", "updated_at"),
+    ] {
+        let Some(date) = metadata.get(from).and_then(Value::as_str) else {
+            continue;
+        };
+        let Ok(day) = chrono::NaiveDate::parse_from_str(date.trim(), "%Y/%m/%d") else {
+            continue;
+        };
+        params
+            .entry(to)
+            .or_insert_with(|| Json::String(format!("{}T00:00:00.000Z", day.format("%Y-%m-%d"))));
+    }
 }
 
 /// detection-rules writes a new-terms rule's parameters as `[rule.new_terms]` with
@@ -213,6 +235,9 @@ field_names = ["a"]
         assert!(rule.threat[0].technique.is_empty());
         assert_eq!(rule.extra["investigation_fields"]["field_names"][0], "a");
         assert_eq!(parsed.rules[0].line, 4);
+        // Kibana's record of when the rule was made, from the file's metadata.
+        assert_eq!(rule.extra["created_at"], "2024-04-30T00:00:00.000Z");
+        assert!(!rule.extra.contains_key("updated_at"));
     }
 
     #[test]
