@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use rule_runner::elasticsearch::{Auth, ConnectionFlags, Secret, ServiceConfig};
+use rule_runner::elasticsearch::{Auth, ConnectionFlags, Destination, Secret, ServiceConfig};
 
 use crate::util::{repo, rule_runner};
 
@@ -278,6 +278,51 @@ fn the_example_config_is_valid_and_states_the_defaults() {
     assert_eq!(config.indices, defaults.indices);
     assert_eq!(config.engine, defaults.engine);
     assert_eq!(config.retry, defaults.retry);
+    assert_eq!(config.destination, defaults.destination);
+    assert_eq!(config.kibana, defaults.kibana);
+}
+
+#[test]
+fn the_security_destination_writes_to_the_spaces_alias() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(
+        &dir,
+        "[alerts]\ndestination = \"security\"\n\n[kibana]\nurl = \"http://kb:5601\"\nspace = \"soc\"\n",
+    );
+    let config = ServiceConfig::resolve(&flags_with_file(&path), &env(&[])).unwrap();
+    assert_eq!(config.destination, Destination::Security);
+    assert_eq!(config.alerts_target(), ".alerts-security.alerts-soc");
+    assert_eq!(config.engine.space_id, "soc");
+    assert_eq!(config.kibana.unwrap().url.as_str(), "http://kb:5601/");
+
+    // The flag beats the environment, which beats the file.
+    let flags = ConnectionFlags {
+        alerts_destination: Some(Destination::RuleRunner),
+        ..flags_with_file(&path)
+    };
+    let config = ServiceConfig::resolve(
+        &flags,
+        &env(&[("RULE_RUNNER_ALERTS_DESTINATION", "security")]),
+    )
+    .unwrap();
+    assert_eq!(config.destination, Destination::RuleRunner);
+    let err = ServiceConfig::resolve(
+        &flags_with_file(&path),
+        &env(&[("RULE_RUNNER_ALERTS_DESTINATION", "kibana")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.starts_with("RULE_RUNNER_ALERTS_DESTINATION:"), "{err}");
+
+    // One space, said once.
+    let path = write_config(
+        &dir,
+        "[engine]\nspace_id = \"blue\"\n\n[kibana]\nspace = \"soc\"\n",
+    );
+    let err = ServiceConfig::resolve(&flags_with_file(&path), &env(&[]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("give the space once"), "{err}");
 }
 
 #[test]
