@@ -566,3 +566,36 @@ async fn real_setup_registers_the_rules_and_backfilled_alerts_link_to_them() {
     remove(&client, &space).await;
     clean_up(&client, &prefix, &names).await;
 }
+
+/// `run` with the Security destination and no alias stops before any rule, saying what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_run_without_kibanas_alias_says_to_run_setup() {
+    let test = "real_run_without_kibanas_alias_says_to_run_setup";
+    let Some(engine) = engine(test) else {
+        return;
+    };
+    let client = engine.client.clone();
+    let (prefix, names) = unique_names();
+    let space = format!("rrit{}", uuid::Uuid::new_v4().simple());
+    templates::setup_kinds(&client, &names, IndexKind::used_with(Destination::Security))
+        .await
+        .expect("setup");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let config = super::write_config(dir.path(), &names);
+    let out = crate::util::rule_runner()
+        .args(["run", "--once", "--config"])
+        .arg(&config)
+        .args(["--url", &engine.url, "--alerts-destination", "security"])
+        .args(["--kibana-space", &space])
+        .output()
+        .expect("rule-runner runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("`.alerts-security.alerts-{space}` does not exist"))
+            && stderr.contains("Run `rule-runner setup` with the Kibana URL set"),
+        "{stderr}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("created"));
+    clean_up(&client, &prefix, &names).await;
+}
