@@ -50,6 +50,17 @@ fn stored(body: &Value) -> Value {
     rule
 }
 
+/// The test fails if any request with one of these methods arrives.
+async fn forbid(server: &MockServer, verbs: &[&str]) {
+    for verb in verbs {
+        Mock::given(method(*verb))
+            .respond_with(ResponseTemplate::new(500))
+            .expect(0)
+            .mount(server)
+            .await;
+    }
+}
+
 fn not_found(rule_id: &str) -> ResponseTemplate {
     ResponseTemplate::new(404).set_body_json(json!({
         "status_code": 404,
@@ -119,16 +130,7 @@ async fn registering_twice_sends_nothing_the_second_time() {
         .expect(1)
         .mount(&server)
         .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(500))
-        .expect(0)
-        .mount(&server)
-        .await;
-    Mock::given(method("PUT"))
-        .respond_with(ResponseTemplate::new(500))
-        .expect(0)
-        .mount(&server)
-        .await;
+    forbid(&server, &["POST", "PUT"]).await;
     let registration = register(&kibana(&server, "default"), &rule).await.unwrap();
     assert_eq!(
         registration,
@@ -203,13 +205,7 @@ async fn a_rule_someone_else_created_is_reported_and_never_overwritten() {
         .respond_with(ResponseTemplate::new(200).set_body_json(theirs))
         .mount(&server)
         .await;
-    for verb in ["POST", "PUT", "PATCH", "DELETE"] {
-        Mock::given(method(verb))
-            .respond_with(ResponseTemplate::new(500))
-            .expect(0)
-            .mount(&server)
-            .await;
-    }
+    forbid(&server, &["POST", "PUT", "PATCH", "DELETE"]).await;
     let registration = register(&kibana(&server, "default"), &rule).await.unwrap();
     assert_eq!(
         registration,
