@@ -28,7 +28,7 @@ pub enum EsError {
     )]
     Unauthorized { what: String, reason: String },
     #[error(
-        "{what}: permission denied (403 Forbidden): {reason}; grant the user or API key the privileges listed in the README (service section)"
+        "{what}: permission denied (403 Forbidden): {reason}; grant the user or API key the privileges of its role in docker/roles/ (rule_runner.json, or rule_runner_security.json for the Security destination; rule_runner_setup.json for setup), listed in docs/docker.md"
     )]
     Forbidden { what: String, reason: String },
     #[error("{what}: Elasticsearch answered {status}: {reason}")]

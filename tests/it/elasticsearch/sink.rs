@@ -319,3 +319,75 @@ async fn dead_letters_keep_the_document_and_the_reason() {
     assert_eq!(body["document"], alert("a4").document);
     assert!(body["@timestamp"].as_str().unwrap().ends_with('Z'));
 }
+
+fn security_sink(server: &MockServer) -> EsAlertSink {
+    EsAlertSink::to_target(
+        client_for(server),
+        rule_runner::elasticsearch::AlertsTarget::Security {
+            space: "soc".into(),
+        },
+        "rule-runner-dead-letter",
+    )
+}
+
+/// The Security destination: existing ids are searched over every index of the space (hidden
+/// ones included, the space's alerts only), and writes require the alias.
+#[tokio::test]
+async fn security_lookups_search_the_space_and_writes_require_the_alias() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/.alerts-security.alerts-soc*/_search"))
+        .and(query_param("expand_wildcards", "open,hidden"))
+        .and(query_param("ignore_unavailable", "true"))
+        .and(body_is(json!({
+            "size": 4, "_source": false, "track_total_hits": false,
+            "query": {"bool": {"filter": [
+                {"ids": {"values": ["a", "b"]}},
+                {"term": {"kibana.space_ids": "soc"}}
+            ]}}
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "hits": {"hits": [{"_index": ".internal.alerts-security.alerts-soc-000001", "_id": "a"}]}
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/.alerts-security.alerts-soc/_bulk"))
+        .and(query_param("require_alias", "true"))
+        .respond_with(bulk_reply(vec![created("b")]))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let sink = security_sink(&server);
+    let existing = sink
+        .existing_ids(&["a".into(), "b".into()])
+        .await
+        .expect("a lookup");
+    assert_eq!(existing.into_iter().collect::<Vec<_>>(), ["a"]);
+    let outcomes = sink.create(&[alert("b")]).await.expect("a write");
+    assert_eq!(outcomes, [WriteOutcome::Created]);
+}
+
+#[tokio::test]
+async fn a_403_on_kibanas_alias_names_the_role_to_grant() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(es_error(
+            403,
+            "security_exception",
+            "action [indices:data/write/bulk[s]] is unauthorized for user [svc] with effective roles [viewer] on indices [.internal.alerts-security.alerts-soc-000001], this action is granted by the index privileges [create_doc,create,index,write,all]",
+        ))
+        .mount(&server)
+        .await;
+    let err = security_sink(&server)
+        .create(&[alert("b")])
+        .await
+        .expect_err("refused");
+    let text = err.to_string();
+    assert!(matches!(err, PortError::Permanent(_)), "{text}");
+    assert!(
+        text.contains("create_doc") && text.contains("rule_runner_security.json"),
+        "{text}"
+    );
+}
