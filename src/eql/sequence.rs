@@ -306,9 +306,11 @@ mod tests {
             let Ok(mut matcher) = matcher else {
                 return Ok(());
             };
+            // A stage `with runs=N` takes N events.
+            let events_per_hit: usize = seq.stages.iter().map(|s| s.runs as usize).sum();
             for (id, doc) in docs.iter().enumerate() {
                 for hit in matcher.push(id, 0, doc) {
-                    proptest::prop_assert_eq!(hit.events.len(), seq.stages.len());
+                    proptest::prop_assert_eq!(hit.events.len(), events_per_hit);
                     proptest::prop_assert!(hit.events.windows(2).all(|w| w[0] < w[1]));
                     proptest::prop_assert_eq!(hit.events.last(), Some(&id));
                 }
