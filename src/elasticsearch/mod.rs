@@ -58,15 +58,7 @@ pub fn ports_for(
     std::sync::Arc<dyn crate::engine::AlertSink>,
     std::sync::Arc<dyn crate::engine::StateStore>,
 ) {
-    let target = match config.destination {
-        Destination::RuleRunner => AlertsTarget::Own {
-            index: config.indices.alerts.clone(),
-        },
-        Destination::Security => AlertsTarget::Security {
-            space: config.engine.space_id.clone(),
-        },
-    };
-    ports_to(client, &config.indices, target)
+    ports_to(client, &config.indices, config.alerts())
 }
 
 /// The engine's three ports with alerts written to `target`.

@@ -23,15 +23,6 @@ pub enum Destination {
     Security,
 }
 
-impl Destination {
-    pub fn name(self) -> &'static str {
-        match self {
-            Destination::RuleRunner => "rule-runner",
-            Destination::Security => "security",
-        }
-    }
-}
-
 /// Where Kibana is and how rule-runner authenticates to it.
 #[derive(Clone, PartialEq, Debug)]
 pub struct KibanaConfig {

@@ -175,12 +175,22 @@ pub struct ServiceConfig {
 }
 
 impl ServiceConfig {
+    /// Where alerts are written, as the sink takes it.
+    pub fn alerts(&self) -> crate::elasticsearch::AlertsTarget {
+        use crate::elasticsearch::AlertsTarget;
+        match self.destination {
+            Destination::RuleRunner => AlertsTarget::Own {
+                index: self.indices.alerts.clone(),
+            },
+            Destination::Security => AlertsTarget::Security {
+                space: self.engine.space_id.clone(),
+            },
+        }
+    }
+
     /// The index or alias alerts are written to.
     pub fn alerts_target(&self) -> String {
-        match self.destination {
-            Destination::RuleRunner => self.indices.alerts.clone(),
-            Destination::Security => security_alerts_alias(&self.engine.space_id),
-        }
+        self.alerts().write_name()
     }
 }
 
