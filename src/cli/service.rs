@@ -157,7 +157,8 @@ pub fn setup(args: SetupArgs) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         let client = connect(&config).await?;
         let kinds = IndexKind::used_with(config.destination);
-        let lines = templates::setup_kinds(&client, &config.indices, kinds).await?;
+        let lines =
+            templates::setup_kinds(&client, &config.indices, kinds, &config.rollover).await?;
         print!("{}", render_setup(&lines));
         let complete = super::kibana::setup(&client, &config, &rules).await?;
         Ok(if complete {
@@ -447,11 +448,19 @@ fn render_setup(lines: &[SetupLine]) -> String {
         Step::Created => "created".to_string(),
         Step::Updated { from } => format!("updated from version {from}"),
         Step::Unchanged => "up to date".to_string(),
+        Step::Migrated { alerts, into } => {
+            format!("moved behind the alias ({alerts} alerts kept in {into})")
+        }
     };
     let mut out = String::new();
     for line in lines {
+        let lifecycle = line
+            .lifecycle
+            .as_ref()
+            .map(|s| format!(", lifecycle policy {}", step(s)))
+            .unwrap_or_default();
         out.push_str(&format!(
-            "{:<14} {:<28} template {:<22} index {}\n",
+            "{:<14} {:<28} template {:<22} index {}{lifecycle}\n",
             line.kind.label(),
             line.index,
             step(&line.template),

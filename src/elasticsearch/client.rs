@@ -302,8 +302,8 @@ impl EsClient {
 
     /// The engine behind this client, asked once (`GET /`) and then remembered. A node that
     /// will not say (a key without the `monitor` privilege gets a 403 there) is taken for
-    /// Elasticsearch, the primary target; a node that cannot be reached is an error, and the
-    /// next call asks again.
+    /// Elasticsearch, the primary target; a node that cannot be reached or refuses the
+    /// credentials is an error, and the next call asks again.
     pub async fn dialect(&self) -> Result<Dialect, EsError> {
         self.dialect
             .get_or_try_init(|| async {
@@ -311,6 +311,9 @@ impl EsClient {
                 let reply = self.send(&call).await?;
                 if reply.is_success() {
                     Ok(Dialect::from_root(&reply.body))
+                } else if reply.status == 401 {
+                    // Wrong credentials fail every call: say so now, once.
+                    Err(EsError::from_reply(&call.what, reply.status, &reply.body))
                 } else {
                     Ok(Dialect::ELASTICSEARCH)
                 }

@@ -16,6 +16,8 @@
 //! | `version` fields (Kibana's `kibana.version`) | `version` | none: mapped `keyword` |
 //! | every field in a hit's `fields` | `{"field": "*", "include_unmapped": true}` | `{"field": "*"}` (no `include_unmapped`) |
 //! | EQL (`_eql/search`) | yes | no |
+//! | rollover of rule-runner's alerts index | an ILM policy (`_ilm`) | no ILM (ISM is a plugin): rule-runner asks `_rollover` with conditions |
+//! | rollover on primary size | `max_primary_shard_size` | `max_size` (one primary shard: the same) |
 
 use serde_json::{Map, Value, json};
 
@@ -97,6 +99,25 @@ impl Dialect {
             ));
         }
         Ok(())
+    }
+
+    /// Whether index lifecycle management (ILM) rolls rule-runner's alerts index over.
+    pub fn has_ilm(&self) -> bool {
+        !self.is_opensearch()
+    }
+
+    /// The rollover conditions of `[alerts.rollover]` as this engine names them.
+    pub fn rollover_conditions(&self, rollover: &super::config::Rollover) -> Value {
+        let size = if self.is_opensearch() {
+            "max_size"
+        } else {
+            "max_primary_shard_size"
+        };
+        let mut conditions = json!({ "max_age": rollover.max_age, size: rollover.max_size });
+        if let Some(docs) = rollover.max_docs {
+            conditions["max_docs"] = json!(docs);
+        }
+        conditions
     }
 
     /// Whether `_eql/search` exists.

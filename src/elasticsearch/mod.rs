@@ -5,6 +5,8 @@
 //! - [`dialect`]: everything that differs between Elasticsearch 8 and OpenSearch 2.x, so
 //!   nothing else branches on the engine.
 //! - [`templates`]: the index templates under `mappings/`, installed by `setup`, checked by `run`.
+//! - [`rollover`]: rule-runner's alerts behind a write alias that rolls over (ILM on
+//!   Elasticsearch, conditional `_rollover` on OpenSearch), and the move of an older plain index.
 //! - [`source`]: the engine's [`EventSource`](crate::engine::EventSource): a rule's window,
 //!   searched as Kibana searches it, paged through a point in time.
 //! - [`sink`]: the [`AlertSink`](crate::engine::AlertSink): existing-id lookup, bulk `create`,
@@ -16,6 +18,7 @@ pub mod client;
 pub mod config;
 pub mod dialect;
 pub mod error;
+pub mod rollover;
 pub mod sink;
 pub mod source;
 pub mod state;
@@ -25,7 +28,7 @@ pub mod templates;
 pub use client::{Body, Call, ClusterInfo, EsClient, Reply};
 pub use config::{
     Auth, ConfigError, ConnectionConfig, ConnectionFlags, Destination, IndexNames, KibanaConfig,
-    RetryPolicy, Secret, ServiceConfig, security_alerts_alias,
+    RetryPolicy, Rollover, Secret, ServiceConfig, security_alerts_alias,
 };
 pub use dialect::{Dialect, Distribution};
 pub use error::EsError;
@@ -45,6 +48,7 @@ pub fn ports(
 ) {
     let target = AlertsTarget::Own {
         index: names.alerts.clone(),
+        rollover: Rollover::default(),
     };
     ports_to(client, names, target)
 }

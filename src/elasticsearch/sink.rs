@@ -1,13 +1,16 @@
 //! The alert sink: which alerts exist already, bulk `create` with per-item outcomes and
 //! bounded retries, and the dead-letter index for alerts refused for good.
 //!
-//! Two destinations ([`AlertsTarget`]): rule-runner's own index, where existing ids are
-//! looked up with `_mget` (real-time), and Kibana's alerts alias of a space, which rolls over
-//! behind the alias: there ids are looked up with an `ids` query over every index of the
-//! space (`_mget` on an alias reads only its write index), and writes carry
-//! `require_alias=true` so that a missing alias fails instead of becoming a plain index.
+//! Two destinations ([`AlertsTarget`]), both aliases over indices that roll over:
+//! rule-runner's own (see [`rollover`](super::rollover)) and Kibana's alerts alias of a space.
+//! Existing ids are looked up with an `ids` query over every index behind the alias (`_mget`
+//! cannot read an alias over several indices), which sees every alert a run wrote since
+//! writes use `refresh=true`. Writes carry `require_alias=true`, so a missing alias fails
+//! instead of becoming a plain index. Dead letters stay in one plain index, read with `_mget`.
 
 use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use ::elasticsearch::http::Method;
 use async_trait::async_trait;
@@ -15,10 +18,11 @@ use chrono::Utc;
 use serde_json::{Value, json};
 
 use super::client::{Call, EsClient, is_transient_status, path_segment};
+use super::config::Rollover;
 use super::error::{EsError, error_reason};
 use crate::engine::{AlertDoc, AlertSink, PortError, WriteOutcome};
 
-/// Ids per `_mget` request.
+/// Ids per `_mget` or `ids` query.
 const MGET_CHUNK: usize = 1000;
 /// Alerts per `_bulk` request: a page of hits is at most 100, a catch-up run a few pages.
 const BULK_CHUNK: usize = 500;
@@ -26,8 +30,8 @@ const BULK_CHUNK: usize = 500;
 /// Where alerts are written and how existing ones are found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AlertsTarget {
-    /// rule-runner's own alerts index.
-    Own { index: String },
+    /// rule-runner's own alerts alias, `index`, rolling over as `rollover` says.
+    Own { index: String, rollover: Rollover },
     /// Kibana's alerts alias of `space`, `.alerts-security.alerts-<space>`.
     Security { space: String },
 }
@@ -36,7 +40,7 @@ impl AlertsTarget {
     /// The index or alias bulk writes go to.
     pub fn write_name(&self) -> String {
         match self {
-            AlertsTarget::Own { index } => index.clone(),
+            AlertsTarget::Own { index, .. } => index.clone(),
             AlertsTarget::Security { space } => super::security_alerts_alias(space),
         }
     }
@@ -52,6 +56,8 @@ pub struct EsAlertSink {
     /// `refresh=true` on bulk writes, as Kibana's scheduled runs do, so an alert is
     /// searchable (and visible in Kibana) as soon as the run reports it.
     refresh: bool,
+    /// When the sink last asked for a conditional rollover (engines without ILM).
+    rollover_checked: Arc<Mutex<Option<Instant>>>,
 }
 
 impl EsAlertSink {
@@ -60,6 +66,7 @@ impl EsAlertSink {
             client,
             AlertsTarget::Own {
                 index: alerts_index.to_string(),
+                rollover: Rollover::default(),
             },
             dead_letter_index,
         )
@@ -72,22 +79,30 @@ impl EsAlertSink {
             target,
             dead_letter_index: dead_letter_index.to_string(),
             refresh: true,
+            rollover_checked: Arc::default(),
         }
     }
 
-    /// Which of `ids` are alerts of the space in any index behind Kibana's alias.
-    async fn found_in_space(
-        &self,
-        space: &str,
-        ids: &[String],
-    ) -> Result<HashSet<String>, EsError> {
-        let pattern = format!("{}*", super::security_alerts_alias(space));
+    /// Which of `ids` are alerts in any index behind the target's alias: for Kibana's, of
+    /// the space, over every index of the space's pattern.
+    async fn found_behind_alias(&self, ids: &[String]) -> Result<HashSet<String>, EsError> {
+        let (indices, space) = match &self.target {
+            AlertsTarget::Own { index, .. } => (index.clone(), None),
+            AlertsTarget::Security { space } => (
+                format!("{}*", super::security_alerts_alias(space)),
+                Some(space.as_str()),
+            ),
+        };
         let mut found = HashSet::new();
         for chunk in ids.chunks(MGET_CHUNK) {
+            let mut filter = vec![json!({"ids": {"values": chunk}})];
+            if let Some(space) = space {
+                filter.push(json!({"term": {"kibana.space_ids": space}}));
+            }
             let call = Call::new(
-                format!("look up existing alerts in `{pattern}`"),
+                format!("look up existing alerts in `{indices}`"),
                 Method::Post,
-                format!("/{}/_search", path_segment(&pattern)),
+                format!("/{}/_search", path_segment(&indices)),
             )
             // Kibana's alerts indices are hidden: a wildcard reaches them only when asked.
             .param("expand_wildcards", "open,hidden")
@@ -98,10 +113,7 @@ impl EsAlertSink {
                 "size": chunk.len() * 2,
                 "_source": false,
                 "track_total_hits": false,
-                "query": {"bool": {"filter": [
-                    {"ids": {"values": chunk}},
-                    {"term": {"kibana.space_ids": space}},
-                ]}},
+                "query": {"bool": {"filter": filter}},
             }));
             let body = self.client.send_ok(&call).await?;
             let hits = body
@@ -118,6 +130,42 @@ impl EsAlertSink {
             );
         }
         Ok(found)
+    }
+
+    /// On an engine without ILM, ask for a conditional rollover of rule-runner's own alias,
+    /// at most every `check_interval`. A refusal is logged, never a reason to hold alerts back.
+    async fn roll_over_if_due(&self) {
+        let AlertsTarget::Own { index, rollover } = &self.target else {
+            return;
+        };
+        if !rollover.enabled {
+            return;
+        }
+        match self.client.dialect().await {
+            Ok(dialect) if !dialect.has_ilm() => {}
+            _ => return,
+        }
+        {
+            let Ok(mut checked) = self.rollover_checked.lock() else {
+                return;
+            };
+            if checked.is_some_and(|at| at.elapsed() < rollover.check_interval) {
+                return;
+            }
+            *checked = Some(Instant::now());
+        }
+        match super::rollover::roll_over_if_due(&self.client, index, rollover).await {
+            Ok(Some(new_index)) => {
+                tracing::info!(alias = %index, %new_index, "alerts index rolled over")
+            }
+            Ok(None) => {}
+            Err(err) => tracing::warn!(
+                alias = %index,
+                "could not roll the alerts index over ({err}); alerts keep going to the current \
+                 index. Grant the service `manage` on `{index}*`, or set \
+                 `[alerts.rollover] enabled = false` if a policy of your own rolls it over"
+            ),
+        }
     }
 
     /// Which of `ids` are documents of `index`, in chunks of [`MGET_CHUNK`].
@@ -265,10 +313,7 @@ impl EsAlertSink {
             format!("/{}/_bulk", path_segment(&self.alerts_index)),
         )
         .ndjson(body);
-        let call = match self.target {
-            AlertsTarget::Own { .. } => call,
-            AlertsTarget::Security { .. } => call.param("require_alias", "true"),
-        };
+        let call = call.param("require_alias", "true");
         if self.refresh {
             call.param("refresh", "true")
         } else {
@@ -280,10 +325,7 @@ impl EsAlertSink {
 #[async_trait]
 impl AlertSink for EsAlertSink {
     async fn existing_ids(&self, ids: &[String]) -> Result<HashSet<String>, PortError> {
-        match &self.target {
-            AlertsTarget::Own { index } => self.found_ids(index, ids).await,
-            AlertsTarget::Security { space } => Ok(self.found_in_space(space, ids).await?),
-        }
+        Ok(self.found_behind_alias(ids).await?)
     }
 
     /// Dead-letter records are keyed by alert id, so the same lookup tells which
@@ -293,6 +335,7 @@ impl AlertSink for EsAlertSink {
     }
 
     async fn create(&self, alerts: &[AlertDoc]) -> Result<Vec<WriteOutcome>, PortError> {
+        self.roll_over_if_due().await;
         let mut outcomes = Vec::with_capacity(alerts.len());
         for chunk in alerts.chunks(BULK_CHUNK) {
             outcomes.extend(self.create_chunk(chunk).await?);

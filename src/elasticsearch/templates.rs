@@ -5,8 +5,9 @@ use ::elasticsearch::http::Method;
 use serde_json::Value;
 
 use super::client::{Call, EsClient, path_segment};
-use super::config::{Destination, IndexNames};
+use super::config::{Destination, IndexNames, Rollover};
 use super::error::EsError;
+use super::rollover::{self, AlertsLayout};
 
 /// The version every template and mapping below carries (`version` and `_meta.version`).
 /// Raise it with any change to a file under `mappings/`.
@@ -69,22 +70,33 @@ impl IndexKind {
     }
 
     /// The template body for the configured index name: the shipped file with its
-    /// `index_patterns` pointed at `index`.
+    /// `index_patterns` pointed at `index`, or for alerts at the indices behind that alias.
     pub fn template_for(self, index: &str) -> Value {
         // The files are part of the binary and covered by tests; a parse failure is a bug.
         let mut template: Value =
             serde_json::from_str(self.template_text()).expect("shipped mappings are valid JSON");
-        template["index_patterns"] = Value::from(vec![index.to_string()]);
+        let pattern = match self {
+            IndexKind::Alerts => rollover::backing_pattern(index),
+            _ => index.to_string(),
+        };
+        template["index_patterns"] = Value::from(vec![pattern]);
         template
     }
 }
 
-/// What `setup` did to one template or index.
+/// What `setup` did to one template, index or policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
     Created,
-    Updated { from: i64 },
+    Updated {
+        from: i64,
+    },
     Unchanged,
+    /// A plain alerts index of an older rule-runner, moved behind the alias as `into`.
+    Migrated {
+        alerts: u64,
+        into: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,80 +105,151 @@ pub struct SetupLine {
     pub index: String,
     pub template: Step,
     pub index_step: Step,
+    /// The alerts index's ILM policy (Elasticsearch with `[alerts.rollover]` on).
+    pub lifecycle: Option<Step>,
 }
 
 /// Install or upgrade the four templates and create the indices that do not exist yet.
 /// Running it again changes nothing.
 pub async fn setup(client: &EsClient, names: &IndexNames) -> Result<Vec<SetupLine>, EsError> {
-    setup_kinds(client, names, &IndexKind::ALL).await
+    setup_kinds(client, names, &IndexKind::ALL, &Rollover::default()).await
 }
 
 /// [`setup`] of some of the indices: without rule-runner's alerts index when alerts go to
-/// Kibana's ([`IndexKind::used_with`]).
+/// Kibana's ([`IndexKind::used_with`]); the alerts index rolling over as `rollover` says.
 pub async fn setup_kinds(
     client: &EsClient,
     names: &IndexNames,
     kinds: &[IndexKind],
+    rollover: &Rollover,
 ) -> Result<Vec<SetupLine>, EsError> {
     let mut lines = Vec::new();
     for &kind in kinds {
         let index = kind.index_name(names).to_string();
-        let wanted = kind.template_for(&index);
-        let template = match installed_template(client, &index).await? {
-            Some(installed) if installed.version > TEMPLATE_VERSION => {
-                return Err(EsError::Response {
-                    what: format!("install index template `{index}`"),
-                    message: format!(
-                        "the installed template has version {} but this rule-runner ships version \
-                         {TEMPLATE_VERSION}; it was installed by a newer rule-runner: upgrade \
-                         rule-runner rather than downgrade the cluster",
-                        installed.version
-                    ),
-                });
-            }
-            // Elasticsearch hands templates back normalized (settings as strings, defaults
-            // added), so compare what identifies ours, not the whole body.
-            Some(installed)
-                if installed.version == TEMPLATE_VERSION
-                    && installed.body.get("index_patterns") == wanted.get("index_patterns") =>
-            {
-                Step::Unchanged
-            }
-            Some(installed) => {
-                put_template(client, &index, &wanted).await?;
-                Step::Updated {
-                    from: installed.version,
-                }
-            }
-            None => {
-                put_template(client, &index, &wanted).await?;
-                Step::Created
-            }
-        };
-        let index_step = if index_exists(client, &index).await? {
-            if template == Step::Unchanged {
-                Step::Unchanged
-            } else {
-                // Templates only shape new indices; carry additive changes to the live one.
-                let from = index_mapping_version(client, &index).await?.unwrap_or(0);
-                if from == TEMPLATE_VERSION {
-                    Step::Unchanged
-                } else {
-                    put_mapping(client, &index, &wanted["template"]["mappings"]).await?;
-                    Step::Updated { from }
-                }
-            }
+        let mut wanted = kind.template_for(&index);
+        let ilm =
+            kind == IndexKind::Alerts && rollover.enabled && client.dialect().await?.has_ilm();
+        let lifecycle = if ilm {
+            wanted["template"]["settings"]["index"]["lifecycle"] =
+                rollover::lifecycle_settings(&index);
+            Some(rollover::ensure_policy(client, &index, rollover).await?)
         } else {
-            create_index(client, &index).await?
+            None
+        };
+        let template = install_template(client, &index, &wanted).await?;
+        let index_step = match kind {
+            IndexKind::Alerts => {
+                setup_alerts_alias(client, &index, &wanted, &template, ilm).await?
+            }
+            _ => setup_index(client, &index, &wanted, &template).await?,
         };
         lines.push(SetupLine {
             kind,
             index,
             template,
             index_step,
+            lifecycle,
         });
     }
     Ok(lines)
+}
+
+async fn install_template(client: &EsClient, index: &str, wanted: &Value) -> Result<Step, EsError> {
+    Ok(match installed_template(client, index).await? {
+        Some(installed) if installed.version > TEMPLATE_VERSION => {
+            return Err(EsError::Response {
+                what: format!("install index template `{index}`"),
+                message: format!(
+                    "the installed template has version {} but this rule-runner ships version \
+                     {TEMPLATE_VERSION}; it was installed by a newer rule-runner: upgrade \
+                     rule-runner rather than downgrade the cluster",
+                    installed.version
+                ),
+            });
+        }
+        // Elasticsearch hands templates back normalized (settings as strings, defaults
+        // added), so compare what identifies ours, not the whole body.
+        Some(installed)
+            if installed.version == TEMPLATE_VERSION
+                && installed.body.get("index_patterns") == wanted.get("index_patterns")
+                && installed.body.pointer(LIFECYCLE) == wanted.pointer(LIFECYCLE) =>
+        {
+            Step::Unchanged
+        }
+        Some(installed) => {
+            put_template(client, index, wanted).await?;
+            Step::Updated {
+                from: installed.version,
+            }
+        }
+        None => {
+            put_template(client, index, wanted).await?;
+            Step::Created
+        }
+    })
+}
+
+const LIFECYCLE: &str = "/template/settings/index/lifecycle";
+
+/// Create `index`, or carry an updated template's mapping to it.
+async fn setup_index(
+    client: &EsClient,
+    index: &str,
+    wanted: &Value,
+    template: &Step,
+) -> Result<Step, EsError> {
+    if !index_exists(client, index).await? {
+        return create_index(client, index).await;
+    }
+    if *template == Step::Unchanged {
+        return Ok(Step::Unchanged);
+    }
+    // Templates only shape new indices; carry additive changes to the live one.
+    let from = index_mapping_version(client, index).await?.unwrap_or(0);
+    if from == TEMPLATE_VERSION {
+        return Ok(Step::Unchanged);
+    }
+    put_mapping(client, index, &wanted["template"]["mappings"]).await?;
+    Ok(Step::Updated { from })
+}
+
+/// The alerts alias: created over its first index, moved in front of an older plain index,
+/// or brought up to the template (mapping of every index behind it, policy of the write one).
+async fn setup_alerts_alias(
+    client: &EsClient,
+    alias: &str,
+    wanted: &Value,
+    template: &Step,
+    ilm: bool,
+) -> Result<Step, EsError> {
+    let write_index = match rollover::layout(client, alias).await? {
+        AlertsLayout::Missing => return rollover::create_first(client, alias).await,
+        AlertsLayout::PlainIndex => {
+            let alerts = rollover::migrate(client, alias).await?;
+            if ilm {
+                rollover::attach_policy(client, &rollover::first_index(alias), alias).await?;
+            }
+            return Ok(Step::Migrated {
+                alerts,
+                into: rollover::migrated_index(alias),
+            });
+        }
+        AlertsLayout::Alias { write_index } => write_index,
+    };
+    if *template == Step::Unchanged {
+        return Ok(Step::Unchanged);
+    }
+    if ilm {
+        rollover::attach_policy(client, &write_index, alias).await?;
+    }
+    let from = index_mapping_version(client, &write_index)
+        .await?
+        .unwrap_or(0);
+    if from == TEMPLATE_VERSION {
+        return Ok(Step::Unchanged);
+    }
+    put_mapping(client, alias, &wanted["template"]["mappings"]).await?;
+    Ok(Step::Updated { from })
 }
 
 /// Before a run: every index present with a mapping at least this version. Reads only the
@@ -184,15 +267,31 @@ pub async fn check_kinds(
 ) -> Result<(), EsError> {
     let mut problems = Vec::new();
     for &kind in kinds {
-        let index = kind.index_name(names);
-        if !index_exists(client, index).await? {
+        let mut index = kind.index_name(names).to_string();
+        if kind == IndexKind::Alerts {
+            match rollover::layout(client, &index).await? {
+                AlertsLayout::Alias { write_index } => index = write_index,
+                AlertsLayout::PlainIndex => {
+                    problems.push(format!(
+                        "the alerts index `{index}` is a plain index from an older rule-runner, \
+                         which wrote without rollover (`rule-runner setup` moves its alerts \
+                         behind an alias of that name, copying nothing)"
+                    ));
+                    continue;
+                }
+                AlertsLayout::Missing => {
+                    problems.push(format!("the alerts alias `{index}` does not exist"));
+                    continue;
+                }
+            }
+        } else if !index_exists(client, &index).await? {
             problems.push(format!(
                 "the {} index `{index}` does not exist",
                 kind.label()
             ));
             continue;
         }
-        match index_mapping_version(client, index).await? {
+        match index_mapping_version(client, &index).await? {
             Some(v) if v >= TEMPLATE_VERSION => {}
             found => problems.push(format!(
                 "the {} index `{index}` has mapping version {}, this rule-runner needs {TEMPLATE_VERSION}",
@@ -352,7 +451,11 @@ mod tests {
     fn shipped_templates_parse_and_carry_the_version() {
         for kind in IndexKind::ALL {
             let t = kind.template_for("some-index");
-            assert_eq!(t["index_patterns"], serde_json::json!(["some-index"]));
+            let pattern = match kind {
+                IndexKind::Alerts => "some-index-*",
+                _ => "some-index",
+            };
+            assert_eq!(t["index_patterns"], serde_json::json!([pattern]));
             assert_eq!(t["version"], TEMPLATE_VERSION, "{kind:?}");
             assert_eq!(
                 t["template"]["mappings"]["_meta"]["version"],

@@ -39,6 +39,8 @@ pub struct KibanaConfig {
 #[serde(deny_unknown_fields)]
 pub(super) struct FileAlerts {
     pub(super) destination: Option<Destination>,
+    #[serde(default)]
+    pub(super) rollover: super::Rollover,
 }
 
 /// The `[kibana]` table.

@@ -17,10 +17,12 @@ use crate::engine::EngineConfig;
 
 mod destination;
 mod layers;
+mod rollover;
 
 pub use destination::{Destination, KibanaConfig, security_alerts_alias};
 use destination::{FileAlerts, FileKibana, KibanaLayer, resolve_kibana};
 use layers::{ConnectionLayer, LayerOrigin, file_connection_layer, merge_connection};
+pub use rollover::Rollover;
 use url::Url;
 
 /// The config file read when `--config` is not given, if it exists in the working directory.
@@ -170,6 +172,8 @@ pub struct ServiceConfig {
     pub destination: Destination,
     /// Kibana, when one is configured (`[kibana]`, `KIBANA_URL`, `--kibana-url`).
     pub kibana: Option<KibanaConfig>,
+    /// When rule-runner's own alerts index rolls over (`[alerts.rollover]`).
+    pub rollover: Rollover,
     /// The file the configuration was read from, if any.
     pub source_file: Option<PathBuf>,
 }
@@ -181,6 +185,7 @@ impl ServiceConfig {
         match self.destination {
             Destination::RuleRunner => AlertsTarget::Own {
                 index: self.indices.alerts.clone(),
+                rollover: self.rollover.clone(),
             },
             Destination::Security => AlertsTarget::Security {
                 space: self.engine.space_id.clone(),
@@ -432,6 +437,7 @@ impl ServiceConfig {
             retry: file.retry,
             destination: resolved.destination,
             kibana: resolved.kibana,
+            rollover: file.alerts.rollover.clone(),
             source_file: file_path,
         };
         config.validate()?;
@@ -456,6 +462,19 @@ impl ServiceConfig {
             origin: self.file_origin(key),
             message: message.to_string(),
         };
+        // The alerts template covers `<alerts>-*`, the indices behind the alias.
+        let backing = format!("{}-", self.indices.alerts);
+        for (key, name) in self.indices.all().into_iter().skip(1) {
+            if name.starts_with(&backing) {
+                return Err(invalid(
+                    &format!("indices.{key}"),
+                    &format!(
+                        "`{name}` would be taken for one of the alerts indices behind `{}` (`{backing}*`); choose a name that does not start with `{backing}`",
+                        self.indices.alerts
+                    ),
+                ));
+            }
+        }
         if self.retry.max_attempts == 0 {
             return Err(invalid("retry.max_attempts", "must be at least 1"));
         }

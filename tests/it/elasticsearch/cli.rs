@@ -78,13 +78,18 @@ async fn cluster(already_alerted: bool) -> MockServer {
         .mount(&server)
         .await;
     Mock::given(method("POST"))
-        .and(path("/rule-runner-alerts/_mget"))
+        .and(path("/rule-runner-alerts/_search"))
+        .and(body_string_contains("\"ids\""))
         .respond_with(move |req: &wiremock::Request| {
-            let ids = body_json(req)["ids"].clone();
-            let docs: Vec<Value> = ids.as_array().unwrap().iter()
-                .map(|id| json!({"_index": "rule-runner-alerts", "_id": id, "found": already_alerted}))
+            let ids = body_json(req)["query"]["bool"]["filter"][0]["ids"]["values"].clone();
+            let hits: Vec<Value> = ids
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|_| already_alerted)
+                .map(|id| json!({"_index": "rule-runner-alerts-000001", "_id": id}))
                 .collect();
-            ResponseTemplate::new(200).set_body_json(json!({"docs": docs}))
+            ResponseTemplate::new(200).set_body_json(json!({"hits": {"hits": hits}}))
         })
         .mount(&server)
         .await;
@@ -237,7 +242,7 @@ fn run_refuses_to_start_before_setup() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("the alerts index `rule-runner-alerts` does not exist"),
+        stderr.contains("the alerts alias `rule-runner-alerts` does not exist"),
         "{stderr}"
     );
     assert!(stderr.contains("Run `rule-runner setup`"), "{stderr}");

@@ -280,6 +280,46 @@ fn the_example_config_is_valid_and_states_the_defaults() {
     assert_eq!(config.retry, defaults.retry);
     assert_eq!(config.destination, defaults.destination);
     assert_eq!(config.kibana, defaults.kibana);
+    assert_eq!(config.rollover, defaults.rollover);
+}
+
+#[test]
+fn rollover_settings_reach_the_sink_and_an_index_in_their_way_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(
+        &dir,
+        "[alerts.rollover]\nmax_age = \"7d\"\nmax_docs = 500000\n",
+    );
+    let config = ServiceConfig::resolve(&flags_with_file(&path), &env(&[])).unwrap();
+    let rule_runner::elasticsearch::AlertsTarget::Own { index, rollover } = config.alerts() else {
+        panic!("rule-runner's own index by default");
+    };
+    assert_eq!(index, "rule-runner-alerts");
+    assert_eq!(
+        (rollover.max_age.as_str(), rollover.max_size.as_str()),
+        ("7d", "50gb")
+    );
+    assert_eq!(rollover.max_docs, Some(500_000));
+
+    let path = write_config(&dir, "[alerts.rollover]\nmax_size = \"lots\"\n");
+    let err = ServiceConfig::resolve(&flags_with_file(&path), &env(&[]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("max_size = \"lots\""), "{err}");
+    assert!(err.contains("e.g. \"50gb\""), "{err}");
+
+    let path = write_config(
+        &dir,
+        "[indices]\nalerts = \"soc\"\ndead_letter = \"soc-dead\"\n",
+    );
+    let err = ServiceConfig::resolve(&flags_with_file(&path), &env(&[]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("indices.dead_letter"), "{err}");
+    assert!(
+        err.contains("`soc-dead` would be taken for one of the alerts indices behind `soc`"),
+        "{err}"
+    );
 }
 
 #[test]

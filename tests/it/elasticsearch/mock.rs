@@ -86,8 +86,9 @@ pub fn body_json(request: &wiremock::Request) -> Value {
 }
 
 /// A small in-memory stand-in for the index-administration APIs `setup` and `run` use:
-/// `GET /`, index templates, index existence and creation, mappings. It keeps state, so
-/// running `setup` twice shows what the second run changes (nothing).
+/// `GET /`, index templates, index existence and creation, mappings, aliases, ILM policies,
+/// settings, `_count`, `_clone`. It keeps state, so running `setup` twice shows what the second
+/// run changes (nothing), and an older cluster's layout can be set up before it.
 #[derive(Clone, Default)]
 pub struct AdminCluster {
     state: std::sync::Arc<std::sync::Mutex<AdminState>>,
@@ -98,6 +99,38 @@ struct AdminState {
     templates: std::collections::BTreeMap<String, Value>,
     /// Index name to its mapping.
     indices: std::collections::BTreeMap<String, Value>,
+    /// Index name to the settings put on it.
+    settings: std::collections::BTreeMap<String, Value>,
+    /// Index name to its number of documents.
+    docs: std::collections::BTreeMap<String, u64>,
+    /// Alias to its indices and whether each is the write index.
+    aliases: std::collections::BTreeMap<String, Vec<(String, bool)>>,
+    policies: std::collections::BTreeMap<String, Value>,
+}
+
+impl AdminState {
+    /// The indices a name stands for: an index, or an alias's.
+    fn resolve(&self, name: &str) -> Vec<String> {
+        match self.aliases.get(name) {
+            Some(members) => members.iter().map(|(i, _)| i.clone()).collect(),
+            None if self.indices.contains_key(name) => vec![name.to_string()],
+            None => vec![],
+        }
+    }
+
+    fn template_mapping(&self, index: &str) -> Value {
+        self.templates
+            .values()
+            .find(|t| {
+                let pattern = t["index_patterns"][0].as_str().unwrap_or_default();
+                match pattern.strip_suffix('*') {
+                    Some(prefix) => index.starts_with(prefix),
+                    None => pattern == index,
+                }
+            })
+            .map(|t| t["template"]["mappings"].clone())
+            .unwrap_or(json!({}))
+    }
 }
 
 impl AdminCluster {
@@ -121,6 +154,46 @@ impl AdminCluster {
             .indices
             .insert(index.into(), mapping);
     }
+    pub fn set_docs(&self, index: &str, docs: u64) {
+        self.state.lock().unwrap().docs.insert(index.into(), docs);
+    }
+    pub fn docs(&self, index: &str) -> Option<u64> {
+        self.state.lock().unwrap().docs.get(index).copied()
+    }
+    pub fn settings(&self, index: &str) -> Option<Value> {
+        self.state.lock().unwrap().settings.get(index).cloned()
+    }
+    /// The alias's indices with their write flags, in name order.
+    pub fn alias(&self, alias: &str) -> Option<Vec<(String, bool)>> {
+        self.state.lock().unwrap().aliases.get(alias).cloned()
+    }
+    pub fn set_alias(&self, alias: &str, members: &[(&str, bool)]) {
+        self.state.lock().unwrap().aliases.insert(
+            alias.into(),
+            members.iter().map(|(i, w)| (i.to_string(), *w)).collect(),
+        );
+    }
+    pub fn indices(&self) -> Vec<String> {
+        self.state.lock().unwrap().indices.keys().cloned().collect()
+    }
+    pub fn policy(&self, name: &str) -> Option<Value> {
+        self.state.lock().unwrap().policies.get(name).cloned()
+    }
+    pub fn set_policy(&self, name: &str, policy: Value) {
+        self.state
+            .lock()
+            .unwrap()
+            .policies
+            .insert(name.into(), policy);
+    }
+}
+
+fn not_found(ty: &str, reason: String) -> ResponseTemplate {
+    es_error(404, ty, &reason)
+}
+
+fn acknowledged() -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({"acknowledged": true}))
 }
 
 impl wiremock::Respond for AdminCluster {
@@ -145,58 +218,164 @@ impl wiremock::Respond for AdminCluster {
                         "index_templates": [{"name": name, "index_template": stored}]
                     }))
                 }
-                None => es_error(
-                    404,
+                None => not_found(
                     "resource_not_found_exception",
-                    &format!("index template matching [{name}] not found"),
+                    format!("index template matching [{name}] not found"),
                 ),
             },
             ("PUT", ["_index_template", name]) => {
                 state.templates.insert(name.to_string(), body_json(request));
-                ResponseTemplate::new(200).set_body_json(json!({"acknowledged": true}))
+                acknowledged()
             }
-            ("HEAD", [index]) => ResponseTemplate::new(if state.indices.contains_key(*index) {
-                200
-            } else {
+            ("GET", ["_ilm", "policy", name]) => match state.policies.get(*name) {
+                Some(p) => ResponseTemplate::new(200).set_body_json(json!({
+                    *name: {"version": 1, "policy": p["policy"]}
+                })),
+                None => not_found(
+                    "resource_not_found_exception",
+                    format!("Lifecycle policy not found: {name}"),
+                ),
+            },
+            ("PUT", ["_ilm", "policy", name]) => {
+                state.policies.insert(name.to_string(), body_json(request));
+                acknowledged()
+            }
+            ("GET", ["_alias", alias]) => match state.aliases.get(*alias) {
+                Some(members) => {
+                    let mut body = serde_json::Map::new();
+                    for (index, write) in members {
+                        let mut entry = json!({});
+                        if members.len() > 1 || !write {
+                            entry["is_write_index"] = json!(write);
+                        }
+                        body.insert(index.clone(), json!({"aliases": {*alias: entry}}));
+                    }
+                    ResponseTemplate::new(200).set_body_json(Value::Object(body))
+                }
+                None => ResponseTemplate::new(404).set_body_json(
+                    json!({"error": format!("alias [{alias}] missing"), "status": 404}),
+                ),
+            },
+            ("POST", ["_aliases"]) => {
+                let body = body_json(request);
+                for action in body["actions"].as_array().cloned().unwrap_or_default() {
+                    if let Some(add) = action.get("add") {
+                        let alias = add["alias"].as_str().unwrap().to_string();
+                        let index = add["index"].as_str().unwrap().to_string();
+                        let write = add["is_write_index"].as_bool().unwrap_or(false);
+                        state.aliases.entry(alias).or_default().push((index, write));
+                    }
+                    if let Some(remove) = action.get("remove_index") {
+                        let index = remove["index"].as_str().unwrap();
+                        state.indices.remove(index);
+                        state.docs.remove(index);
+                    }
+                }
+                acknowledged()
+            }
+            ("HEAD", [name]) => ResponseTemplate::new(if state.resolve(name).is_empty() {
                 404
+            } else {
+                200
             }),
             ("PUT", [index]) => {
-                if state.indices.contains_key(*index) {
+                if state.indices.contains_key(*index) || state.aliases.contains_key(*index) {
                     return es_error(
                         400,
                         "resource_already_exists_exception",
                         &format!("index [{index}/abc] already exists"),
                     );
                 }
-                let mapping = state
-                    .templates
-                    .values()
-                    .find(|t| t["index_patterns"][0] == *index)
-                    .map(|t| t["template"]["mappings"].clone())
-                    .unwrap_or(json!({}));
+                let mapping = state.template_mapping(index);
                 state.indices.insert(index.to_string(), mapping);
+                let body: Value = serde_json::from_slice(&request.body).unwrap_or(json!({}));
+                if let Some(aliases) = body.get("aliases").and_then(Value::as_object) {
+                    for (alias, options) in aliases {
+                        let write = options["is_write_index"].as_bool().unwrap_or(false);
+                        state
+                            .aliases
+                            .entry(alias.clone())
+                            .or_default()
+                            .push((index.to_string(), write));
+                    }
+                }
                 ResponseTemplate::new(200).set_body_json(json!({
                     "acknowledged": true, "shards_acknowledged": true, "index": index
                 }))
             }
-            ("GET", [index, "_mapping"]) => match state.indices.get(*index) {
-                Some(m) => {
-                    ResponseTemplate::new(200).set_body_json(json!({ *index: {"mappings": m} }))
+            ("GET", [name, "_mapping"]) => {
+                let indices = state.resolve(name);
+                if indices.is_empty() {
+                    return not_found(
+                        "index_not_found_exception",
+                        format!("no such index [{name}]"),
+                    );
                 }
-                None => es_error(
-                    404,
-                    "index_not_found_exception",
-                    &format!("no such index [{index}]"),
-                ),
-            },
-            ("PUT", [index, "_mapping"]) => {
+                let mut body = serde_json::Map::new();
+                for index in indices {
+                    body.insert(index.clone(), json!({"mappings": state.indices[&index]}));
+                }
+                ResponseTemplate::new(200).set_body_json(Value::Object(body))
+            }
+            ("PUT", [name, "_mapping"]) => {
                 let body = body_json(request);
-                state.indices.insert(index.to_string(), body);
-                ResponseTemplate::new(200).set_body_json(json!({"acknowledged": true}))
+                for index in state.resolve(name) {
+                    state.indices.insert(index, body.clone());
+                }
+                acknowledged()
+            }
+            ("PUT", [name, "_settings"]) => {
+                let body = body_json(request);
+                for index in state.resolve(name) {
+                    state.settings.insert(index, body.clone());
+                }
+                acknowledged()
+            }
+            ("POST", [_, "_refresh"]) => ResponseTemplate::new(200)
+                .set_body_json(json!({"_shards": {"total": 1, "successful": 1, "failed": 0}})),
+            ("GET", [name, "_count"]) => {
+                let count: u64 = state
+                    .resolve(name)
+                    .iter()
+                    .map(|i| state.docs.get(i).copied().unwrap_or(0))
+                    .sum();
+                ResponseTemplate::new(200).set_body_json(json!({"count": count}))
+            }
+            ("POST", [source, "_clone", target]) => {
+                let blocked = state
+                    .settings
+                    .get(*source)
+                    .and_then(|s| s.pointer("/index/blocks/write"))
+                    == Some(&json!(true));
+                if !blocked {
+                    return es_error(
+                        400,
+                        "illegal_state_exception",
+                        &format!("index {source} must be read-only to resize index"),
+                    );
+                }
+                let mapping = state.indices[*source].clone();
+                let docs = state.docs.get(*source).copied().unwrap_or(0);
+                state.indices.insert(target.to_string(), mapping);
+                state.docs.insert(target.to_string(), docs);
+                ResponseTemplate::new(200).set_body_json(
+                    json!({"acknowledged": true, "shards_acknowledged": true, "index": target}),
+                )
             }
             _ => ResponseTemplate::new(500).set_body_string(format!("unexpected {method} /{path}")),
         }
     }
+}
+
+/// A mock server answering everything from a fresh [`AdminCluster`].
+pub async fn admin_server() -> (MockServer, AdminCluster) {
+    let server = MockServer::start().await;
+    let cluster = AdminCluster::default();
+    Mock::given(wiremock::matchers::any())
+        .respond_with(cluster.clone())
+        .mount(&server)
+        .await;
+    (server, cluster)
 }
 
 /// A client for any base URI, with quick retries.
@@ -225,13 +404,20 @@ pub async fn mount_set_up_cluster(server: &MockServer) {
         .respond_with(ResponseTemplate::new(200).set_body_json(root_info()))
         .mount(server)
         .await;
+    Mock::given(method("GET"))
+        .and(path("/_alias/rule-runner-alerts"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"rule-runner-alerts-000001": {"aliases": {"rule-runner-alerts": {}}}}),
+        ))
+        .mount(server)
+        .await;
     Mock::given(method("HEAD"))
         .and(path_regex(r"^/rule-runner-[a-z-]+$"))
         .respond_with(ResponseTemplate::new(200))
         .mount(server)
         .await;
     Mock::given(method("GET"))
-        .and(path_regex(r"^/rule-runner-[a-z-]+/_mapping$"))
+        .and(path_regex(r"^/rule-runner-[a-z0-9-]+/_mapping$"))
         .respond_with(|req: &wiremock::Request| {
             let index = req.url.path().split('/').nth(1).unwrap().to_string();
             ResponseTemplate::new(200).set_body_json(

@@ -9,6 +9,7 @@ mod config;
 mod mapping;
 pub(crate) mod mock;
 mod opensearch;
+mod rollover;
 mod setup;
 mod sink;
 mod source;

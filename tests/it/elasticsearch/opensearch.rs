@@ -16,7 +16,7 @@ use super::mock::{AdminCluster, body_json, client_for, es_error};
 use super::source::{PUBLIC_INVOCATION, field_caps_reply, hit, shipped, window};
 
 /// `GET /` as the OpenSearch 2.19 test node answers it.
-fn opensearch_root() -> Value {
+pub(super) fn opensearch_root() -> Value {
     json!({
         "name": "rule-runner-test-node",
         "cluster_name": "rule-runner-tests",
@@ -37,7 +37,7 @@ fn opensearch_root() -> Value {
 }
 
 /// `GET /` answered as OpenSearch, before any catch-all mock.
-async fn mount_root(server: &MockServer) {
+pub(super) async fn mount_root(server: &MockServer) {
     Mock::given(method("GET"))
         .and(path("/"))
         .respond_with(ResponseTemplate::new(200).set_body_json(opensearch_root()))

@@ -6,17 +6,7 @@ use serde_json::json;
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer};
 
-use super::mock::{AdminCluster, client_for, unauthorized};
-
-async fn admin_server() -> (MockServer, AdminCluster) {
-    let server = MockServer::start().await;
-    let cluster = AdminCluster::default();
-    Mock::given(any())
-        .respond_with(cluster.clone())
-        .mount(&server)
-        .await;
-    (server, cluster)
-}
+use super::mock::{admin_server, client_for, unauthorized};
 
 fn writes(requests: &[wiremock::Request]) -> Vec<String> {
     requests
@@ -43,8 +33,9 @@ async fn setup_installs_everything_once_and_then_changes_nothing() {
     assert_eq!(
         writes(&requests),
         [
+            "PUT /_ilm/policy/rule-runner-alerts",
             "PUT /_index_template/rule-runner-alerts",
-            "PUT /rule-runner-alerts",
+            "PUT /rule-runner-alerts-000001",
             "PUT /_index_template/rule-runner-state",
             "PUT /rule-runner-state",
             "PUT /_index_template/rule-runner-executions",
@@ -53,10 +44,22 @@ async fn setup_installs_everything_once_and_then_changes_nothing() {
             "PUT /rule-runner-dead-letter",
         ]
     );
-    // The template sent is the shipped file, pointed at the configured index.
+    // The template sent is the shipped file, pointed at the indices behind the alerts alias,
+    // which the ILM policy rolls over.
     let alerts = cluster.template("rule-runner-alerts").unwrap();
-    assert_eq!(alerts, IndexKind::Alerts.template_for("rule-runner-alerts"));
-    assert_eq!(alerts["index_patterns"], json!(["rule-runner-alerts"]));
+    let mut shipped = IndexKind::Alerts.template_for("rule-runner-alerts");
+    shipped["template"]["settings"]["index"]["lifecycle"] =
+        json!({"name": "rule-runner-alerts", "rollover_alias": "rule-runner-alerts"});
+    assert_eq!(alerts, shipped);
+    assert_eq!(alerts["index_patterns"], json!(["rule-runner-alerts-*"]));
+    assert_eq!(
+        cluster.alias("rule-runner-alerts").unwrap(),
+        [("rule-runner-alerts-000001".to_string(), true)]
+    );
+    assert_eq!(
+        cluster.policy("rule-runner-alerts").unwrap()["policy"]["phases"]["hot"]["actions"]["rollover"],
+        json!({"max_age": "30d", "max_primary_shard_size": "50gb"})
+    );
 
     server.reset().await;
     Mock::given(any())
@@ -135,9 +138,10 @@ async fn setup_follows_configured_index_names() {
     templates::setup(&client, &names).await.unwrap();
     assert_eq!(
         cluster.template("soc-alerts").unwrap()["index_patterns"],
-        json!(["soc-alerts"])
+        json!(["soc-alerts-*"])
     );
-    assert!(cluster.mapping("soc-alerts").is_some());
+    assert!(cluster.mapping("soc-alerts-000001").is_some());
+    assert!(cluster.alias("soc-alerts").is_some());
     assert!(cluster.template("rule-runner-alerts").is_none());
 }
 
@@ -147,9 +151,10 @@ async fn check_lists_what_is_missing_and_points_at_setup() {
     let client = client_for(&server);
     let names = IndexNames::default();
     cluster.set_index(
-        "rule-runner-alerts",
+        "rule-runner-alerts-000001",
         json!({"_meta": {"version": TEMPLATE_VERSION}}),
     );
+    cluster.set_alias("rule-runner-alerts", &[("rule-runner-alerts-000001", true)]);
     cluster.set_index("rule-runner-state", json!({"properties": {}}));
 
     let err = templates::check(&client, &names).await.unwrap_err();
@@ -210,6 +215,10 @@ fn setup_command_prints_each_index_and_reruns_cleanly() {
     let stdout = String::from_utf8_lossy(&first.stdout);
     assert!(stdout.contains("rule-runner-alerts"), "{stdout}");
     assert_eq!(stdout.matches("template created").count(), 4, "{stdout}");
+    assert!(
+        stdout.contains("index created, lifecycle policy created"),
+        "{stdout}"
+    );
     let stderr = String::from_utf8_lossy(&first.stderr);
     assert!(
         stderr.contains("cluster `rule-runner-demo`, version 8.17.0"),
@@ -221,4 +230,5 @@ fn setup_command_prints_each_index_and_reruns_cleanly() {
     let stdout = String::from_utf8_lossy(&second.stdout);
     assert_eq!(stdout.matches("template up to date").count(), 4, "{stdout}");
     assert_eq!(stdout.matches("index up to date").count(), 4, "{stdout}");
+    assert!(stdout.contains("lifecycle policy up to date"), "{stdout}");
 }

@@ -2,7 +2,7 @@
 //! outcomes, retries with backoff, dead letters; and the state store.
 
 use chrono::{TimeZone, Utc};
-use rule_runner::elasticsearch::EsAlertSink;
+use rule_runner::elasticsearch::{Dialect, EsAlertSink};
 use rule_runner::engine::{AlertDoc, AlertSink, PortError, WriteOutcome};
 use serde_json::{Value, json};
 use wiremock::matchers::{body_json as body_is, method, path, query_param};
@@ -10,9 +10,10 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use super::mock::{body_json, client_for, client_for_uri, es_error, unauthorized, unused_port_uri};
 
+/// A sink over a mock Elasticsearch whose engine is known, so no `GET /` comes first.
 fn sink(server: &MockServer) -> EsAlertSink {
     EsAlertSink::new(
-        client_for(server),
+        client_for(server).with_dialect(Dialect::ELASTICSEARCH),
         "rule-runner-alerts",
         "rule-runner-dead-letter",
     )
@@ -77,23 +78,44 @@ fn bulk_ids(request: &wiremock::Request) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn existing_ids_use_a_realtime_mget_without_sources() {
+async fn existing_ids_are_an_ids_query_over_every_index_behind_the_alias() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
-        .and(path("/rule-runner-alerts/_mget"))
-        .and(query_param("_source", "false"))
-        .and(body_is(json!({"ids": ["a1", "a2", "a3"]})))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"docs": [
-            {"_index": "rule-runner-alerts", "_id": "a1", "_version": 1, "_seq_no": 0, "_primary_term": 1, "found": true},
-            {"_index": "rule-runner-alerts", "_id": "a2", "found": false},
-            {"_index": "rule-runner-alerts", "_id": "a3", "_version": 1, "_seq_no": 1, "_primary_term": 1, "found": true}
-        ]})))
+        .and(path("/rule-runner-alerts/_search"))
+        .and(query_param("ignore_unavailable", "true"))
+        .and(query_param("allow_no_indices", "true"))
+        .and(body_is(json!({
+            "size": 6, "_source": false, "track_total_hits": false,
+            "query": {"bool": {"filter": [{"ids": {"values": ["a1", "a2", "a3"]}}]}}
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "took": 1, "timed_out": false,
+            "hits": {"max_score": null, "hits": [
+                // a1 before a rollover, a3 after: both found through the alias.
+                {"_index": "rule-runner-alerts-000001", "_id": "a1", "_score": null},
+                {"_index": "rule-runner-alerts-000002", "_id": "a3", "_score": null}
+            ]}
+        })))
         .expect(1)
         .mount(&server)
         .await;
     let ids: Vec<String> = ["a1", "a2", "a3"].map(String::from).into();
     let found = sink(&server).existing_ids(&ids).await.unwrap();
     assert_eq!(found, ["a1", "a3"].map(String::from).into());
+}
+
+#[tokio::test]
+async fn writes_to_the_own_alias_never_create_an_index() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/rule-runner-alerts/_bulk"))
+        .and(query_param("require_alias", "true"))
+        .respond_with(bulk_reply(vec![created("a1")]))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let outcomes = sink(&server).create(&[alert("a1")]).await.unwrap();
+    assert_eq!(outcomes, [WriteOutcome::Created]);
 }
 
 #[tokio::test]

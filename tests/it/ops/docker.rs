@@ -335,6 +335,10 @@ fn security_service_role_only_creates_in_the_spaces_alerts_alias() {
 fn only_setup_and_loader_roles_manage_templates() {
     let setup = role("rule_runner_setup");
     assert!(strings(&setup["cluster"]).contains(&"manage_index_templates"));
+    assert!(
+        strings(&setup["cluster"]).contains(&"manage_ilm"),
+        "the alerts index's lifecycle policy"
+    );
     assert!(privileges_on(&setup, "rule-runner-*").contains(&"create_index".to_string()));
     let kibana = &setup["applications"][0];
     assert_eq!(kibana["application"], "kibana-.kibana");

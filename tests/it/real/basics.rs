@@ -99,6 +99,30 @@ fn public_invocation_event(id: &str, minutes_ago: i64) -> Value {
     })
 }
 
+/// A source index the shipped rules search (`filebeat-<prefix>`, strings as keywords like
+/// ECS) holding two public-invocation events of the last 10 minutes; its name and the ids.
+pub(super) async fn two_public_invocations(
+    client: &EsClient,
+    prefix: &str,
+) -> (String, [String; 2]) {
+    let source_index = format!("filebeat-{prefix}");
+    send(client, Method::Put, &format!("/{source_index}"), Some(json!({"mappings": {
+        "dynamic_templates": [{"strings": {"match_mapping_type": "string", "mapping": {"type": "keyword"}}}],
+        "properties": {"@timestamp": {"type": "date"}, "event": {"properties": {"ingested": {"type": "date"}}}}
+    }}))).await;
+    let ids = [format!("{prefix}-e1"), format!("{prefix}-e2")];
+    for (n, id) in ids.iter().enumerate() {
+        send(
+            client,
+            Method::Put,
+            &format!("/{source_index}/_doc/{id}?refresh=true"),
+            Some(public_invocation_event(id, 5 + n as i64)),
+        )
+        .await;
+    }
+    (source_index, ids)
+}
+
 /// The done-when check: `run --once` with the shipped rules writes each alert once and only
 /// once, however often it (and a backfill over the same time) is repeated.
 #[tokio::test]
@@ -108,22 +132,7 @@ async fn real_run_once_writes_each_alert_exactly_once() {
     };
     let client = engine.client.clone();
     let (prefix, names) = unique_names();
-    // A source index the shipped rules search (`filebeat-*`), strings as keywords like ECS.
-    let source_index = format!("filebeat-{prefix}");
-    send(&client, Method::Put, &format!("/{source_index}"), Some(json!({"mappings": {
-        "dynamic_templates": [{"strings": {"match_mapping_type": "string", "mapping": {"type": "keyword"}}}],
-        "properties": {"@timestamp": {"type": "date"}, "event": {"properties": {"ingested": {"type": "date"}}}}
-    }}))).await;
-    let ids = [format!("{prefix}-e1"), format!("{prefix}-e2")];
-    for (n, id) in ids.iter().enumerate() {
-        send(
-            &client,
-            Method::Put,
-            &format!("/{source_index}/_doc/{id}?refresh=true"),
-            Some(public_invocation_event(id, 5 + n as i64)),
-        )
-        .await;
-    }
+    let (source_index, ids) = two_public_invocations(&client, &prefix).await;
 
     let dir = tempfile::tempdir().unwrap();
     let config_file = dir.path().join("rule-runner.toml");
@@ -149,17 +158,7 @@ async fn real_run_once_writes_each_alert_exactly_once() {
         "backfill", "--all", "--start", "now-2h", "--end", "now",
     ]));
 
-    let count = send(
-        &client,
-        Method::Post,
-        &format!("/{}/_search", names.alerts),
-        Some(json!({
-            "size": 0,
-            "query": {"terms": {"kibana.alert.original_event.id": ids}},
-            "aggs": {"per_event": {"terms": {"field": "kibana.alert.original_event.id"}}}
-        })),
-    )
-    .await;
+    let count = alerts_per_event(&client, &names.alerts, &ids).await;
     clean_up(&client, &prefix, &names).await;
     let _ = client
         .send(&Call::new(
@@ -172,10 +171,30 @@ async fn real_run_once_writes_each_alert_exactly_once() {
     for out in &outputs {
         assert_exit!(out, 0);
     }
+    assert_one_alert_each(&count, ids.len());
+}
+
+/// The alerts in `alerts` per original event of `ids`, as a terms aggregation.
+pub(super) async fn alerts_per_event(client: &EsClient, alerts: &str, ids: &[String]) -> Value {
+    send(
+        client,
+        Method::Post,
+        &format!("/{alerts}/_search"),
+        Some(json!({
+            "size": 0,
+            "query": {"terms": {"kibana.alert.original_event.id": ids}},
+            "aggs": {"per_event": {"terms": {"field": "kibana.alert.original_event.id"}}}
+        })),
+    )
+    .await
+}
+
+/// Each of `events` events alerted exactly once, by [`alerts_per_event`]'s count.
+pub(super) fn assert_one_alert_each(count: &Value, events: usize) {
     let buckets = count["aggregations"]["per_event"]["buckets"]
         .as_array()
         .unwrap();
-    assert_eq!(buckets.len(), 2, "{count}");
+    assert_eq!(buckets.len(), events, "{count}");
     for bucket in buckets {
         assert_eq!(bucket["doc_count"], 1, "{count}");
     }

@@ -14,6 +14,7 @@ mod dataset;
 mod differential;
 mod ops;
 mod proxy;
+mod rollover;
 mod security;
 mod service;
 

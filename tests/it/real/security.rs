@@ -153,9 +153,14 @@ async fn real_security_alerts_of_the_datasets_fit_kibanas_mapping_and_survive_a_
     let client = engine.client.clone();
     let (prefix, names) = unique_names();
     let space = format!("rrit{}", uuid::Uuid::new_v4().simple());
-    templates::setup_kinds(&client, &names, IndexKind::used_with(Destination::Security))
-        .await
-        .expect("setup");
+    templates::setup_kinds(
+        &client,
+        &names,
+        IndexKind::used_with(Destination::Security),
+        &Default::default(),
+    )
+    .await
+    .expect("setup");
     create_kibana_alerts_index(&client, &space).await;
     templates::check_destination(&client, &names, Destination::Security, &space)
         .await
@@ -338,9 +343,14 @@ async fn real_a_write_to_a_missing_security_alias_creates_nothing() {
         .await
         .expect_err("nothing is set up");
     assert!(err.to_string().contains("does not exist"), "{err}");
-    templates::setup_kinds(&client, &names, IndexKind::used_with(Destination::Security))
-        .await
-        .expect("setup");
+    templates::setup_kinds(
+        &client,
+        &names,
+        IndexKind::used_with(Destination::Security),
+        &Default::default(),
+    )
+    .await
+    .expect("setup");
     let err = templates::check_destination(&client, &names, Destination::Security, &space)
         .await
         .expect_err("no alias");
@@ -577,9 +587,14 @@ async fn real_run_without_kibanas_alias_says_to_run_setup() {
     let client = engine.client.clone();
     let (prefix, names) = unique_names();
     let space = format!("rrit{}", uuid::Uuid::new_v4().simple());
-    templates::setup_kinds(&client, &names, IndexKind::used_with(Destination::Security))
-        .await
-        .expect("setup");
+    templates::setup_kinds(
+        &client,
+        &names,
+        IndexKind::used_with(Destination::Security),
+        &Default::default(),
+    )
+    .await
+    .expect("setup");
     let dir = tempfile::tempdir().expect("a temporary directory");
     let config = super::write_config(dir.path(), &names);
     let out = crate::util::rule_runner()
