@@ -9,10 +9,11 @@ use uuid::Uuid;
 
 use crate::elasticsearch::templates;
 use crate::elasticsearch::{Destination, EsClient, ServiceConfig, security_alerts_alias};
+use crate::kibana::amendments::KibanaExceptions;
 use crate::kibana::registry::KibanaRuleIds;
 use crate::kibana::rules::{self, Registration};
 use crate::kibana::saved_objects::import_saved_objects;
-use crate::kibana::{Kibana, KibanaError, alerts_index, exceptions};
+use crate::kibana::{Kibana, KibanaError, alerts_index};
 use crate::rule::Rule;
 
 /// What `setup` does with Kibana for the configured destination; the lines it prints, and
@@ -124,17 +125,21 @@ async fn register_rules(
     Ok(refused == 0)
 }
 
-/// What a run takes from Kibana: the Kibana ids of the registered rules and the exceptions
-/// analysts added to them (Security destination), and Kibana's version when a Kibana is
-/// configured. The exceptions become a filter of each rule in `rules`. Only an exception
-/// list that cannot be read stops the run (running without it would alert on what analysts
-/// excluded); a rule without a registration keeps its derived uuid, an unreachable Kibana
-/// the configured version; both are said on stderr.
+/// What a run takes from Kibana: the Kibana ids of the registered rules and, for the
+/// Security destination with a Kibana configured, a reader of the exceptions analysts add to
+/// them; Kibana's version too whenever a Kibana is configured. A rule without a registration
+/// keeps its derived uuid, an unreachable Kibana the configured version; both are said on
+/// stderr.
+pub struct RunIdentity {
+    pub rule_uuids: HashMap<String, Uuid>,
+    pub exceptions: Option<Arc<KibanaExceptions>>,
+}
+
 pub async fn run_identity(
     client: &EsClient,
     config: &mut ServiceConfig,
-    rules: &mut [Arc<Rule>],
-) -> anyhow::Result<HashMap<String, Uuid>> {
+    rules: &[Arc<Rule>],
+) -> anyhow::Result<RunIdentity> {
     let kibana = match &config.kibana {
         Some(kibana_config) => Some(Kibana::new(
             kibana_config,
@@ -157,7 +162,10 @@ pub async fn run_identity(
         }
     }
     if config.destination != Destination::Security {
-        return Ok(HashMap::new());
+        return Ok(RunIdentity {
+            rule_uuids: HashMap::new(),
+            exceptions: None,
+        });
     }
     let registry = KibanaRuleIds::new(
         client.clone(),
@@ -173,46 +181,36 @@ pub async fn run_identity(
             ids.len()
         );
     }
-    if let Some(kibana) = &kibana {
-        apply_exceptions(kibana, rules, &found).await?;
-    }
-    Ok(found)
+    let exceptions = kibana.map(|kibana| Arc::new(KibanaExceptions::new(kibana, found.clone())));
+    Ok(RunIdentity {
+        rule_uuids: found,
+        exceptions,
+    })
 }
 
-/// Read the exceptions of each registered rule and add them to the rule as Kibana's
-/// detection engine does: one negated filter beside the query.
-async fn apply_exceptions(
-    kibana: &Kibana,
+/// Apply each rule's exceptions once, for a command that runs each rule once (`backfill`),
+/// as Kibana's detection engine does: one negated filter beside the query. An exception list
+/// that cannot be read stops the command: going on without it would alert on what analysts
+/// excluded.
+pub async fn apply_exceptions(
+    exceptions: &KibanaExceptions,
     rules: &mut [Arc<Rule>],
-    registered: &HashMap<String, Uuid>,
 ) -> anyhow::Result<()> {
     let now = chrono::Utc::now();
     let (mut rules_with, mut items) = (0, 0);
     for rule in rules.iter_mut() {
-        if !registered.contains_key(&rule.rule_id) {
-            continue;
-        }
-        let Some(kibana_rule) = rules::read(kibana, &rule.rule_id).await? else {
-            continue;
-        };
-        let found = exceptions::read(kibana, &kibana_rule, now)
+        let amended = exceptions
+            .apply(rule, now)
             .await
             .with_context(|| format!("the exceptions of rule `{}`", rule.rule_id))?;
-        for problem in &found.unsupported {
+        for problem in &amended.unsupported {
             eprintln!("warning: rule `{}`: {problem}", rule.rule_id);
         }
-        let Some(filter) = found.filter else {
-            continue;
-        };
-        let mut with = (**rule).clone();
-        with.filters.push(filter);
-        with.extra.insert(
-            "exceptions_list".into(),
-            serde_json::Value::Array(found.lists),
-        );
-        *rule = Arc::new(with);
-        rules_with += 1;
-        items += found.applied;
+        if let Some(with) = amended.rule {
+            *rule = Arc::new(with);
+            rules_with += 1;
+            items += amended.items;
+        }
     }
     if rules_with > 0 {
         eprintln!("exceptions from Kibana: {items} items applied to {rules_with} rules");

@@ -20,6 +20,7 @@ use crate::engine::{
     Engine, ExecutionRecord, RunOutcome, RunStatus, Schedule, Scheduler, ShutdownTrigger,
     StateStore, SystemClock,
 };
+use crate::kibana::amendments::KibanaExceptions;
 use crate::rule::time::DateMath;
 use crate::rule::{Rule, load_paths, shipped_rules};
 
@@ -98,15 +99,19 @@ pub struct RulesFlag {
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut config = ServiceConfig::load(&args.connection)?;
-    let mut rules = load_rules(&args.rules)?;
+    let rules = load_rules(&args.rules)?;
     runtime()?.block_on(async {
         let client = connect(&config).await?;
         check_destination(&client, &config).await?;
         let ops = crate::ops::service::Operations::new(&args.ops);
-        let engine = engine(&client, &mut config, &ops, &mut rules).await?;
+        let (engine, exceptions) = engine(&client, &mut config, &ops, &rules).await?;
         let leases = ops.leases(&client, &config);
         let (mut scheduler, problems) =
             Scheduler::new(engine, rules, leases, Arc::new(SystemClock)).await;
+        // Read before every run, so exceptions added in Kibana hold without a restart.
+        if let Some(exceptions) = exceptions {
+            scheduler = scheduler.with_amendments(exceptions);
+        }
         for problem in &problems {
             tracing::warn!("not scheduled: {problem}");
         }
@@ -267,13 +272,16 @@ pub fn backfill(args: BackfillArgs) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         let client = connect(&config).await?;
         check_destination(&client, &config).await?;
-        let engine = engine(
+        let (engine, exceptions) = engine(
             &client,
             &mut config,
             &crate::ops::service::Operations::disabled(),
-            &mut rules,
+            &rules,
         )
         .await?;
+        if let Some(exceptions) = &exceptions {
+            super::kibana::apply_exceptions(exceptions, &mut rules).await?;
+        }
         let shutdown = ShutdownTrigger::new().on_signals();
         let mut outcomes = Vec::new();
         for rule in &rules {
@@ -319,19 +327,19 @@ async fn connect(config: &ServiceConfig) -> anyhow::Result<EsClient> {
 }
 
 /// The engine over the cluster, its alerts naming the rules' Kibana registrations, and the
-/// rules with the exceptions added to them in Kibana.
+/// reader of the exceptions added to those rules in Kibana (Security destination).
 async fn engine(
     client: &EsClient,
     config: &mut ServiceConfig,
     ops: &crate::ops::service::Operations,
-    rules: &mut [Arc<Rule>],
-) -> anyhow::Result<Arc<Engine>> {
-    let rule_uuids = super::kibana::run_identity(client, config, rules).await?;
+    rules: &[Arc<Rule>],
+) -> anyhow::Result<(Arc<Engine>, Option<Arc<KibanaExceptions>>)> {
+    let identity = super::kibana::run_identity(client, config, rules).await?;
     let (source, sink, state) = crate::elasticsearch::ports_for(client, config);
     let (source, sink, state) = ops.meter(source, sink, state);
-    Ok(Arc::new(
-        Engine::new(source, sink, state, config.engine.clone()).with_rule_uuids(rule_uuids),
-    ))
+    let engine = Engine::new(source, sink, state, config.engine.clone())
+        .with_rule_uuids(identity.rule_uuids);
+    Ok((Arc::new(engine), identity.exceptions))
 }
 
 /// The rules from `--rules`, or the built-in ones. Problems are reported; the rules that
@@ -377,7 +385,9 @@ fn succeeded(outcome: &RunOutcome) -> bool {
     match outcome {
         RunOutcome::Ran(record) => record.status != RunStatus::Failed,
         RunOutcome::HeldElsewhere { .. } | RunOutcome::AlreadyRan { .. } => true,
-        RunOutcome::LeaseFailed { .. } | RunOutcome::Crashed { .. } => false,
+        RunOutcome::LeaseFailed { .. }
+        | RunOutcome::AmendmentsFailed { .. }
+        | RunOutcome::Crashed { .. } => false,
     }
 }
 
@@ -428,6 +438,9 @@ fn render_outcomes(outcomes: &[RunOutcome], next_runs: &[(String, DateTime<Utc>)
             )),
             RunOutcome::LeaseFailed { rule_id, error } => out.push_str(&format!(
                 "{rule_id}: skipped, cannot take its lease: {error}\n"
+            )),
+            RunOutcome::AmendmentsFailed { rule_id, error } => out.push_str(&format!(
+                "{rule_id}: skipped, cannot read its exceptions from Kibana: {error}\n"
             )),
             RunOutcome::Crashed { rule_id, message } => {
                 out.push_str(&format!("{rule_id}: crashed: {message}\n"))

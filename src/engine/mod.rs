@@ -29,8 +29,8 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::EngineConfig;
 pub use ports::{
     AlertDoc, AlertSink, EventHit, EventSource, Group, GroupPage, GroupQuery, HitStream, Leases,
-    PortError, RuleState, RuleWindow, SoleInstance, StateStore, ThresholdEntry, WindowQuery,
-    WriteOutcome,
+    PortError, RuleAmendments, RuleState, RuleWindow, SoleInstance, StateStore, ThresholdEntry,
+    WindowQuery, WriteOutcome,
 };
 pub use record::{ExecutionRecord, RunStatus, WindowKind, WindowReport};
 pub use run::Engine;

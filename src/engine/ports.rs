@@ -1,8 +1,9 @@
 //! The narrow interfaces between the run logic and the outside world.
 //!
 //! The engine never talks to Elasticsearch directly: it searches an [`EventSource`], writes
-//! to an [`AlertSink`] and remembers where it got to in a [`StateStore`]. The Elasticsearch
-//! adapter implements all three; the tests and benchmarks use the in-memory versions, so
+//! to an [`AlertSink`] and remembers where it got to in a [`StateStore`]; the scheduler
+//! takes [`Leases`] and, before each run, [`RuleAmendments`]. The Elasticsearch adapter
+//! implements the first three (and leases), Kibana's the amendments; the tests and benchmarks use the in-memory versions, so
 //! every scheduling, dedup and cap rule is exercised without a cluster.
 
 use std::collections::HashSet;
@@ -193,6 +194,16 @@ pub trait Leases: Send + Sync {
     async fn acquire(&self, rule_id: &str, ttl: std::time::Duration) -> Result<bool, PortError>;
     /// Give the lease up early (after a run), so another instance need not wait for expiry.
     async fn release(&self, rule_id: &str) -> Result<(), PortError>;
+}
+
+/// What is added to a rule elsewhere and must hold from its next run on: the exceptions
+/// analysts attach to it in Kibana. The scheduler asks before every run, so an exception
+/// added while the service runs applies at the rule's next run, without a restart.
+#[async_trait]
+pub trait RuleAmendments: Send + Sync {
+    /// `rule` as its next run must see it (`rule` itself when nothing is added). An error
+    /// skips the run: running without the amendments could alert on what they exclude.
+    async fn amend(&self, rule: &Arc<Rule>) -> Result<Arc<Rule>, PortError>;
 }
 
 /// The only instance: every claim succeeds.

@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 
 use super::EngineError;
 use super::clock::Clock;
-use super::ports::{Leases, StateStore};
+use super::ports::{Leases, RuleAmendments, StateStore};
 use super::record::ExecutionRecord;
 use super::run::Engine;
 use super::shutdown::Shutdown;
@@ -128,6 +128,12 @@ pub enum RunOutcome {
         rule_id: String,
         error: String,
     },
+    /// What is added to the rule (its Kibana exceptions) could not be read; the run was
+    /// skipped and the next slot tries again.
+    AmendmentsFailed {
+        rule_id: String,
+        error: String,
+    },
     /// The run panicked (a bug); the next slot runs it again.
     Crashed {
         rule_id: String,
@@ -156,6 +162,7 @@ pub struct Scheduler {
     engine: Arc<Engine>,
     leases: Arc<dyn Leases>,
     clock: Arc<dyn Clock>,
+    amendments: Option<Arc<dyn RuleAmendments>>,
     entries: Vec<Entry>,
 }
 
@@ -202,9 +209,16 @@ impl Scheduler {
             engine,
             leases,
             clock,
+            amendments: None,
             entries,
         };
         (scheduler, problems)
+    }
+
+    /// Amend each rule before each of its runs (Kibana exceptions read afresh).
+    pub fn with_amendments(mut self, amendments: Arc<dyn RuleAmendments>) -> Self {
+        self.amendments = Some(amendments);
+        self
     }
 
     /// Each scheduled rule and its next planned run.
@@ -322,6 +336,7 @@ impl Scheduler {
         let clock = Arc::clone(&self.clock);
         let rule = Arc::clone(&self.entries[i].rule);
         let schedule = self.entries[i].schedule.clone();
+        let amendments = self.amendments.clone();
         async move {
             let rule_id = rule.rule_id.clone();
             let ttl = engine.config().run_timeout + LEASE_MARGIN;
@@ -343,6 +358,19 @@ impl Scheduler {
                 release(leases.as_ref(), &rule_id).await;
                 return RunOutcome::AlreadyRan { rule_id, at: last };
             }
+            let rule = match &amendments {
+                Some(amendments) => match amendments.amend(&rule).await {
+                    Ok(amended) => amended,
+                    Err(error) => {
+                        release(leases.as_ref(), &rule_id).await;
+                        return RunOutcome::AmendmentsFailed {
+                            rule_id,
+                            error: error.to_string(),
+                        };
+                    }
+                },
+                None => rule,
+            };
             let started = clock.now();
             let run =
                 AssertUnwindSafe(engine.run_scheduled(&rule, started, &shutdown)).catch_unwind();
@@ -394,6 +422,9 @@ fn log_outcome(outcome: &RunOutcome) {
         }
         RunOutcome::LeaseFailed { rule_id, error } => {
             tracing::warn!(rule = %rule_id, %error, "cannot take the rule's lease; run skipped")
+        }
+        RunOutcome::AmendmentsFailed { rule_id, error } => {
+            tracing::warn!(rule = %rule_id, %error, "cannot read the rule's exceptions; run skipped, the next slot tries again")
         }
         RunOutcome::Crashed { rule_id, message } => {
             tracing::error!(rule = %rule_id, %message, "rule run panicked; it runs again at its next slot")

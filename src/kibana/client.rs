@@ -51,6 +51,17 @@ pub enum KibanaError {
     InvalidObjects { line: usize, message: String },
 }
 
+impl KibanaError {
+    /// Whether the same request may pass later without anyone changing anything.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            KibanaError::Unreachable { .. } => true,
+            KibanaError::Status { status, .. } => *status == 429 || *status >= 500,
+            _ => false,
+        }
+    }
+}
+
 /// Where Kibana is and who we are to it.
 #[derive(Debug, Clone)]
 pub struct KibanaTarget {

@@ -7,10 +7,12 @@
 //!   idempotently, so that alerts link to a rule page; [`registry`] keeps each rule's Kibana
 //!   id in the state index for the runs.
 //! - [`exceptions`]: the exceptions analysts add in Kibana to those rules, read back as the
-//!   negated filter Kibana's detection engine applies.
+//!   negated filter Kibana's detection engine applies; [`amendments`] reads them before each
+//!   run (the engine's [`RuleAmendments`](crate::engine::RuleAmendments)).
 //! - [`saved_objects`]: the data view, saved search and dashboard of rule-runner's own index.
 
 pub mod alerts_index;
+pub mod amendments;
 pub mod client;
 pub mod exceptions;
 pub mod registry;

@@ -254,3 +254,83 @@ async fn unschedulable_rules_are_reported_and_the_rest_run() {
     assert!(messages[1].contains("`eql` rule"), "{}", messages[1]);
     assert_eq!(scheduler.next_runs(), vec![("good".into(), t(12, 0))]);
 }
+
+/// Amendments that exclude the events named in `excluded` (by `event.id`), changeable
+/// between runs as an analyst adds exceptions, or that fail while `failing` is set.
+#[derive(Default)]
+struct Exclusions {
+    excluded: std::sync::Mutex<Vec<String>>,
+    failing: std::sync::atomic::AtomicBool,
+    asked: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl rule_runner::engine::RuleAmendments for Exclusions {
+    async fn amend(&self, rule: &Arc<Rule>) -> Result<Arc<Rule>, rule_runner::engine::PortError> {
+        use std::sync::atomic::Ordering;
+        self.asked.fetch_add(1, Ordering::SeqCst);
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(rule_runner::engine::PortError::Transient(
+                "Kibana answered HTTP 503".into(),
+            ));
+        }
+        let excluded = self.excluded.lock().unwrap().clone();
+        if excluded.is_empty() {
+            return Ok(Arc::clone(rule));
+        }
+        let mut amended = (**rule).clone();
+        let query = amended.query.clone().unwrap_or_default();
+        amended.query = Some(format!(
+            "({query}) and not event.id: ({})",
+            excluded.join(" or ")
+        ));
+        Ok(Arc::new(amended))
+    }
+}
+
+#[tokio::test]
+async fn amendments_are_read_before_every_run_and_a_failed_read_skips_the_run() {
+    use std::sync::atomic::Ordering;
+    let h = Harness::new();
+    let clock = Arc::new(ManualClock::new(t(12, 0)));
+    let exclusions = Arc::new(Exclusions::default());
+    let engine = Arc::new(h.restarted().engine);
+    let (scheduler, _) = Scheduler::new(
+        engine,
+        vec![Arc::new(seed_rule())],
+        Arc::new(SoleInstance),
+        clock.clone(),
+    )
+    .await;
+    let mut scheduler = scheduler.with_amendments(exclusions.clone());
+    let never = rule_runner::engine::Shutdown::never();
+
+    h.add("e1", t(11, 55));
+    scheduler.run_once(&never).await;
+    assert_eq!(h.alerted_event_ids(), ["e1"]);
+
+    // An exception for e3 arrives while the service runs: the next run honours it.
+    *exclusions.excluded.lock().unwrap() = vec!["e3".into()];
+    h.add("e2", t(12, 5));
+    h.add("e3", t(12, 6));
+    clock.set(t(12, 10));
+    scheduler.run_once(&never).await;
+    assert_eq!(h.alerted_event_ids(), ["e1", "e2"]);
+
+    // Kibana cannot be read: the run is skipped (not run without the exception) and the
+    // watermark stays, so the next run covers the time.
+    exclusions.failing.store(true, Ordering::SeqCst);
+    h.add("e4", t(12, 15));
+    clock.set(t(12, 20));
+    let outcomes = scheduler.run_once(&never).await;
+    assert!(
+        matches!(&outcomes[0], RunOutcome::AmendmentsFailed { error, .. } if error.contains("503")),
+        "{outcomes:?}"
+    );
+    assert_eq!(h.alerted_event_ids(), ["e1", "e2"]);
+    exclusions.failing.store(false, Ordering::SeqCst);
+    clock.set(t(12, 30));
+    scheduler.run_once(&never).await;
+    assert_eq!(h.alerted_event_ids(), ["e1", "e2", "e4"]);
+    assert_eq!(exclusions.asked.load(Ordering::SeqCst), 4, "once per run");
+}

@@ -350,3 +350,87 @@ async fn refusals_say_what_is_missing() {
         .to_string();
     assert!(err.contains("manage"), "{err}");
 }
+
+/// The service's reader of exceptions: each run asks Kibana afresh, so an exception added
+/// between two runs holds from the second; a rule never registered costs no request; Kibana
+/// unavailable is a transient error (the run is skipped and retried), never a run without it.
+#[tokio::test]
+async fn exceptions_are_read_afresh_for_each_run() {
+    use rule_runner::engine::{PortError, RuleAmendments};
+    use rule_runner::kibana::amendments::KibanaExceptions;
+    use std::sync::Arc;
+
+    let server = MockServer::start().await;
+    let rule = Arc::new(rule());
+    let lists =
+        json!([{"id": "e1", "list_id": "rr-bob", "namespace_type": "single", "type": "detection"}]);
+    // First run: the rule has no exception list. Second: an analyst has added one.
+    Mock::given(method("GET"))
+        .and(path("/api/detection_engine/rules"))
+        .and(query_param("rule_id", rule.rule_id.as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(stored(&json!({
+            "rule_id": rule.rule_id, "exceptions_list": []
+        }))))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/detection_engine/rules"))
+        .and(query_param("rule_id", rule.rule_id.as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(stored(&json!({
+            "rule_id": rule.rule_id, "exceptions_list": lists
+        }))))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/exception_lists/items/_find"))
+        .and(query_param("list_id", "rr-bob"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": [{"item_id": "bob", "name": "bob is expected", "list_id": "rr-bob",
+                "type": "simple", "os_types": [],
+                "entries": [{"field": "user.name", "operator": "included", "type": "match", "value": "bob"}]}],
+            "page": 1, "per_page": 500, "total": 1
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/detection_engine/rules"))
+        .respond_with(ResponseTemplate::new(503).set_body_string("Kibana server is not ready yet"))
+        .mount(&server)
+        .await;
+
+    let registered = [(rule.rule_id.clone(), KIBANA_ID.parse().expect("a uuid"))].into();
+    let exceptions = KibanaExceptions::new(kibana(&server, "default"), registered);
+
+    let first = exceptions.amend(&rule).await.expect("read");
+    assert!(
+        Arc::ptr_eq(&first, &rule),
+        "no exception: the rule as it is"
+    );
+    let second = exceptions.amend(&rule).await.expect("read");
+    assert_eq!(second.filters.len(), rule.filters.len() + 1);
+    assert_eq!(
+        second.filters.last().expect("a filter")["meta"]["negate"],
+        json!(true)
+    );
+    assert_eq!(second.extra["exceptions_list"], lists);
+
+    let third = exceptions.amend(&rule).await.unwrap_err();
+    assert!(matches!(third, PortError::Transient(_)), "{third}");
+    assert!(third.to_string().contains("503"), "{third}");
+
+    let mut other = (*rule).clone();
+    other.rule_id = "not-registered".into();
+    let other = Arc::new(other);
+    let before = server.received_requests().await.expect("requests").len();
+    assert!(Arc::ptr_eq(
+        &exceptions.amend(&other).await.expect("no request"),
+        &other
+    ));
+    assert_eq!(
+        server.received_requests().await.expect("requests").len(),
+        before
+    );
+}
