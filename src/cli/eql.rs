@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::Value as Json;
 
-use crate::eql::{self, Body, MatchOptions, Matcher, Pipe, SequenceMatcher};
+use crate::eql::{self, Body, MatchOptions, Matcher, SequenceMatcher, apply_pipes};
 
 #[derive(Debug, Args)]
 pub struct EqlArgs {
@@ -175,20 +175,6 @@ fn match_events(args: MatchArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// `| head N` keeps the first N results, `| tail N` the last N, in the order written.
-fn apply_pipes<T>(mut results: Vec<T>, pipes: &[Pipe]) -> Vec<T> {
-    for pipe in pipes {
-        match *pipe {
-            Pipe::Head(n) => results.truncate(usize::try_from(n).unwrap_or(usize::MAX)),
-            Pipe::Tail(n) => {
-                let n = usize::try_from(n).unwrap_or(usize::MAX);
-                let drop = results.len().saturating_sub(n);
-                results.drain(..drop);
-            }
-        }
-    }
-    results
-}
-
 /// Hand each event of `input` to `keep`. Lines that are not JSON objects or have no usable
 /// timestamp are reported as `name:line: ...` on stderr and skipped.
 fn collect(

@@ -103,6 +103,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         let client = connect(&config).await?;
         check_destination(&client, &config).await?;
+        let rules = runnable_on(&client, rules).await?;
         let ops = crate::ops::service::Operations::new(&args.ops);
         let (engine, exceptions) = engine(&client, &mut config, &ops, &rules).await?;
         let leases = ops.leases(&client, &config);
@@ -173,6 +174,31 @@ pub fn setup(args: SetupArgs) -> anyhow::Result<ExitCode> {
             ExitCode::from(1)
         })
     })
+}
+
+/// The rules the connected engine can run: without EQL (OpenSearch has no `_eql/search`),
+/// EQL rules are left out and said so once, instead of failing at every run.
+async fn runnable_on(client: &EsClient, rules: Vec<Arc<Rule>>) -> anyhow::Result<Vec<Arc<Rule>>> {
+    let dialect = client.dialect().await?;
+    if dialect.supports_eql() {
+        return Ok(rules);
+    }
+    let (eql, others): (Vec<_>, Vec<_>) = rules.into_iter().partition(|r| r.rule_type == "eql");
+    for rule in &eql {
+        eprintln!(
+            "warning: not run: rule `{}` ({}) is an EQL rule, and {} has no EQL (`_eql/search`); `rule-runner scan` runs it offline",
+            rule.name,
+            rule.rule_id,
+            dialect.product()
+        );
+    }
+    if others.is_empty() && !eql.is_empty() {
+        bail!(
+            "no rule left to run: {} has no EQL, and every rule given is an EQL rule",
+            dialect.product()
+        );
+    }
+    Ok(others)
 }
 
 /// `run`'s checks before its first rule, for the configured destination.
@@ -248,7 +274,7 @@ pub fn backfill(args: BackfillArgs) -> anyhow::Result<ExitCode> {
             time_text(end)
         );
     }
-    let mut rules: Vec<Arc<Rule>> = if args.all {
+    let rules: Vec<Arc<Rule>> = if args.all {
         all_rules.into_iter().filter(|r| r.enabled).collect()
     } else {
         let by_id: HashMap<&str, &Arc<Rule>> =
@@ -272,6 +298,7 @@ pub fn backfill(args: BackfillArgs) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         let client = connect(&config).await?;
         check_destination(&client, &config).await?;
+        let mut rules = runnable_on(&client, rules).await?;
         let (engine, exceptions) = engine(
             &client,
             &mut config,

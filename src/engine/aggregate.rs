@@ -10,6 +10,9 @@
 //! threshold: the window's groups without the events the signal history excludes, kept
 //! when they reach `threshold.value` (and the cardinality); the alerted groups' last
 //! counted event times become the history of the next windows.
+//!
+//! eql: one EQL search per window ([`EventSource::eql`]); events become alerts as query
+//! rules' do, sequences building blocks and a shell alert (`docs/eql.md`).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -18,9 +21,10 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::ports::{
-    AlertDoc, EventSource, Group, GroupQuery, PortError, RuleWindow, ThresholdEntry,
+    AlertDoc, EqlQuery, EventSource, Group, GroupQuery, PortError, RuleWindow, ThresholdEntry,
 };
 use crate::alert::aggregate::{new_terms_alert, new_terms_id, threshold_alert};
+use crate::alert::sequence::sequence_alerts;
 use crate::alert::{AlertBuilder, AlertEvent};
 use crate::new_terms::term_key;
 use crate::rule::Rule;
@@ -268,4 +272,36 @@ pub fn record_history(history: &mut Vec<ThresholdEntry>, bucket: &Bucket) {
 
 fn millis(time: DateTime<Utc>) -> i64 {
     time.timestamp_millis()
+}
+
+/// The alerts of an EQL rule's window: one `_eql/search` of `budget` results; an alert per
+/// matching event, or per sequence its building blocks and shell alert (Kibana's EQL
+/// executor). Every alert of a returned sequence is kept: the search's size is the cap.
+pub async fn eql(
+    source: &dyn EventSource,
+    builder: &AlertBuilder,
+    rule: &Arc<Rule>,
+    window: RuleWindow,
+    budget: u32,
+) -> Result<Found, PortError> {
+    let reply = source
+        .eql(EqlQuery {
+            rule: Arc::clone(rule),
+            window,
+            size: budget.max(1) as usize,
+        })
+        .await?;
+    let mut alerts: Vec<AlertDoc> = reply
+        .events
+        .iter()
+        .map(|hit| builder.build(&AlertEvent::from(hit)))
+        .collect();
+    for sequence in &reply.sequences {
+        let events: Vec<AlertEvent<'_>> = sequence.iter().map(AlertEvent::from).collect();
+        alerts.extend(sequence_alerts(builder, &events));
+    }
+    Ok(Found {
+        alerts,
+        warnings: reply.warnings,
+    })
 }

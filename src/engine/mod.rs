@@ -28,9 +28,9 @@ pub mod windows;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::EngineConfig;
 pub use ports::{
-    AlertDoc, AlertSink, EventHit, EventSource, Group, GroupPage, GroupQuery, HitStream, Leases,
-    PortError, RuleAmendments, RuleState, RuleWindow, SoleInstance, StateStore, ThresholdEntry,
-    WindowQuery, WriteOutcome,
+    AlertDoc, AlertSink, EqlQuery, EqlReply, EventHit, EventSource, Group, GroupPage, GroupQuery,
+    HitStream, Leases, PortError, RuleAmendments, RuleState, RuleWindow, SoleInstance, StateStore,
+    ThresholdEntry, WindowQuery, WriteOutcome,
 };
 pub use record::{ExecutionRecord, RunStatus, WindowKind, WindowReport};
 pub use run::Engine;

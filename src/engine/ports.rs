@@ -107,6 +107,24 @@ pub struct GroupPage {
     pub warnings: Vec<String>,
 }
 
+/// An EQL search: one rule's statement over one window, as Kibana's EQL executor asks it
+/// (one `_eql/search` of `size` results: no paging).
+#[derive(Debug, Clone)]
+pub struct EqlQuery {
+    pub rule: Arc<Rule>,
+    pub window: RuleWindow,
+    pub size: usize,
+}
+
+/// What an EQL search found: matching events (event queries) or sequences, each its events
+/// in sequence order.
+#[derive(Debug, Clone, Default)]
+pub struct EqlReply {
+    pub events: Vec<EventHit>,
+    pub sequences: Vec<Vec<EventHit>>,
+    pub warnings: Vec<String>,
+}
+
 /// Where events come from.
 #[async_trait]
 pub trait EventSource: Send + Sync {
@@ -117,6 +135,14 @@ pub trait EventSource: Send + Sync {
         Err(PortError::Permanent(format!(
             "rule `{}`: this event source cannot group events, which `{}` rules need",
             query.rule.rule_id, query.rule.rule_type
+        )))
+    }
+    /// An EQL rule's events or sequences over a window. A source without EQL says so, and
+    /// EQL rules fail on it with that reason.
+    async fn eql(&self, query: EqlQuery) -> Result<EqlReply, PortError> {
+        Err(PortError::Permanent(format!(
+            "rule `{}`: this event source cannot run EQL",
+            query.rule.rule_id
         )))
     }
 }

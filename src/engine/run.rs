@@ -404,8 +404,8 @@ impl Engine {
         )
     }
 
-    /// One window of a new_terms or threshold rule: its alerts found through group
-    /// requests, then written as query rules' are.
+    /// One window of a new_terms, threshold or eql rule: its alerts found through group
+    /// requests or an EQL search, then written as query rules' are.
     async fn run_aggregate_window(
         &self,
         scope: &mut RunScope<'_>,
@@ -431,10 +431,9 @@ impl Engine {
                 RuleKind::Threshold(params) => {
                     aggregate::threshold(source, builder, rule, params, window, history).await
                 }
-                RuleKind::Eql(_) => Err(super::ports::PortError::Permanent(format!(
-                    "rule `{}` is an EQL rule: `scan` runs it, the service does not yet",
-                    rule.rule_id
-                ))),
+                RuleKind::Eql(_) => aggregate::eql(source, builder, rule, window, budget)
+                    .await
+                    .map(|found| (found, Vec::new())),
                 RuleKind::Query => Ok((
                     aggregate::Found {
                         alerts: Vec::new(),
@@ -457,6 +456,15 @@ impl Engine {
         let mut writer = WindowWriter::for_aggregates(self.sink.as_ref(), &scope.builder, budget);
         let interrupted = match found {
             Ok((found, buckets)) => {
+                if matches!(kind, RuleKind::Eql(_)) {
+                    // The search's size capped the events or sequences; a sequence's
+                    // building blocks and shell are written together.
+                    writer = WindowWriter::for_aggregates(
+                        self.sink.as_ref(),
+                        &scope.builder,
+                        budget.max(found.alerts.len() as u32),
+                    );
+                }
                 scope.record.warnings.extend(found.warnings);
                 let written = writer.write_alerts(found.alerts, &mut scope.handled).await;
                 for bucket in &buckets {

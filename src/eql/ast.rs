@@ -395,6 +395,21 @@ pub enum Pipe {
     Tail(u64),
 }
 
+/// `results` (in Elasticsearch's order) through `pipes`, first to last.
+pub fn apply_pipes<T>(mut results: Vec<T>, pipes: &[Pipe]) -> Vec<T> {
+    for pipe in pipes {
+        match *pipe {
+            Pipe::Head(n) => results.truncate(usize::try_from(n).unwrap_or(usize::MAX)),
+            Pipe::Tail(n) => {
+                let n = usize::try_from(n).unwrap_or(usize::MAX);
+                let drop = results.len().saturating_sub(n);
+                results.drain(..drop);
+            }
+        }
+    }
+    results
+}
+
 /// `sequence [by k, ...] [with maxspan=N<unit>] [stage] [stage]... [until [stage]]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sequence {

@@ -18,7 +18,7 @@ mod sequence;
 
 pub use ast::{
     ArithOp, Body, Category, CmpOp, Expr, Field, Literal, MatchOp, Maxspan, Pipe, Query, Sequence,
-    Stage, Statement,
+    Stage, Statement, apply_pipes,
 };
 pub use error::ParseError;
 pub use eval::{MatchOptions, Matcher, wildcard_match};

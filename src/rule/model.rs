@@ -209,9 +209,12 @@ impl Rule {
     }
 
     /// Whether the service (`run`, `backfill`) executes this rule: a runnable KQL `query`,
-    /// `new_terms` or `threshold` rule. `scan` runs every runnable rule, `eql` ones too.
+    /// `new_terms` or `threshold` rule, or an `eql` rule (on an engine with EQL).
     pub fn runs_in_service(&self) -> bool {
-        matches!(self.rule_type.as_str(), "query" | "new_terms" | "threshold") && self.is_runnable()
+        matches!(
+            self.rule_type.as_str(),
+            "query" | "new_terms" | "threshold" | "eql"
+        ) && self.is_runnable()
     }
 
     /// The field that places an event in a window, and whether `@timestamp` is the

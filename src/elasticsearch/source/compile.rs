@@ -74,3 +74,17 @@ pub fn rule_query(rule: &Rule, query: &Query, field_types: &Value) -> Result<Val
     )
     .map_err(|e| format!("rule `{}` ({}): {e}", rule.name, rule.rule_id))
 }
+
+/// The rule's filters alone in Query DSL (enabled ones in `filter`, negated in `must_not`),
+/// as Kibana builds them for an EQL rule: `getQueryFilter` with language `eql` hands
+/// `buildEsQuery` no KQL or Lucene query, so only the filters' clauses are there.
+pub fn filters_query(rule: &Rule) -> Result<Value, String> {
+    let clauses = filters::es_clauses(&rule.filters)
+        .map_err(|e| format!("rule `{}` ({}): {e}", rule.name, rule.rule_id))?;
+    Ok(serde_json::json!({ "bool": {
+        "must": [],
+        "filter": clauses.filter,
+        "should": [],
+        "must_not": clauses.must_not,
+    } }))
+}

@@ -6,8 +6,10 @@
 //! - [`compile`]: the rule's query in Query DSL.
 //! - [`stream`]: point in time, `search_after`, closing.
 //! - [`groups`]: the group requests of the new_terms and threshold rule types.
+//! - [`eql`]: the `_eql/search` of EQL rules (Elasticsearch only).
 
 pub mod compile;
+pub mod eql;
 pub mod field_caps;
 pub mod groups;
 pub mod request;
@@ -27,7 +29,9 @@ use super::dialect::Dialect;
 use ::elasticsearch::http::Method;
 
 use super::client::{Call, index_list};
-use crate::engine::{EventSource, GroupPage, GroupQuery, HitStream, PortError, WindowQuery};
+use crate::engine::{
+    EqlQuery, EqlReply, EventSource, GroupPage, GroupQuery, HitStream, PortError, WindowQuery,
+};
 use crate::rule::Rule;
 
 /// How long field metadata is reused. A run searches its catch-up windows and its current
@@ -105,7 +109,7 @@ impl EsEventSource {
     async fn prepare(&self, rule: &Rule) -> Result<Prepared, PortError> {
         if !rule.runs_in_service() {
             return Err(PortError::Permanent(format!(
-                "rule `{}` ({}) is a {} rule in {}; the service runs KQL query, new_terms and threshold rules",
+                "rule `{}` ({}) is a {} rule in {}; the service runs KQL query, new_terms, threshold and EQL rules",
                 rule.name,
                 rule.rule_id,
                 rule.rule_type,
@@ -213,6 +217,10 @@ impl EventSource for EsEventSource {
         warnings.append(&mut page.warnings);
         page.warnings = warnings;
         Ok(page)
+    }
+
+    async fn eql(&self, query: EqlQuery) -> Result<EqlReply, PortError> {
+        self.eql_search(query).await
     }
 }
 

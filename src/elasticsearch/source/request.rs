@@ -91,6 +91,38 @@ pub fn kibana_body(rule_query: Value, rule: &Rule, window: RuleWindow, size: usi
     })
 }
 
+/// The body of an EQL rule's `_eql/search` (Kibana's `buildEqlSearchRequest`, 8.x): the
+/// rule's statement as written; the window's time filter and the rule's filters as
+/// `filter`; the results capped at `size` (max_signals), every field returned, and the
+/// rule's `timestamp_field`, `event_category_override` and `tiebreaker_field` when it sets
+/// them.
+pub fn eql_body(
+    dialect: &Dialect,
+    rule: &Rule,
+    rule_filters: Value,
+    window: RuleWindow,
+    size: usize,
+) -> Value {
+    let mut body = json!({
+        "size": size,
+        "query": rule.query.as_deref().unwrap_or_default(),
+        "filter": { "bool": { "filter": [time_filter(rule, window), rule_filters] } },
+    });
+    for (param, key) in [
+        ("timestamp_field", "timestamp_field"),
+        ("event_category_override", "event_category_field"),
+        ("tiebreaker_field", "tiebreaker_field"),
+    ] {
+        if let Some(value) = rule.extra.get(param).and_then(Value::as_str)
+            && !value.is_empty()
+        {
+            body[key] = json!(value);
+        }
+    }
+    body["fields"] = Value::Array(fields(dialect, rule));
+    body
+}
+
 /// A page of a point-in-time search: the same query, sort and fields; the point in time
 /// instead of indices; the engine's tie-breaker after the timestamp sort (`_shard_doc` on
 /// Elasticsearch) that keeps `search_after` exact when events share a timestamp;

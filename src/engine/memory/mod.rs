@@ -4,6 +4,7 @@
 //! first paging, 409 on an existing id) and can be told to fail, so tests, benchmarks and
 //! offline runs exercise the real run logic without a cluster.
 
+mod eql;
 mod groups;
 mod sink;
 mod source;

@@ -9,7 +9,8 @@ use serde_json::Value;
 
 use crate::alert::fields::{lookup, parse_timestamp};
 use crate::engine::ports::{
-    EventHit, EventSource, GroupPage, GroupQuery, HitStream, PortError, RuleWindow, WindowQuery,
+    EqlQuery, EqlReply, EventHit, EventSource, GroupPage, GroupQuery, HitStream, PortError,
+    RuleWindow, WindowQuery,
 };
 use crate::kql::MatchOptions;
 use crate::rule::Rule;
@@ -263,6 +264,15 @@ impl EventSource for MemorySource {
             page.warnings.push(no_index_warning(&query.rule));
         }
         Ok(page)
+    }
+
+    async fn eql(&self, query: EqlQuery) -> Result<EqlReply, PortError> {
+        let (hits, any_index) = self.matching(&query.rule, query.window)?;
+        let mut reply = super::eql::search(&query.rule, hits, query.size)?;
+        if !any_index {
+            reply.warnings.push(no_index_warning(&query.rule));
+        }
+        Ok(reply)
     }
 }
 

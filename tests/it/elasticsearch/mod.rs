@@ -6,6 +6,7 @@ mod aggregating;
 mod bodies;
 mod cli;
 mod config;
+mod eql;
 mod mapping;
 pub(crate) mod mock;
 mod opensearch;

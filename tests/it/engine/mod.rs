@@ -4,6 +4,7 @@
 
 mod aggregating;
 mod backfill;
+mod eql;
 mod failures;
 mod properties;
 mod runs;

@@ -224,9 +224,8 @@ async fn unschedulable_rules_are_reported_and_the_rest_run() {
     bad_cron.rule_id = "bad-cron".into();
     bad_cron.cron = Some("every ten minutes".into());
     let mut eql = seed_rule();
-    eql.rule_id = "eql".into();
-    eql.rule_type = "eql".into();
-    eql.language = Some("eql".into());
+    eql.rule_id = "ml".into();
+    eql.rule_type = "machine_learning".into();
     let mut disabled = seed_rule();
     disabled.rule_id = "off".into();
     disabled.enabled = false;
@@ -251,7 +250,11 @@ async fn unschedulable_rules_are_reported_and_the_rest_run() {
         "{}",
         messages[0]
     );
-    assert!(messages[1].contains("`eql` rule"), "{}", messages[1]);
+    assert!(
+        messages[1].contains("`machine_learning` rule"),
+        "{}",
+        messages[1]
+    );
     assert_eq!(scheduler.next_runs(), vec![("good".into(), t(12, 0))]);
 }
 

@@ -274,3 +274,55 @@ async fn real_run_status_backfill_and_readyz() {
         ready.1
     );
 }
+
+/// On an engine without EQL (the OpenSearch test node), `run` leaves EQL rules out, says
+/// so once, and runs the others; on Elasticsearch every rule runs.
+#[tokio::test]
+async fn real_run_leaves_eql_rules_out_where_the_engine_has_no_eql() {
+    let Some(engine) = engine("real_run_leaves_eql_rules_out_where_the_engine_has_no_eql") else {
+        return;
+    };
+    let client = engine.client.clone();
+    let (prefix, names) = unique_names();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &names);
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    for file in [
+        "tests/data/rules/detection-rules/aws/defense_evasion_s3_bucket_lifecycle_expiration_added.toml",
+        "rules/aws/persistence_lambda_backdoor_invoke_function_for_any_principal.toml",
+    ] {
+        let from = crate::util::repo(file);
+        std::fs::copy(&from, rules.join(from.file_name().unwrap())).unwrap();
+    }
+    let cli = |args: &[&str]| {
+        rule_runner()
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .args(["--url", &engine.url])
+            .output()
+            .unwrap()
+    };
+    let setup = cli(&["setup"]);
+    let run = cli(&["run", "--once", "--rules", rules.to_str().unwrap()]);
+    let has_eql = client.dialect().await.unwrap().supports_eql();
+    clean_up(&client, &prefix, &names).await;
+    assert_exit!(setup, 0);
+    assert_exit!(run, 0);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    if has_eql {
+        assert!(!stderr.contains("not run: rule"), "{stderr}");
+    } else {
+        assert!(
+            stderr.contains("is an EQL rule, and OpenSearch has no EQL (`_eql/search`)"),
+            "{stderr}"
+        );
+        assert_eq!(
+            stdout.matches("next run of").count(),
+            1,
+            "only the KQL rule is scheduled: {stdout}"
+        );
+    }
+}

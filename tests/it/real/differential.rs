@@ -48,7 +48,12 @@ async fn every_rule_finds_the_same_events_on_the_engine_and_in_memory() {
     };
     let (mut events, mut mismatches) = (0, Vec::new());
     // EQL rules run offline only: the service has no `_eql/search` yet.
-    for compiled in rules.rules.iter().filter(|r| r.rule.runs_in_service()) {
+    // EQL rules search through `_eql/search`, not the query DSL compared here.
+    for compiled in rules
+        .rules
+        .iter()
+        .filter(|r| r.rule.runs_in_service() && r.rule.rule_type != "eql")
+    {
         let expected: BTreeSet<String> = set
             .documents
             .iter()
