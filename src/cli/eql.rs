@@ -44,6 +44,15 @@ pub struct MatchArgs {
     /// The field `<category> where` compares with the category.
     #[arg(long, value_name = "FIELD", default_value = "event.category")]
     pub event_category_field: String,
+    /// Orders events of the same instant by this field, ascending (numbers by value, text
+    /// by bytes; events without it after the others), as Elasticsearch's `tiebreaker_field`.
+    /// Without it they keep their order in the input.
+    #[arg(long, value_name = "FIELD")]
+    pub tiebreaker_field: Option<String>,
+    /// Print only these fields of each event (repeat or separate with commas; `*` matches
+    /// any characters of a dotted path), as Elasticsearch's `fields` selects them.
+    #[arg(long = "fields", value_name = "FIELD", value_delimiter = ',')]
+    pub fields: Vec<String>,
     /// At most this many events, the earliest first (Elasticsearch's default is 10).
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub size: usize,
@@ -84,6 +93,43 @@ struct Event {
     nanos: i128,
     line: Vec<u8>,
     doc: Json,
+}
+
+/// The tiebreaker's value as a sort key: numbers before text, missing (or other) last.
+#[derive(Debug, Clone, PartialEq, PartialOrd)]
+enum Tiebreak {
+    Number(f64),
+    Text(String),
+    Missing,
+}
+
+fn tiebreak(doc: &Json, field: Option<&str>) -> Tiebreak {
+    match field.and_then(|f| lookup(doc, f)) {
+        Some(Json::Number(n)) => n.as_f64().map_or(Tiebreak::Missing, Tiebreak::Number),
+        Some(Json::String(s)) => Tiebreak::Text(s.clone()),
+        _ => Tiebreak::Missing,
+    }
+}
+
+/// `doc` with only the leaves whose dotted path matches one of `patterns`, nested as they
+/// were (dotted keys stay dotted).
+fn project(doc: &Json, patterns: &[String], prefix: &str) -> Option<Json> {
+    let Json::Object(map) = doc else {
+        let keep = patterns.iter().any(|p| eql::wildcard_match(p, prefix));
+        return keep.then(|| doc.clone());
+    };
+    let kept: serde_json::Map<String, Json> = map
+        .iter()
+        .filter_map(|(key, value)| {
+            let path = if prefix.is_empty() {
+                key.clone()
+            } else {
+                format!("{prefix}.{key}")
+            };
+            project(value, patterns, &path).map(|v| (key.clone(), v))
+        })
+        .collect();
+    (!kept.is_empty() || prefix.is_empty()).then_some(Json::Object(kept))
 }
 
 fn match_events(args: MatchArgs) -> anyhow::Result<ExitCode> {
@@ -133,10 +179,26 @@ fn match_events(args: MatchArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    // Stable: events of the same instant keep their order in the input.
-    events.sort_by_key(|event| event.nanos);
+    // Stable: events of the same instant (and tiebreaker) keep their order in the input.
+    let tiebreaker = args.tiebreaker_field.as_deref();
+    events.sort_by(|a, b| {
+        a.nanos.cmp(&b.nanos).then_with(|| {
+            tiebreak(&a.doc, tiebreaker)
+                .partial_cmp(&tiebreak(&b.doc, tiebreaker))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        })
+    });
+    // The selection applies to what is printed, after every condition saw the whole event.
+    let shown = |doc: &Json| match args.fields.is_empty() {
+        true => doc.clone(),
+        false => project(doc, &args.fields, "").unwrap_or_default(),
+    };
     let results: Vec<Vec<u8>> = match sequence_matcher.as_mut() {
-        None => events.into_iter().map(|event| event.line).collect(),
+        None if args.fields.is_empty() => events.into_iter().map(|event| event.line).collect(),
+        None => events
+            .iter()
+            .map(|event| shown(&event.doc).to_string().into_bytes())
+            .collect(),
         Some(matcher) => {
             let mut hits = Vec::new();
             for (id, event) in events.iter().enumerate() {
@@ -144,7 +206,8 @@ fn match_events(args: MatchArgs) -> anyhow::Result<ExitCode> {
             }
             hits.into_iter()
                 .map(|hit| {
-                    let sequence: Vec<&Json> = hit.events.iter().map(|&i| &events[i].doc).collect();
+                    let sequence: Vec<Json> =
+                        hit.events.iter().map(|&i| shown(&events[i].doc)).collect();
                     serde_json::json!({"sequence": sequence, "join_keys": hit.join_keys})
                         .to_string()
                         .into_bytes()
@@ -174,7 +237,6 @@ fn match_events(args: MatchArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// `| head N` keeps the first N results, `| tail N` the last N, in the order written.
 /// Hand each event of `input` to `keep`. Lines that are not JSON objects or have no usable
 /// timestamp are reported as `name:line: ...` on stderr and skipped.
 fn collect(

@@ -383,3 +383,72 @@ fn the_upstream_eql_public_invocation_rule_alerts_as_the_shipped_kql_one() {
     assert_eq!(eql.len(), 2);
     assert_eq!(eql, ids(None));
 }
+
+#[test]
+fn match_breaks_ties_by_the_tiebreaker_field_and_prints_only_the_fields_asked() {
+    const TIED: &str = r#"{"@timestamp": "2024-01-01T00:00:00Z", "event": {"order": 3, "action": "c"}, "user": {"name": "u", "id": 7}}
+{"@timestamp": "2024-01-01T00:00:00Z", "event": {"order": 1, "action": "a"}, "user": {"name": "u", "id": 7}}
+{"@timestamp": "2024-01-01T00:00:00Z", "event": {"action": "z"}, "user": {"name": "u", "id": 7}}
+{"@timestamp": "2024-01-01T00:00:00Z", "event": {"order": 2, "action": "b"}, "user": {"name": "u", "id": 7}}
+"#;
+    let actions = |args: &[&str]| -> Vec<Value> {
+        let mut full = vec!["eql", "match"];
+        full.extend_from_slice(args);
+        full.extend_from_slice(&["any where true", "-"]);
+        let out = run_cli_with_stdin(&full, TIED.as_bytes());
+        assert_exit!(out, 0);
+        lines(&out)
+            .iter()
+            .map(|e| e["event"]["action"].clone())
+            .collect()
+    };
+    assert_eq!(actions(&[]), ["c", "a", "z", "b"], "input order without it");
+    assert_eq!(
+        actions(&["--tiebreaker-field", "event.order"]),
+        ["a", "b", "c", "z"],
+        "ascending, the event without it last"
+    );
+
+    let out = run_cli_with_stdin(
+        &[
+            "eql",
+            "match",
+            "--tiebreaker-field",
+            "event.order",
+            "--fields",
+            "event.action,user.*",
+            "--size",
+            "1",
+            // The condition reads a field the output leaves out.
+            "any where event.order == 1",
+            "-",
+        ],
+        TIED.as_bytes(),
+    );
+    assert_exit!(out, 0);
+    assert_eq!(
+        lines(&out),
+        [json!({"event": {"action": "a"}, "user": {"name": "u", "id": 7}})]
+    );
+
+    let out = run_cli_with_stdin(
+        &[
+            "eql",
+            "match",
+            "--tiebreaker-field",
+            "event.order",
+            "--fields",
+            "event.action",
+            "sequence [any where event.order == 1] [any where event.order == 2]",
+            "-",
+        ],
+        TIED.as_bytes(),
+    );
+    assert_exit!(out, 0);
+    assert_eq!(
+        lines(&out),
+        [
+            json!({"sequence": [{"event": {"action": "a"}}, {"event": {"action": "b"}}], "join_keys": []})
+        ]
+    );
+}
