@@ -12,6 +12,7 @@ mod docs;
 mod elasticsearch;
 mod engine;
 mod eql;
+mod eql_suite;
 mod kql;
 mod ops;
 mod real;
