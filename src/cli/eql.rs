@@ -204,10 +204,18 @@ fn match_events(args: MatchArgs) -> anyhow::Result<ExitCode> {
             for (id, event) in events.iter().enumerate() {
                 hits.extend(matcher.push(id, event.nanos, &event.doc));
             }
+            hits.extend(matcher.finish());
             hits.into_iter()
                 .map(|hit| {
-                    let sequence: Vec<Json> =
-                        hit.events.iter().map(|&i| shown(&events[i].doc)).collect();
+                    // A missing event stands as `{"missing": true}` in its place, as
+                    // Elasticsearch answers it.
+                    let mut members = hit.events.iter();
+                    let sequence: Vec<Json> = (0..hit.events.len() + hit.missing.len())
+                        .filter_map(|position| match hit.missing.contains(&position) {
+                            true => Some(serde_json::json!({"missing": true})),
+                            false => members.next().map(|&i| shown(&events[i].doc)),
+                        })
+                        .collect();
                     serde_json::json!({"sequence": sequence, "join_keys": hit.join_keys})
                         .to_string()
                         .into_bytes()

@@ -422,13 +422,15 @@ pub struct Sequence {
     pub until: Option<Stage>,
 }
 
-/// `[query] by k, ... [with runs=N]`.
+/// `[query] by k, ... [with runs=N]`, or a missing event `![query] by k, ...`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stage {
     pub query: Query,
     pub by: Vec<Expr>,
     /// How many consecutive matches of this stage the sequence takes (`with runs=N`).
     pub runs: u32,
+    /// `![...]`: an event that must not occur at this place of the sequence.
+    pub missing: bool,
 }
 
 /// A time span as written: amount and unit (`ms`, `s`, `m`, `h`, `d`).
@@ -468,6 +470,9 @@ fn write_keys(f: &mut fmt::Formatter<'_>, keys: &[Expr]) -> fmt::Result {
 
 impl fmt::Display for Stage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.missing {
+            f.write_str("!")?;
+        }
         write!(f, "[{}]", self.query)?;
         write_keys(f, &self.by)?;
         if self.runs != 1 {

@@ -46,6 +46,8 @@ pub(crate) enum Tok {
     /// A lone `=`, only valid in `maxspan=`.
     Assign,
     LBracket,
+    /// `!` right before `[`: a missing-event stage.
+    Bang,
     RBracket,
     Pipe,
     /// An integer with a time unit, as in `maxspan=30s`.
@@ -103,6 +105,7 @@ impl Tok {
             Tok::Tilde => "~",
             Tok::Assign => "=",
             Tok::LBracket => "[",
+            Tok::Bang => "!",
             Tok::RBracket => "]",
             Tok::Pipe => "|",
             _ => "",
@@ -214,6 +217,7 @@ impl Lexer<'_> {
                 self.pos += 1;
                 Tok::Ne
             }
+            '!' if self.peek() == Some('[') => Tok::Bang,
             '<' if self.peek() == Some('=') => {
                 self.pos += 1;
                 Tok::Le

@@ -3,19 +3,30 @@
 //! recent one (a new first-stage match for a key replaces the pending one, as a later start
 //! can only make a shorter sequence); `until` drops every pending sequence of its key, and a
 //! sequence that would last longer than `maxspan` is dropped.
+//!
+//! Missing events (`![...]`), as Elasticsearch's own tests of them define the result: one
+//! between two stages drops the pending sequence of its key when it occurs in that gap; the
+//! ones before the first stage and after the last count together: a sequence is dropped when
+//! every such stage has an event of its key, in order, and the whole, those events included,
+//! fits in `maxspan`. A sequence with trailing missing stages is held until `maxspan` after
+//! its start has passed (or [`SequenceMatcher::finish`]), so results can come out later than
+//! their last event.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use serde_json::Value as Json;
 
 use super::ast::{Expr, Sequence, Stage};
 use super::eval::{MatchOptions, Matcher};
 
-/// A completed sequence: the ids of its events, first stage first, and its join key values.
+/// A completed sequence: the ids of its events, first stage first, its join key values, and
+/// the positions (among all its stages, `runs` counted out) of the missing events, for which
+/// no event stands.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SequenceHit {
     pub events: Vec<usize>,
     pub join_keys: Vec<Json>,
+    pub missing: Vec<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -50,6 +61,17 @@ impl CompiledStage {
     }
 }
 
+/// A completed sequence waiting to see whether its trailing missing events occur.
+#[derive(Debug, Clone)]
+struct Waiting {
+    hit: SequenceHit,
+    key: String,
+    /// After this time nothing can exclude it any more.
+    deadline: i128,
+    /// How many trailing missing stages have an event so far.
+    filled: usize,
+}
+
 /// Matches one sequence over a stream of events.
 #[derive(Debug, Clone)]
 pub struct SequenceMatcher {
@@ -58,6 +80,14 @@ pub struct SequenceMatcher {
     maxspan: Option<i128>,
     /// `pending[i]`: sequences that have matched stages `0..=i`, by join key (as JSON text).
     pending: Vec<HashMap<String, Partial>>,
+    /// `gaps[i]`: the missing stages between stage `i` and stage `i + 1`.
+    gaps: Vec<Vec<CompiledStage>>,
+    leading: Vec<CompiledStage>,
+    trailing: Vec<CompiledStage>,
+    /// Times of the recent events of each leading missing stage, by join key.
+    leading_seen: Vec<HashMap<String, VecDeque<i128>>>,
+    waiting: Vec<Waiting>,
+    missing_positions: Vec<usize>,
 }
 
 fn key_text(keys: &[Json]) -> String {
@@ -68,35 +98,63 @@ fn key_text(keys: &[Json]) -> String {
 impl SequenceMatcher {
     pub fn new(sequence: &Sequence, options: &MatchOptions) -> Result<Self, regex::Error> {
         // A stage `with runs=N` is N consecutive stages.
-        let stages = sequence
+        let expanded: Vec<&Stage> = sequence
             .stages
             .iter()
             .flat_map(|s| std::iter::repeat_n(s, s.runs.max(1) as usize))
-            .map(|s| CompiledStage::new(&sequence.by, s, options))
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect();
+        let compile = |s: &Stage| CompiledStage::new(&sequence.by, s, options);
+        let (mut stages, mut gaps, mut leading, mut trailing) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut missing_positions = Vec::new();
+        for (position, stage) in expanded.iter().enumerate() {
+            if !stage.missing {
+                stages.push(compile(stage)?);
+                gaps.push(std::mem::take(&mut trailing));
+                continue;
+            }
+            missing_positions.push(position);
+            if stages.is_empty() {
+                leading.push(compile(stage)?);
+            } else {
+                trailing.push(compile(stage)?);
+            }
+        }
+        // `gaps[0]` collected nothing (the leading ones went apart); shift so that
+        // `gaps[i]` is what lies between stage `i` and stage `i + 1`.
+        if !gaps.is_empty() {
+            gaps.remove(0);
+        }
         let until = match &sequence.until {
-            Some(s) => Some(CompiledStage::new(&sequence.by, s, options)?),
+            Some(s) => Some(compile(s)?),
             None => None,
         };
         Ok(SequenceMatcher {
             pending: vec![HashMap::new(); stages.len()],
+            leading_seen: vec![HashMap::new(); leading.len()],
             stages,
             until,
             maxspan: sequence.maxspan.as_ref().map(|m| m.nanos()),
+            gaps,
+            leading,
+            trailing,
+            waiting: Vec::new(),
+            missing_positions,
         })
     }
 
     /// Feed the next event (`id` is the caller's handle for it, `nanos` its time, never
-    /// earlier than the previous event's). Returns the sequences it completes.
+    /// earlier than the previous event's). Returns the sequences now known to be complete.
     pub fn push(&mut self, id: usize, nanos: i128, doc: &Json) -> Vec<SequenceHit> {
+        let mut done = self.release(Some(nanos));
         if let Some(keys) = self.until.as_ref().and_then(|u| u.matches(doc)) {
             let key = key_text(&keys);
             for pending in &mut self.pending {
                 pending.remove(&key);
             }
         }
-        let mut done = Vec::new();
-        // A parsed sequence has two stages or more; a hand-built one may have none.
+        self.missing_events(nanos, doc);
+        // A parsed sequence has a stage or more; a hand-built one may have none.
         let Some(last) = self.stages.len().checked_sub(1) else {
             return done;
         };
@@ -107,42 +165,127 @@ impl SequenceMatcher {
                 continue;
             };
             let key = key_text(&keys);
-            if i == 0 {
-                let start = Partial {
+            let partial = if i == 0 {
+                Partial {
                     first_nanos: nanos,
                     events: vec![id],
                     keys,
-                };
-                if last == 0 {
-                    done.push(SequenceHit {
-                        events: start.events,
-                        join_keys: start.keys,
-                    });
-                } else {
-                    self.pending[0].insert(key, start);
                 }
-                continue;
-            }
-            let Some(mut partial) = self.pending[i - 1].remove(&key) else {
-                continue;
+            } else {
+                let Some(mut partial) = self.pending[i - 1].remove(&key) else {
+                    continue;
+                };
+                if self
+                    .maxspan
+                    .is_some_and(|span| nanos - partial.first_nanos > span)
+                {
+                    continue;
+                }
+                partial.events.push(id);
+                partial
             };
-            if self
-                .maxspan
-                .is_some_and(|span| nanos - partial.first_nanos > span)
-            {
-                continue;
-            }
-            partial.events.push(id);
             if i == last {
-                done.push(SequenceHit {
-                    events: partial.events,
-                    join_keys: partial.keys,
-                });
+                done.extend(self.completed(partial, key, nanos));
             } else {
                 self.pending[i].insert(key, partial);
             }
         }
         done
+    }
+
+    /// The end of the input: the sequences still waiting on trailing missing events.
+    pub fn finish(&mut self) -> Vec<SequenceHit> {
+        self.release(None)
+    }
+
+    /// Record what a missing stage's event means: it drops the pending sequences of its gap,
+    /// is remembered for leading stages, and fills the trailing stages of waiting ones.
+    fn missing_events(&mut self, nanos: i128, doc: &Json) {
+        for (i, gap) in self.gaps.iter().enumerate() {
+            for stage in gap {
+                if let Some(keys) = stage.matches(doc) {
+                    self.pending[i].remove(&key_text(&keys));
+                }
+            }
+        }
+        let span = self.maxspan.unwrap_or(i128::MAX);
+        for (stage, seen) in self.leading.iter().zip(&mut self.leading_seen) {
+            for times in seen.values_mut() {
+                while times.front().is_some_and(|&t| nanos - t > span) {
+                    times.pop_front();
+                }
+            }
+            seen.retain(|_, times| !times.is_empty());
+            if let Some(keys) = stage.matches(doc) {
+                seen.entry(key_text(&keys)).or_default().push_back(nanos);
+            }
+        }
+        if self.trailing.is_empty() || self.waiting.is_empty() {
+            return;
+        }
+        let trailing = &self.trailing;
+        self.waiting.retain_mut(|w| {
+            let Some(keys) = trailing[w.filled].matches(doc) else {
+                return true;
+            };
+            if key_text(&keys) != w.key {
+                return true;
+            }
+            w.filled += 1;
+            w.filled < trailing.len()
+        });
+    }
+
+    /// A sequence whose stages all matched: out now, dropped, or held for trailing stages.
+    fn completed(&mut self, partial: Partial, key: String, nanos: i128) -> Option<SequenceHit> {
+        let hit = SequenceHit {
+            events: partial.events,
+            join_keys: partial.keys,
+            missing: self.missing_positions.clone(),
+        };
+        if self.leading.is_empty() && self.trailing.is_empty() {
+            return Some(hit);
+        }
+        let span = self.maxspan.unwrap_or(i128::MAX);
+        let mut start = partial.first_nanos;
+        if !self.leading.is_empty() {
+            // The latest event of each leading stage before the next: the tightest fit.
+            for seen in self.leading_seen.iter().rev() {
+                let before = seen
+                    .get(&key)
+                    .and_then(|times| times.iter().rev().find(|&&t| t < start).copied());
+                match before {
+                    Some(t) => start = t,
+                    // A leading stage without an event: nothing at the edges can drop it.
+                    None => return Some(hit),
+                }
+            }
+            if nanos - start > span {
+                return Some(hit);
+            }
+        }
+        if self.trailing.is_empty() {
+            return None;
+        }
+        self.waiting.push(Waiting {
+            hit,
+            key,
+            deadline: start.saturating_add(span),
+            filled: 0,
+        });
+        None
+    }
+
+    /// The waiting sequences whose time is up at `now` (all of them at the end).
+    fn release(&mut self, now: Option<i128>) -> Vec<SequenceHit> {
+        if self.waiting.is_empty() {
+            return Vec::new();
+        }
+        let (out, keep): (Vec<Waiting>, Vec<Waiting>) = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .partition(|w| now.is_none_or(|now| now > w.deadline));
+        self.waiting = keep;
+        out.into_iter().map(|w| w.hit).collect()
     }
 }
 
@@ -158,11 +301,13 @@ mod tests {
             panic!("not a sequence: {query}");
         };
         let mut matcher = SequenceMatcher::new(&seq, &MatchOptions::default()).expect("compiles");
-        events
+        let mut hits: Vec<SequenceHit> = events
             .iter()
             .enumerate()
             .flat_map(|(id, (t, doc))| matcher.push(id, *t, doc))
-            .collect()
+            .collect();
+        hits.extend(matcher.finish());
+        hits
     }
 
     fn ev(category: &str, user: &str) -> Json {
@@ -205,11 +350,13 @@ mod tests {
             [
                 SequenceHit {
                     events: vec![1, 2],
-                    join_keys: vec![json!("b")]
+                    join_keys: vec![json!("b")],
+                    missing: vec![],
                 },
                 SequenceHit {
                     events: vec![0, 3],
-                    join_keys: vec![json!("a")]
+                    join_keys: vec![json!("a")],
+                    missing: vec![],
                 },
             ]
         );
@@ -267,7 +414,8 @@ mod tests {
             hits,
             [SequenceHit {
                 events: vec![0, 1],
-                join_keys: vec![]
+                join_keys: vec![],
+                missing: vec![],
             }]
         );
     }

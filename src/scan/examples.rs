@@ -107,19 +107,22 @@ fn eql_sequences(
         timed.push((time, n, event));
     }
     timed.sort_by_key(|(time, n, _)| (*time, *n));
-    let mut found = Vec::new();
+    let mut hits = Vec::new();
     for (time, n, event) in timed {
         if !selection.matches(event) {
             continue;
         }
         let nanos = i128::from(time.timestamp_nanos_opt().unwrap_or_default());
-        for hit in matcher.push(n, nanos, event) {
-            found.push(ExpectedAlert {
-                terms: hit.join_keys,
-                count: Some(hit.events.len() as u64),
-            });
-        }
+        hits.extend(matcher.push(n, nanos, event));
     }
+    hits.extend(matcher.finish());
+    let found = hits
+        .into_iter()
+        .map(|hit| ExpectedAlert {
+            terms: hit.join_keys,
+            count: Some(hit.events.len() as u64),
+        })
+        .collect();
     Ok(found)
 }
 

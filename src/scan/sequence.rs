@@ -76,22 +76,25 @@ impl SequenceEvents {
                 .iter()
                 .map(|e| serde_json::from_slice(&e.source).unwrap_or(Value::Null))
                 .collect();
-            let mut alerts = Vec::new();
+            let mut hits = Vec::new();
             for (i, (event, source)) in events.iter().zip(&sources).enumerate() {
                 let nanos = i128::from(event.time.timestamp_nanos_opt().unwrap_or_default());
-                for hit in matcher.push(i, nanos, source) {
-                    let members: Vec<AlertEvent<'_>> = hit
-                        .events
-                        .iter()
-                        .map(|&at| AlertEvent {
-                            index,
-                            id: &events[at].doc_id,
-                            source: &sources[at],
-                            timestamp: events[at].time,
-                        })
-                        .collect();
-                    alerts.extend(sequence_alerts(&builders[rule], &members));
-                }
+                hits.extend(matcher.push(i, nanos, source));
+            }
+            hits.extend(matcher.finish());
+            let mut alerts = Vec::new();
+            for hit in hits {
+                let members: Vec<AlertEvent<'_>> = hit
+                    .events
+                    .iter()
+                    .map(|&at| AlertEvent {
+                        index,
+                        id: &events[at].doc_id,
+                        source: &sources[at],
+                        timestamp: events[at].time,
+                    })
+                    .collect();
+                alerts.extend(sequence_alerts(&builders[rule], &members));
             }
             out.push((rule, alerts));
         }

@@ -1,8 +1,9 @@
-//! The endgame EQL test suite (the `eql` package on PyPI: `etc/test_queries.toml` over
-//! `etc/test_data.json`, in `tests/data/eql/endgame/`) run through `rule-runner eql match`,
-//! with Elasticsearch's semantics: queries that are not Elasticsearch EQL are excluded and
-//! must be refused by the parser, and the results Elasticsearch's semantics change are listed
-//! with their reason in `differences.toml`.
+//! EQL test suites run through `rule-runner eql match`: the endgame EQL suite (the `eql`
+//! package on PyPI: `etc/test_queries.toml` over `etc/test_data.json`, in
+//! `tests/data/eql/endgame/`) with Elasticsearch's semantics, queries that are not
+//! Elasticsearch EQL excluded (the parser must refuse them) and the results Elasticsearch's
+//! semantics change listed with their reason in `differences.toml`; and Elasticsearch's own
+//! tests of missing events (`tests/data/eql/elasticsearch/`).
 //!
 //! The suite is written in endgame's dialect; two spellings are translated to
 //! Elasticsearch's before anything runs, since they say the same thing: `=` is `==`, and
@@ -218,4 +219,72 @@ fn the_endgame_eql_suite_holds_under_elasticsearch_semantics() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert_eq!(suite.queries.len(), 241);
     assert_eq!(as_endgame + changed.len() + excluded.len(), 241);
+}
+
+#[derive(Deserialize)]
+struct MissingEventQueries {
+    queries: Vec<MissingEventQuery>,
+}
+
+#[derive(Deserialize)]
+struct MissingEventQuery {
+    name: String,
+    query: String,
+    expected_event_ids: Vec<i64>,
+}
+
+/// Elasticsearch's own tests of missing events (`![...]`), over its events: each sequence's
+/// events by their `sequence` number, a missing event as -1.
+#[test]
+fn elasticsearchs_missing_event_tests_hold() {
+    let dir = data("eql/elasticsearch");
+    let suite: MissingEventQueries = toml::from_str(
+        &std::fs::read_to_string(dir.join("missing-events.toml")).expect("the queries"),
+    )
+    .expect("the queries parse");
+    let events = dir.join("missing-events.ndjson");
+    let mut failures = Vec::new();
+    for case in &suite.queries {
+        let out = run_cli(&[
+            "eql",
+            "match",
+            "--event-category-field",
+            "event_type",
+            "--tiebreaker-field",
+            "sequence",
+            "--size",
+            "100",
+            &case.query,
+            events.to_str().expect("a UTF-8 path"),
+        ]);
+        assert_exit!(out, 0);
+        let found: Vec<i64> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .flat_map(|line| {
+                let result: Value = serde_json::from_str(line).expect("a JSON line");
+                result["sequence"]
+                    .as_array()
+                    .expect("a sequence")
+                    .iter()
+                    .map(|event| match event.get("missing") {
+                        Some(Value::Bool(true)) => -1,
+                        _ => event["sequence"].as_i64().expect("a sequence number"),
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        if found != case.expected_event_ids {
+            failures.push(format!(
+                "{}: found {found:?}, expected {:?}",
+                case.name, case.expected_event_ids
+            ));
+        }
+    }
+    println!(
+        "Elasticsearch's missing-event tests: {} of {} hold",
+        suite.queries.len() - failures.len(),
+        suite.queries.len()
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_eq!(suite.queries.len(), 17);
 }

@@ -34,6 +34,9 @@ pub(super) fn search(
                     found.push(done.events.iter().map(|&e| candidates[e].clone()).collect());
                 }
             }
+            for done in matcher.finish() {
+                found.push(done.events.iter().map(|&e| candidates[e].clone()).collect());
+            }
             reply.sequences = apply_pipes(found, &eql.statement.pipes);
             reply.sequences.truncate(size);
         }

@@ -40,12 +40,25 @@ impl Parser {
     }
 
     pub(super) fn stage(&mut self) -> Result<Stage, ParseError> {
+        let at = self.at();
+        let missing = self.eat(&Tok::Bang);
         self.expect(&Tok::LBracket, "\"[\"")?;
         let query = self.query()?;
         self.expect(&Tok::RBracket, "\"]\"")?;
         let by = self.join_keys()?;
         let runs = self.runs()?;
-        Ok(Stage { query, by, runs })
+        if missing && runs != 1 {
+            return Err(ParseError::new(
+                at,
+                "a missing-event stage `![...]` takes no `runs` in rule-runner",
+            ));
+        }
+        Ok(Stage {
+            query,
+            by,
+            runs,
+            missing,
+        })
     }
 
     /// `with runs=N` after a stage: 1 to [`MAX_RUNS`], as Elasticsearch allows.
@@ -77,12 +90,27 @@ impl Parser {
         }
         let mut stages = Vec::new();
         let mut key_counts = Vec::new();
-        while self.peek() == &Tok::LBracket {
+        let start = self.at();
+        while matches!(self.peek(), Tok::LBracket | Tok::Bang) {
             key_counts.push(self.at());
             stages.push(self.stage()?);
         }
         if stages.iter().map(|s| s.runs).sum::<u32>() < 2 {
             return Err(self.unexpected("\"[\" (a sequence needs at least two stages)"));
+        }
+        if stages.iter().any(|s| s.missing) {
+            if stages.iter().all(|s| s.missing) {
+                return Err(ParseError::new(
+                    start,
+                    "a sequence needs at least one stage that is not a missing event `![...]`",
+                ));
+            }
+            if maxspan.is_none() {
+                return Err(ParseError::new(
+                    start,
+                    "a sequence with a missing event `![...]` needs `with maxspan=...`",
+                ));
+            }
         }
         let until = if self.is_word("until") {
             self.pos += 1;
@@ -91,6 +119,12 @@ impl Parser {
             let stage = self.stage()?;
             if stage.runs != 1 {
                 return Err(ParseError::new(at, "an `until` stage takes no `runs`"));
+            }
+            if stage.missing {
+                return Err(ParseError::new(
+                    at,
+                    "an `until` stage cannot be a missing event",
+                ));
             }
             Some(stage)
         } else {

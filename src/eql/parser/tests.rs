@@ -204,6 +204,47 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
 }
 
 #[test]
+fn missing_event_stages_parse_print_and_are_checked() {
+    let text = "sequence by user.name with maxspan=5m [any where a == 1] ![any where b == 2] [any where c == 3]";
+    let statement = parse_statement(text).expect("parses");
+    let Body::Sequence(sequence) = &statement.body else {
+        panic!("a sequence");
+    };
+    let missing: Vec<bool> = sequence.stages.iter().map(|s| s.missing).collect();
+    assert_eq!(missing, [false, true, false]);
+    assert_eq!(statement.to_string(), text);
+    assert_eq!(
+        parse_statement(&statement.to_string()).expect("parses again"),
+        statement
+    );
+    // `!=` still reads as one operator next to a stage.
+    assert!(
+        parse_statement("sequence with maxspan=1s [any where a != 1] ![any where true]").is_ok()
+    );
+    for (query, wanted) in [
+        (
+            "sequence [any where true] ![any where true]",
+            "needs `with maxspan=...`",
+        ),
+        (
+            "sequence with maxspan=1s ![any where true] ![any where true]",
+            "at least one stage that is not a missing event",
+        ),
+        (
+            "sequence with maxspan=1s [any where true] ![any where true] with runs=2",
+            "takes no `runs`",
+        ),
+        (
+            "sequence with maxspan=1s [any where true] [any where true] until ![any where true]",
+            "cannot be a missing event",
+        ),
+    ] {
+        let error = parse_statement(query).expect_err(query);
+        assert!(error.to_string().contains(wanted), "{query}: {error}");
+    }
+}
+
+#[test]
 fn printing_round_trips_awkward_text() {
     for query in [
         "any where a == \"quote \\\" backslash \\\\ tab \\t\"",
@@ -464,7 +505,12 @@ pub(crate) fn statement() -> impl Strategy<Value = Statement> {
     let sequence =
         (0..3usize, 2..4usize, any::<bool>()).prop_flat_map(move |(n, stages, until)| {
             let stage = move || {
-                (query(), keys(n), 1..4u32).prop_map(|(query, by, runs)| Stage { query, by, runs })
+                (query(), keys(n), 1..4u32).prop_map(|(query, by, runs)| Stage {
+                    query,
+                    by,
+                    runs,
+                    missing: false,
+                })
             };
             (
                 prop::collection::vec(expr(), 0..2),
