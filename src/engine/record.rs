@@ -150,3 +150,25 @@ impl ExecutionRecord {
         self.status = RunStatus::from_messages(&self.warnings, &self.errors);
     }
 }
+
+impl ExecutionRecord {
+    /// One log line for the finished run, at the level its status deserves.
+    pub fn log(&self) {
+        let totals = &self.totals;
+        let manual = self.execution_type == ExecutionType::Manual;
+        match self.status {
+            RunStatus::Succeeded => tracing::info!(
+                rule = %self.rule_id, manual, windows = self.windows.len(), hits = totals.hits,
+                created = totals.created, duplicates = totals.duplicates, "rule run succeeded"
+            ),
+            RunStatus::PartialFailure => tracing::warn!(
+                rule = %self.rule_id, manual, hits = totals.hits, created = totals.created,
+                left_over = totals.left_over, warnings = ?self.warnings, "rule run partially failed"
+            ),
+            RunStatus::Failed => tracing::error!(
+                rule = %self.rule_id, manual, hits = totals.hits, created = totals.created,
+                errors = ?self.errors, "rule run failed"
+            ),
+        }
+    }
+}

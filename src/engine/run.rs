@@ -24,7 +24,7 @@ use super::windows::{PlannedWindow, humanize, plan_scheduled, split_forward};
 use super::{aggregate, ports::ThresholdEntry};
 use crate::alert::aggregate::threshold_id;
 use crate::alert::fields::format_timestamp;
-use crate::alert::{AlertBuilder, ExecutionType, RunContext};
+use crate::alert::{AlertBuilder, RunContext};
 use crate::rule::Rule;
 use crate::rule::kind::RuleKind;
 
@@ -565,7 +565,7 @@ impl Engine {
                 tracing::warn!(rule = %record.rule_id, %error, "cannot serialize the execution record")
             }
         }
-        log_outcome(&record);
+        record.log();
         record
     }
 }
@@ -586,24 +586,5 @@ fn empty_state(rule_id: &str) -> RuleState {
         last_outcome: None,
         open_gaps: Vec::new(),
         threshold_history: Vec::new(),
-    }
-}
-
-fn log_outcome(record: &ExecutionRecord) {
-    let totals = &record.totals;
-    let manual = record.execution_type == ExecutionType::Manual;
-    match record.status {
-        RunStatus::Succeeded => tracing::info!(
-            rule = %record.rule_id, manual, windows = record.windows.len(), hits = totals.hits,
-            created = totals.created, duplicates = totals.duplicates, "rule run succeeded"
-        ),
-        RunStatus::PartialFailure => tracing::warn!(
-            rule = %record.rule_id, manual, hits = totals.hits, created = totals.created,
-            left_over = totals.left_over, warnings = ?record.warnings, "rule run partially failed"
-        ),
-        RunStatus::Failed => tracing::error!(
-            rule = %record.rule_id, manual, hits = totals.hits, created = totals.created,
-            errors = ?record.errors, "rule run failed"
-        ),
     }
 }

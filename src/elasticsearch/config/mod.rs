@@ -16,11 +16,16 @@ use serde::{Deserialize, Deserializer};
 use crate::engine::EngineConfig;
 
 mod destination;
+mod indices;
 mod layers;
 mod rollover;
 
 pub use destination::{Destination, KibanaConfig, security_alerts_alias};
 use destination::{FileAlerts, FileKibana, KibanaLayer, resolve_kibana};
+pub use indices::{
+    DEFAULT_ALERTS_INDEX, DEFAULT_DEAD_LETTER_INDEX, DEFAULT_EXECUTIONS_INDEX, DEFAULT_STATE_INDEX,
+    IndexNames,
+};
 use layers::{ConnectionLayer, LayerOrigin, file_connection_layer, merge_connection};
 pub use rollover::Rollover;
 use url::Url;
@@ -28,10 +33,6 @@ use url::Url;
 /// The config file read when `--config` is not given, if it exists in the working directory.
 pub const DEFAULT_CONFIG_FILE: &str = "rule-runner.toml";
 pub const DEFAULT_URL: &str = "http://localhost:9200";
-pub const DEFAULT_ALERTS_INDEX: &str = "rule-runner-alerts";
-pub const DEFAULT_STATE_INDEX: &str = "rule-runner-state";
-pub const DEFAULT_EXECUTIONS_INDEX: &str = "rule-runner-executions";
-pub const DEFAULT_DEAD_LETTER_INDEX: &str = "rule-runner-dead-letter";
 
 /// A password or API key. `Debug` prints `<redacted>`; there is no `Display`, so the value
 /// cannot reach a log line by accident; [`Secret::expose`] is the one explicit way out.
@@ -88,38 +89,6 @@ impl Default for ConnectionConfig {
             insecure: false,
             request_timeout: Duration::from_secs(30),
         }
-    }
-}
-
-/// The indices rule-runner owns.
-#[derive(Clone, PartialEq, Eq, Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct IndexNames {
-    pub alerts: String,
-    pub state: String,
-    pub executions: String,
-    pub dead_letter: String,
-}
-
-impl Default for IndexNames {
-    fn default() -> Self {
-        IndexNames {
-            alerts: DEFAULT_ALERTS_INDEX.into(),
-            state: DEFAULT_STATE_INDEX.into(),
-            executions: DEFAULT_EXECUTIONS_INDEX.into(),
-            dead_letter: DEFAULT_DEAD_LETTER_INDEX.into(),
-        }
-    }
-}
-
-impl IndexNames {
-    pub fn all(&self) -> [(&'static str, &str); 4] {
-        [
-            ("alerts", &self.alerts),
-            ("state", &self.state),
-            ("executions", &self.executions),
-            ("dead_letter", &self.dead_letter),
-        ]
     }
 }
 
@@ -452,29 +421,16 @@ impl ServiceConfig {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        for (key, name) in self.indices.all() {
-            validate_index_name(name).map_err(|message| ConfigError::Invalid {
+        self.indices
+            .check()
+            .map_err(|(key, message)| ConfigError::Invalid {
                 origin: self.file_origin(&format!("indices.{key}")),
                 message,
             })?;
-        }
         let invalid = |key: &str, message: &str| ConfigError::Invalid {
             origin: self.file_origin(key),
             message: message.to_string(),
         };
-        // The alerts template covers `<alerts>-*`, the indices behind the alias.
-        let backing = format!("{}-", self.indices.alerts);
-        for (key, name) in self.indices.all().into_iter().skip(1) {
-            if name.starts_with(&backing) {
-                return Err(invalid(
-                    &format!("indices.{key}"),
-                    &format!(
-                        "`{name}` would be taken for one of the alerts indices behind `{}` (`{backing}*`); choose a name that does not start with `{backing}`",
-                        self.indices.alerts
-                    ),
-                ));
-            }
-        }
         if self.retry.max_attempts == 0 {
             return Err(invalid("retry.max_attempts", "must be at least 1"));
         }
@@ -563,23 +519,6 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     })
 }
 
-fn validate_index_name(name: &str) -> Result<(), String> {
-    const FORBIDDEN: &[char] = &['\\', '/', '*', '?', '"', '<', '>', '|', ' ', ',', '#', ':'];
-    if name.is_empty() {
-        return Err("an index name must not be empty".into());
-    }
-    if name != name.to_lowercase() {
-        return Err(format!("index name `{name}` must be lowercase"));
-    }
-    if name.starts_with(['-', '_', '+']) || name == "." || name == ".." {
-        return Err(format!("index name `{name}` must not start with -, _ or +"));
-    }
-    if let Some(c) = name.chars().find(|c| FORBIDDEN.contains(c)) {
-        return Err(format!("index name `{name}` must not contain `{c}`"));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -600,13 +539,5 @@ mod tests {
                 "retry {retry}: {d:?} vs {full:?}"
             );
         }
-    }
-
-    #[test]
-    fn index_names_are_checked() {
-        assert!(validate_index_name("rule-runner-alerts").is_ok());
-        assert!(validate_index_name("Alerts").is_err());
-        assert!(validate_index_name("a*").is_err());
-        assert!(validate_index_name("_x").is_err());
     }
 }
