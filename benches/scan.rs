@@ -87,6 +87,7 @@ fn bench(c: &mut Criterion) {
         prefilter: true,
         warm_up: true,
         memory: rule_runner::scan::DEFAULT_MEMORY,
+        sequence_memory: rule_runner::scan::DEFAULT_SEQUENCE_MEMORY,
     };
     let ctx = RunContext::scheduled(chrono::Utc::now());
     let shipped = RuleSet::compile(&shipped_rules(), opts.normalize.flavor, "default");

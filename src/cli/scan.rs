@@ -89,6 +89,10 @@ pub struct ScanArgs {
     /// `1GB`); beyond it they wait in a temporary file in TMPDIR. The output is the same.
     #[arg(long, value_name = "SIZE", default_value = "96MiB")]
     pub memory: bytesize::ByteSize,
+    /// Memory for the events EQL sequence rules may join, held for the whole input (a
+    /// sequence may span all of it); a scan that needs more stops and says which rules.
+    #[arg(long, value_name = "SIZE", default_value = "1GiB")]
+    pub sequence_memory: bytesize::ByteSize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -208,6 +212,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         prefilter: true,
         warm_up: !args.no_warm_up,
         memory: usize::try_from(args.memory.as_u64()).unwrap_or(usize::MAX),
+        sequence_memory: usize::try_from(args.sequence_memory.as_u64()).unwrap_or(usize::MAX),
     };
 
     let total: u64 = found.files.iter().filter_map(|f| f.size).sum();

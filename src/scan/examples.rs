@@ -53,6 +53,7 @@ pub fn run_sequence(
         prefilter: false,
         warm_up,
         memory: crate::scan::DEFAULT_MEMORY,
+        sequence_memory: crate::scan::DEFAULT_SEQUENCE_MEMORY,
     };
     let rules = RuleSet::compile(&report, opts.normalize.flavor, &opts.normalize.namespace);
     if let Some(left_out) = rules.left_out.first() {

@@ -48,6 +48,8 @@ pub use rules::{CompiledRule, LeftOut, RuleSet};
 
 /// Default of [`ScanOptions::memory`]: what the events of found alerts may take in memory.
 pub const DEFAULT_MEMORY: usize = 96 << 20;
+/// Default of [`ScanOptions::sequence_memory`].
+pub const DEFAULT_SEQUENCE_MEMORY: usize = 1 << 30;
 
 /// Why a scan could not finish.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +61,13 @@ pub enum ScanError {
          (TMPDIR={dir}): {source}; give more --memory or a TMPDIR with space"
     )]
     Spill { dir: String, source: std::io::Error },
+    #[error(
+        "the events EQL sequence rules may join need more than --sequence-memory ({limit} \
+         bytes): {rules} keep every event matching one of their stages for the whole input, \
+         as a sequence may span all of it. Scan a shorter time (--start/--end), fewer \
+         sequence rules (--rules), or give more --sequence-memory"
+    )]
+    SequenceMemory { limit: usize, rules: String },
 }
 
 /// Problems kept per input; beyond this they are only counted (a binary file read as NDJSON
@@ -80,6 +89,8 @@ pub struct ScanOptions {
     /// Bytes the events of found alerts may take in memory until output; beyond, they wait
     /// in a temporary file ([`held`]).
     pub memory: usize,
+    /// Bytes the events EQL sequence rules may join may take; beyond, the scan fails.
+    pub sequence_memory: usize,
 }
 
 /// One rule's tally.
@@ -329,6 +340,7 @@ struct Merged {
     problems: Vec<(usize, Vec<Problem>, usize)>,
     aggregates: Aggregates,
     sequences: sequence::SequenceEvents,
+    sequence_memory: usize,
     /// Per rule: the schedule of `new_terms` rules (unused for the others).
     term_windows: Vec<Schedule>,
 }
@@ -349,6 +361,10 @@ impl Merged {
             if !self.sequences.add(identity, event) {
                 self.duplicates += 1;
             }
+        }
+        // Further events would only grow what must fail anyway.
+        if self.sequences.bytes() > self.sequence_memory {
+            self.sequences.overflowed();
         }
         let windows = &self.term_windows;
         for observation in result.observations {
@@ -443,6 +459,7 @@ pub fn scan(
         problems: Vec::new(),
         aggregates: Aggregates::default(),
         sequences: Default::default(),
+        sequence_memory: opts.sequence_memory,
         term_windows,
     });
     pool.install(|| {
@@ -466,6 +483,18 @@ pub fn scan(
     let mut merged = merged
         .into_inner()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if merged.sequences.has_overflowed() {
+        let names: Vec<String> = merged
+            .sequences
+            .rules()
+            .into_iter()
+            .map(|rule| format!("`{}`", rules.rules[rule].rule.name))
+            .collect();
+        return Err(ScanError::SequenceMemory {
+            limit: opts.sequence_memory,
+            rules: names.join(", "),
+        });
+    }
     if let Some(source) = merged.spill_error.take() {
         return Err(ScanError::Spill {
             dir: std::env::temp_dir().display().to_string(),

@@ -2,7 +2,8 @@
 //! filters and matching one of its stages or `until`) are collected from every file, then
 //! fed to the sequence matcher in event-time order (ties in input order), as Elasticsearch
 //! orders them by timestamp and tiebreaker. Memory holds those events for the whole input,
-//! as a sequence without `maxspan` may span all of it.
+//! as a sequence without `maxspan` may span all of it (and files come in any order), up to
+//! `--sequence-memory`; beyond, the scan stops and says so.
 
 use std::collections::HashMap;
 
@@ -30,23 +31,60 @@ pub(super) struct SequenceEvent {
 #[derive(Default)]
 pub(super) struct SequenceEvents {
     events: HashMap<(usize, String), SequenceEvent>,
+    /// What the kept events take, roughly: their sources, ids and keys.
+    bytes: usize,
+    /// More was needed than allowed: nothing more is kept, and the scan fails.
+    overflowed: bool,
+}
+
+/// What an event costs beyond its source and id: the map entry, its key and times.
+const EVENT_OVERHEAD: usize = 96;
+
+fn cost(identity: &str, event: &SequenceEvent) -> usize {
+    event.source.len() + event.doc_id.len() + identity.len() + EVENT_OVERHEAD
 }
 
 impl SequenceEvents {
     /// Keep `event` (known by `identity`); a second copy counts as a duplicate.
     pub fn add(&mut self, identity: String, event: SequenceEvent) -> bool {
+        if self.overflowed {
+            return true;
+        }
         match self.events.get_mut(&(event.rule, identity.clone())) {
             Some(kept) => {
                 if (event.time, event.position) < (kept.time, kept.position) {
+                    self.bytes = self.bytes + cost(&identity, &event) - cost(&identity, kept);
                     *kept = event;
                 }
                 false
             }
             None => {
+                self.bytes += cost(&identity, &event);
                 self.events.insert((event.rule, identity), event);
                 true
             }
         }
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Stop keeping events: the scan cannot finish within its memory.
+    pub fn overflowed(&mut self) {
+        self.overflowed = true;
+    }
+
+    pub fn has_overflowed(&self) -> bool {
+        self.overflowed
+    }
+
+    /// The rules whose events are kept, in rule order.
+    pub fn rules(&self) -> Vec<usize> {
+        let mut rules: Vec<usize> = self.events.keys().map(|(rule, _)| *rule).collect();
+        rules.sort_unstable();
+        rules.dedup();
+        rules
     }
 
     /// Each rule's sequences as alerts (building blocks, then the shell), by rule.

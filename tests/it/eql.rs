@@ -452,3 +452,44 @@ fn match_breaks_ties_by_the_tiebreaker_field_and_prints_only_the_fields_asked() 
         ]
     );
 }
+
+#[test]
+fn a_scan_whose_sequence_events_outgrow_their_memory_stops_and_says_what_to_narrow() {
+    let out = run_cli(&[
+        "scan",
+        "examples/eql/trail.ndjson",
+        "--rules",
+        "examples/eql/rules",
+        "--sequence-memory",
+        "1KiB",
+    ]);
+    assert_exit!(out, 1);
+    let text = stderr(&out);
+    assert!(
+        text.contains("need more than --sequence-memory (1024 bytes)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("`IAM User Created, Then Given an Access Key`"),
+        "{text}"
+    );
+    assert!(text.contains("--start/--end"), "{text}");
+    assert!(
+        stdout(&out).is_empty(),
+        "nothing reported: {}",
+        stdout(&out)
+    );
+
+    let out = run_cli(&[
+        "scan",
+        "examples/eql/trail.ndjson",
+        "--rules",
+        "examples/eql/rules",
+        "--sequence-memory",
+        "1MiB",
+        "--format",
+        "ndjson",
+    ]);
+    assert_exit!(out, 0);
+    assert_eq!(lines(&out).len(), 4, "{}", stdout(&out));
+}

@@ -480,6 +480,7 @@ fn the_prefilter_never_changes_the_result() {
                 prefilter,
                 warm_up: true,
                 memory,
+                sequence_memory: rule_runner::scan::DEFAULT_SEQUENCE_MEMORY,
             };
             let r = scan(&files, &rules, &opts, &ctx, None).unwrap();
             // The dispatch builds only the fields the candidate rules read: the alerts
@@ -512,6 +513,7 @@ fn the_prefilter_never_changes_the_result() {
             prefilter: false,
             warm_up: true,
             memory: DEFAULT_MEMORY,
+            sequence_memory: rule_runner::scan::DEFAULT_SEQUENCE_MEMORY,
         };
         let r = scan(&files, &unpinned, &opts, &ctx, None).unwrap();
         let ids: Vec<String> = r.alerts.ids().map(str::to_string).collect();
