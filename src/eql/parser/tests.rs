@@ -505,12 +505,15 @@ pub(crate) fn statement() -> impl Strategy<Value = Statement> {
     let sequence =
         (0..3usize, 2..4usize, any::<bool>()).prop_flat_map(move |(n, stages, until)| {
             let stage = move || {
-                (query(), keys(n), 1..4u32).prop_map(|(query, by, runs)| Stage {
-                    query,
-                    by,
-                    runs,
-                    missing: false,
-                })
+                (query(), keys(n), 1..4u32, prop::bool::weighted(0.3)).prop_map(
+                    |(query, by, runs, missing)| Stage {
+                        query,
+                        by,
+                        // A missing event takes no `runs`.
+                        runs: if missing { 1 } else { runs },
+                        missing,
+                    },
+                )
             };
             (
                 prop::collection::vec(expr(), 0..2),
@@ -526,12 +529,28 @@ pub(crate) fn statement() -> impl Strategy<Value = Statement> {
                 ),
                 prop::collection::vec(stage(), stages..=stages),
                 if until {
-                    stage().prop_map(|s| Some(Stage { runs: 1, ..s })).boxed()
+                    stage()
+                        .prop_map(|s| {
+                            Some(Stage {
+                                runs: 1,
+                                missing: false,
+                                ..s
+                            })
+                        })
+                        .boxed()
                 } else {
                     Just(None).boxed()
                 },
             )
-                .prop_map(|(by, maxspan, stages, until)| {
+                .prop_map(|(by, maxspan, mut stages, until)| {
+                    // Missing events need `maxspan` and a stage that is not one, and the
+                    // stages must still add up to two.
+                    let needs_fix = maxspan.is_none() || stages.iter().all(|s| s.missing);
+                    if needs_fix {
+                        for stage in &mut stages {
+                            stage.missing = false;
+                        }
+                    }
                     Body::Sequence(Sequence {
                         by,
                         maxspan,
