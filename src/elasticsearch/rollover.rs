@@ -124,7 +124,8 @@ pub async fn create_first(client: &EsClient, alias: &str) -> Result<Step, EsErro
     Ok(Step::Created)
 }
 
-fn already_exists(status: u16, body: &Value) -> bool {
+/// Whether a create request failed only because the index is there already.
+pub(super) fn already_exists(status: u16, body: &Value) -> bool {
     status == 400
         && body
             .pointer("/error/type")

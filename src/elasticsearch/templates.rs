@@ -405,13 +405,7 @@ async fn create_index(client: &EsClient, index: &str) -> Result<Step, EsError> {
         format!("/{}", path_segment(index)),
     );
     let reply = client.send(&call).await?;
-    let exists_already = reply.status == 400
-        && reply
-            .body
-            .pointer("/error/type")
-            .and_then(Value::as_str)
-            .is_some_and(|t| t == "resource_already_exists_exception");
-    if exists_already {
+    if rollover::already_exists(reply.status, &reply.body) {
         // Another instance ran `setup` at the same moment.
         return Ok(Step::Unchanged);
     }

@@ -25,12 +25,7 @@ impl EsEventSource {
                 dialect.product()
             )));
         }
-        if rule.index.is_empty() {
-            return Err(PortError::Permanent(format!(
-                "rule `{}` ({}) names no index patterns",
-                rule.name, rule.rule_id
-            )));
-        }
+        super::require_index_patterns(rule)?;
         let filters = compile::filters_query(rule).map_err(PortError::Permanent)?;
         let call = Call::new(
             format!(

@@ -116,12 +116,7 @@ impl EsEventSource {
                 rule.language.as_deref().unwrap_or("no language")
             )));
         }
-        if rule.index.is_empty() {
-            return Err(PortError::Permanent(format!(
-                "rule `{}` ({}) names no index patterns",
-                rule.name, rule.rule_id
-            )));
-        }
+        require_index_patterns(rule)?;
         let kql_query = compile::parse(rule).map_err(PortError::Permanent)?;
         let (primary, fallback) = rule.timestamp_fields();
         let timestamp_fields: Vec<&str> = std::iter::once(primary).chain(fallback).collect();
@@ -222,6 +217,17 @@ impl EventSource for EsEventSource {
     async fn eql(&self, query: EqlQuery) -> Result<EqlReply, PortError> {
         self.eql_search(query).await
     }
+}
+
+/// A rule without index patterns has nothing to search.
+fn require_index_patterns(rule: &Rule) -> Result<(), PortError> {
+    if rule.index.is_empty() {
+        return Err(PortError::Permanent(format!(
+            "rule `{}` ({}) names no index patterns",
+            rule.name, rule.rule_id
+        )));
+    }
+    Ok(())
 }
 
 /// Kibana warns about indices lacking the rule's timestamp field. With the `@timestamp`
