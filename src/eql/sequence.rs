@@ -454,14 +454,26 @@ mod tests {
             let Ok(mut matcher) = matcher else {
                 return Ok(());
             };
-            // A stage `with runs=N` takes N events.
-            let events_per_hit: usize = seq.stages.iter().map(|s| s.runs as usize).sum();
+            // A stage `with runs=N` takes N events; a missing stage takes none and is listed
+            // among the hit's missing positions instead.
+            let runs = |missing: bool| -> usize {
+                seq.stages.iter().filter(|s| s.missing == missing).map(|s| s.runs as usize).sum()
+            };
+            let (events_per_hit, missing_per_hit) = (runs(false), runs(true));
+            let mut hits = Vec::new();
             for (id, doc) in docs.iter().enumerate() {
                 for hit in matcher.push(id, 0, doc) {
-                    proptest::prop_assert_eq!(hit.events.len(), events_per_hit);
-                    proptest::prop_assert!(hit.events.windows(2).all(|w| w[0] < w[1]));
-                    proptest::prop_assert_eq!(hit.events.last(), Some(&id));
+                    // A hit waiting on trailing missing stages is released later than its
+                    // last event, so its last event is this one or an earlier one.
+                    proptest::prop_assert!(hit.events.last().is_some_and(|last| *last <= id));
+                    hits.push(hit);
                 }
+            }
+            hits.extend(matcher.finish());
+            for hit in hits {
+                proptest::prop_assert_eq!(hit.events.len(), events_per_hit);
+                proptest::prop_assert_eq!(hit.missing.len(), missing_per_hit);
+                proptest::prop_assert!(hit.events.windows(2).all(|w| w[0] < w[1]));
             }
         }
     }
