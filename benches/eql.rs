@@ -1,13 +1,15 @@
 //! EQL benchmarks: an event query (the upstream EQL form of the shipped Public Invocation
-//! rule) over 100,000 CloudTrail-shaped documents, and a two-stage sequence `by` one field
-//! with `maxspan=5m` over 100,000 events in time order.
+//! rule) over 100,000 CloudTrail-shaped documents, as JSON trees and prepared (their fields
+//! resolved once into a block, as a scan does for all its rules), and a two-stage sequence
+//! `by` one field with `maxspan=5m` over 100,000 events in time order, also with each event
+//! prepared as it arrives.
 //!
 //! `cargo bench --bench eql -- --warm-up-time 1 --measurement-time 3`
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rule_runner::eql::{self, Body, MatchOptions, Matcher, SequenceMatcher};
+use rule_runner::eql::{self, Body, FieldSlots, MatchOptions, Matcher, SequenceMatcher};
 use serde_json::{Value, json};
 
 const PUBLIC_INVOCATION: &str = r#"any where event.dataset == "aws.cloudtrail"
@@ -65,6 +67,24 @@ fn bench(c: &mut Criterion) {
     group.bench_function("event_query_100k", |b| {
         b.iter(|| docs.iter().filter(|d| matcher.matches(d)).count())
     });
+    let mut slots = FieldSlots::new();
+    let matcher = Matcher::with_slots(&query, &options, &mut slots).expect("compiles");
+    let prepared: Vec<_> = docs.iter().map(|d| slots.prepare(d)).collect();
+    assert_eq!(
+        prepared
+            .iter()
+            .filter(|d| matcher.matches_prepared(d))
+            .count(),
+        matched
+    );
+    group.bench_function("event_query_100k_prepared", |b| {
+        b.iter(|| {
+            prepared
+                .iter()
+                .filter(|d| matcher.matches_prepared(d))
+                .count()
+        })
+    });
 
     let Ok(Body::Sequence(sequence)) = eql::parse_statement(USER_THEN_KEY).map(|s| s.body) else {
         panic!("the sequence parses");
@@ -77,8 +97,28 @@ fn bench(c: &mut Criterion) {
         }
         found
     };
-    eprintln!("sequence: {} sequences over {N} events", run());
+    let found = run();
+    eprintln!("sequence: {found} sequences over {N} events");
     group.bench_function("sequence_by_maxspan_100k", |b| b.iter(run));
+    let run_prepared = || {
+        let mut slots = FieldSlots::new();
+        let mut matcher =
+            SequenceMatcher::with_slots(&sequence, &options, &mut slots).expect("compiles");
+        let mut buffer = eql::PrepareBuffer::default();
+        let mut found = 0;
+        for (i, doc) in docs.iter().enumerate() {
+            let block = slots.prepare_in(buffer, doc);
+            found += matcher
+                .push_prepared(i, i as i128 * 1_000_000_000, &block)
+                .len();
+            buffer = block.into_buffer();
+        }
+        found
+    };
+    assert_eq!(run_prepared(), found);
+    group.bench_function("sequence_by_maxspan_100k_prepared", |b| {
+        b.iter(run_prepared)
+    });
     group.finish();
 }
 

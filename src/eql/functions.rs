@@ -63,11 +63,8 @@ pub(crate) fn signature(name: &str) -> Option<Signature> {
         .find(|s| s.name.eq_ignore_ascii_case(name))
 }
 
-/// Evaluate function `name` (already checked by the parser) on `args`.
-pub(crate) fn call<'a>(name: &str, insensitive: bool, args: &[Val<'a>]) -> Val<'a> {
-    let Some(sig) = signature(name) else {
-        return Val::Null;
-    };
+/// Evaluate the function of `sig` (its arguments counted by the parser) on `args`.
+pub(crate) fn call<'a>(sig: Signature, insensitive: bool, args: &[Val<'a>]) -> Val<'a> {
     let arg = |i: usize| args.get(i).unwrap_or(&Val::Null);
     let text = |i: usize| match arg(i) {
         Val::Str(s) => Some(if insensitive {
@@ -255,6 +252,12 @@ mod tests {
 
     fn s(text: &str) -> Val<'static> {
         Val::Str(Cow::Owned(text.to_string()))
+    }
+
+    /// Call the function named `name`, resolved as the parser resolves it.
+    fn call<'a>(name: &str, insensitive: bool, args: &[Val<'a>]) -> Val<'a> {
+        let sig = signature(name).expect("a known function");
+        super::call(sig, insensitive, args)
     }
 
     #[test]

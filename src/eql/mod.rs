@@ -21,6 +21,6 @@ pub use ast::{
     Stage, Statement, apply_pipes,
 };
 pub use error::ParseError;
-pub use eval::{MatchOptions, Matcher, wildcard_match};
+pub use eval::{FieldSlots, MatchOptions, Matcher, PrepareBuffer, Prepared, wildcard_match};
 pub use parser::{MAX_DEPTH, MAX_QUERY_BYTES, parse, parse_statement};
 pub use sequence::{SequenceHit, SequenceMatcher};

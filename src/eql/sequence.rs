@@ -17,7 +17,7 @@ use std::collections::{HashMap, VecDeque};
 use serde_json::Value as Json;
 
 use super::ast::{Expr, Sequence, Stage};
-use super::eval::{MatchOptions, Matcher};
+use super::eval::{Document, FieldSlots, MatchOptions, Matcher, Prepared};
 
 /// A completed sequence: the ids of its events, first stage first, its join key values, and
 /// the positions (among all its stages, `runs` counted out) of the missing events, for which
@@ -38,26 +38,30 @@ struct Partial {
 
 #[derive(Debug, Clone)]
 struct CompiledStage {
+    /// The stage's query, with the sequence's join keys and then its own.
     matcher: Matcher,
-    keys: Vec<Expr>,
 }
 
 impl CompiledStage {
-    fn new(shared: &[Expr], stage: &Stage, options: &MatchOptions) -> Result<Self, regex::Error> {
+    fn new(
+        shared: &[Expr],
+        stage: &Stage,
+        options: &MatchOptions,
+        slots: &mut FieldSlots,
+    ) -> Result<Self, regex::Error> {
         let keys: Vec<Expr> = shared.iter().chain(&stage.by).cloned().collect();
         Ok(CompiledStage {
-            matcher: Matcher::with_keys(&stage.query, &keys, options)?,
-            keys,
+            matcher: Matcher::with_keys(&stage.query, &keys, options, slots)?,
         })
     }
 
     /// The join key values when `doc` matches this stage; `None` if it does not match or a
     /// key is multi-valued.
-    fn matches(&self, doc: &Json) -> Option<Vec<Json>> {
-        if !self.matcher.matches(doc) {
+    fn matches<D: Document + ?Sized>(&self, doc: &D) -> Option<Vec<Json>> {
+        if !self.matcher.matches_doc(doc) {
             return None;
         }
-        self.keys.iter().map(|k| self.matcher.key(k, doc)).collect()
+        self.matcher.keys(doc)
     }
 }
 
@@ -97,13 +101,23 @@ fn key_text(keys: &[Json]) -> String {
 
 impl SequenceMatcher {
     pub fn new(sequence: &Sequence, options: &MatchOptions) -> Result<Self, regex::Error> {
+        Self::with_slots(sequence, options, &mut FieldSlots::new())
+    }
+
+    /// As [`SequenceMatcher::new`], reading field values from documents prepared with `slots`
+    /// (see [`SequenceMatcher::push_prepared`]).
+    pub fn with_slots(
+        sequence: &Sequence,
+        options: &MatchOptions,
+        slots: &mut FieldSlots,
+    ) -> Result<Self, regex::Error> {
         // A stage `with runs=N` is N consecutive stages.
         let expanded: Vec<&Stage> = sequence
             .stages
             .iter()
             .flat_map(|s| std::iter::repeat_n(s, s.runs.max(1) as usize))
             .collect();
-        let compile = |s: &Stage| CompiledStage::new(&sequence.by, s, options);
+        let mut compile = |s: &Stage| CompiledStage::new(&sequence.by, s, options, slots);
         let (mut stages, mut gaps, mut leading, mut trailing) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut missing_positions = Vec::new();
@@ -146,6 +160,25 @@ impl SequenceMatcher {
     /// Feed the next event (`id` is the caller's handle for it, `nanos` its time, never
     /// earlier than the previous event's). Returns the sequences now known to be complete.
     pub fn push(&mut self, id: usize, nanos: i128, doc: &Json) -> Vec<SequenceHit> {
+        self.push_doc(id, nanos, doc)
+    }
+
+    /// As [`SequenceMatcher::push`], on a prepared document.
+    pub fn push_prepared(
+        &mut self,
+        id: usize,
+        nanos: i128,
+        doc: &Prepared<'_>,
+    ) -> Vec<SequenceHit> {
+        self.push_doc(id, nanos, doc)
+    }
+
+    fn push_doc<D: Document + ?Sized>(
+        &mut self,
+        id: usize,
+        nanos: i128,
+        doc: &D,
+    ) -> Vec<SequenceHit> {
         let mut done = self.release(Some(nanos));
         if let Some(keys) = self.until.as_ref().and_then(|u| u.matches(doc)) {
             let key = key_text(&keys);
@@ -200,7 +233,7 @@ impl SequenceMatcher {
 
     /// Record what a missing stage's event means: it drops the pending sequences of its gap,
     /// is remembered for leading stages, and fills the trailing stages of waiting ones.
-    fn missing_events(&mut self, nanos: i128, doc: &Json) {
+    fn missing_events<D: Document + ?Sized>(&mut self, nanos: i128, doc: &D) {
         for (i, gap) in self.gaps.iter().enumerate() {
             for stage in gap {
                 if let Some(keys) = stage.matches(doc) {
@@ -307,6 +340,17 @@ mod tests {
             .flat_map(|(id, (t, doc))| matcher.push(id, *t, doc))
             .collect();
         hits.extend(matcher.finish());
+        // Prepared documents give the same sequences.
+        let mut slots = FieldSlots::new();
+        let mut prepared = SequenceMatcher::with_slots(&seq, &MatchOptions::default(), &mut slots)
+            .expect("compiles");
+        let mut again: Vec<SequenceHit> = events
+            .iter()
+            .enumerate()
+            .flat_map(|(id, (t, doc))| prepared.push_prepared(id, *t, &slots.prepare(doc)))
+            .collect();
+        again.extend(prepared.finish());
+        assert_eq!(again, hits, "{query} over prepared documents");
         hits
     }
 

@@ -13,22 +13,24 @@
 //! - Integer arithmetic that overflows or divides by zero is null (Elasticsearch fails the
 //!   query instead).
 
+mod compile;
 mod doc;
+mod prepared;
 mod text;
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 
 use regex::Regex;
 use serde_json::Value as Json;
 
-use super::ast::{ArithOp, Category, CmpOp, Expr, Literal, MatchOp, Query};
+use super::ast::{ArithOp, Category, CmpOp, Expr, Literal, Query};
 use super::functions;
 
+use compile::{Node, Pattern, compile};
+pub use prepared::{FieldSlots, PrepareBuffer, Prepared};
 pub use text::wildcard_match;
-pub(crate) use text::{cidr_match, lucene_wildcard_match, wildcard_match_folded};
+pub(crate) use text::{LuceneWildcard, cidr_match, wildcard_match_folded};
 
 /// The value of an expression over one document.
 #[derive(Debug, Clone, PartialEq)]
@@ -119,8 +121,13 @@ impl Default for MatchOptions {
 pub struct Matcher {
     query: Query,
     category_field: String,
-    /// Compiled `regex` patterns by (pattern, case-insensitive).
-    regexes: HashMap<(String, bool), Regex>,
+    /// The category the query names (`None` for `any`) and the slot of the category field.
+    category: Option<(String, Option<u32>)>,
+    condition: Node,
+    /// A sequence stage's join keys, see [`Matcher::keys`].
+    keys: Vec<Node>,
+    /// The [`FieldSlots`] the slot numbers belong to.
+    slots_id: u64,
 }
 
 /// `pattern` as a regular expression that must match the whole value, as Elasticsearch's
@@ -132,37 +139,37 @@ pub(crate) fn compile_regex(pattern: &str, insensitive: bool) -> Result<Regex, r
         .build()
 }
 
-fn collect_regexes(e: &Expr, out: &mut HashMap<(String, bool), Regex>) -> Result<(), regex::Error> {
-    match e {
-        Expr::Match {
-            expr,
-            op,
-            insensitive,
-            patterns,
-            ..
-        } => {
-            if *op == MatchOp::Regex {
-                for p in patterns {
-                    if let Entry::Vacant(slot) = out.entry((p.clone(), *insensitive)) {
-                        slot.insert(compile_regex(p, *insensitive)?);
-                    }
-                }
+/// Where the evaluator reads field values: a JSON document, or a block prepared from one.
+pub(crate) trait Document {
+    fn each<'s>(
+        &'s self,
+        slots_id: u64,
+        name: &'s str,
+        slot: Option<u32>,
+        f: &mut dyn FnMut(Val<'s>),
+    );
+}
+
+impl Document for Json {
+    fn each<'s>(&'s self, _: u64, name: &'s str, _: Option<u32>, f: &mut dyn FnMut(Val<'s>)) {
+        doc::each_value(self, name, &mut |v| f(Val::from_json(v)));
+    }
+}
+
+impl Document for Prepared<'_> {
+    fn each<'s>(
+        &'s self,
+        slots_id: u64,
+        name: &'s str,
+        slot: Option<u32>,
+        f: &mut dyn FnMut(Val<'s>),
+    ) {
+        if let Some(slot) = slot {
+            if Prepared::each(self, slots_id, slot, f) {
+                return;
             }
-            collect_regexes(expr, out)
         }
-        Expr::Literal(_) | Expr::Field(_) => Ok(()),
-        Expr::And(items) | Expr::Or(items) | Expr::Call { args: items, .. } => {
-            items.iter().try_for_each(|i| collect_regexes(i, out))
-        }
-        Expr::Not(inner) | Expr::Neg(inner) => collect_regexes(inner, out),
-        Expr::Compare { left, right, .. } | Expr::Arith { left, right, .. } => {
-            collect_regexes(left, out)?;
-            collect_regexes(right, out)
-        }
-        Expr::In { expr, list, .. } => {
-            collect_regexes(expr, out)?;
-            list.iter().try_for_each(|i| collect_regexes(i, out))
-        }
+        doc::each_value(self.json(), name, &mut |v| f(Val::from_json(v)));
     }
 }
 
@@ -170,40 +177,64 @@ impl Matcher {
     /// Compile `query`. Fails only on a regular expression the parser did not see (a tree
     /// built by hand).
     pub fn new(query: &Query, options: &MatchOptions) -> Result<Matcher, regex::Error> {
-        let mut regexes = HashMap::new();
-        collect_regexes(&query.condition, &mut regexes)?;
-        Ok(Matcher {
-            query: query.clone(),
-            category_field: options.event_category_field.clone(),
-            regexes,
-        })
+        Self::with_slots(query, options, &mut FieldSlots::new())
     }
 
-    /// As [`Matcher::new`], also compiling the expressions `keys` that [`Matcher::key`] will
-    /// evaluate (a sequence's join keys).
+    /// As [`Matcher::new`], reading field values from documents prepared with `slots` (see
+    /// [`Matcher::matches_prepared`]).
+    pub fn with_slots(
+        query: &Query,
+        options: &MatchOptions,
+        slots: &mut FieldSlots,
+    ) -> Result<Matcher, regex::Error> {
+        Self::with_keys(query, &[], options, slots)
+    }
+
+    /// As [`Matcher::with_slots`], also compiling the expressions `keys` that
+    /// [`Matcher::keys`] evaluates (a sequence stage's join keys).
     pub(crate) fn with_keys(
         query: &Query,
         keys: &[Expr],
         options: &MatchOptions,
+        slots: &mut FieldSlots,
     ) -> Result<Matcher, regex::Error> {
-        let mut matcher = Matcher::new(query, options)?;
-        for key in keys {
-            collect_regexes(key, &mut matcher.regexes)?;
-        }
-        Ok(matcher)
+        let category = match &query.category {
+            Category::Named(name) => {
+                Some((name.clone(), slots.slot(&options.event_category_field)))
+            }
+            Category::Any => None,
+        };
+        Ok(Matcher {
+            query: query.clone(),
+            category_field: options.event_category_field.clone(),
+            category,
+            condition: compile(&query.condition, slots)?,
+            keys: keys
+                .iter()
+                .map(|k| compile(k, slots))
+                .collect::<Result<_, _>>()?,
+            slots_id: slots.id(),
+        })
     }
 
-    /// The value of a join key over `doc` as JSON; `None` when it has several values (a
+    /// The values of the join keys over `doc` as JSON; `None` when one has several values (a
     /// multi-valued field), which cannot join.
-    pub(crate) fn key(&self, e: &Expr, doc: &Json) -> Option<Json> {
-        Some(match self.eval(e, doc) {
-            Val::Null => Json::Null,
-            Val::Bool(b) => Json::Bool(b),
-            Val::Int(n) => Json::from(n),
-            Val::Float(x) => serde_json::Number::from_f64(x).map_or(Json::Null, Json::Number),
-            Val::Str(s) => Json::String(s.into_owned()),
-            Val::Many(_) => return None,
-        })
+    pub(crate) fn keys<D: Document + ?Sized>(&self, doc: &D) -> Option<Vec<Json>> {
+        self.keys
+            .iter()
+            .map(|key| {
+                Some(match self.eval(key, doc) {
+                    Val::Null => Json::Null,
+                    Val::Bool(b) => Json::Bool(b),
+                    Val::Int(n) => Json::from(n),
+                    Val::Float(x) => {
+                        serde_json::Number::from_f64(x).map_or(Json::Null, Json::Number)
+                    }
+                    Val::Str(s) => Json::String(s.into_owned()),
+                    Val::Many(_) => return None,
+                })
+            })
+            .collect()
     }
 
     /// The fields [`Matcher::matches`] reads: a document holding them gives the same answer as
@@ -219,53 +250,64 @@ impl Matcher {
 
     /// Whether `doc` is an event of the query's category that meets its condition.
     pub fn matches(&self, doc: &Json) -> bool {
-        self.category_matches(doc) && self.eval(&self.query.condition, doc).truthy()
+        self.matches_doc(doc)
     }
 
-    fn category_matches(&self, doc: &Json) -> bool {
-        let Category::Named(name) = &self.query.category else {
+    /// As [`Matcher::matches`], on a prepared document.
+    pub fn matches_prepared(&self, doc: &Prepared<'_>) -> bool {
+        self.matches_doc(doc)
+    }
+
+    pub(crate) fn matches_doc<D: Document + ?Sized>(&self, doc: &D) -> bool {
+        self.category_matches(doc) && self.eval(&self.condition, doc).truthy()
+    }
+
+    fn category_matches<D: Document + ?Sized>(&self, doc: &D) -> bool {
+        let Some((name, slot)) = &self.category else {
             return true;
         };
         let mut found = false;
-        doc::each_value(doc, &self.category_field, &mut |v| {
-            found |= v.as_str() == Some(name.as_str());
+        doc.each(self.slots_id, &self.category_field, *slot, &mut |v| {
+            found |= matches!(&v, Val::Str(s) if s == name);
         });
         found
     }
 
-    fn eval<'a>(&'a self, e: &'a Expr, doc: &'a Json) -> Val<'a> {
-        match e {
-            Expr::Literal(l) => Val::from_literal(l),
-            Expr::Field(field) => {
+    fn eval<'a, D: Document + ?Sized>(&'a self, node: &'a Node, doc: &'a D) -> Val<'a> {
+        match node {
+            Node::Literal(l) => Val::from_literal(l),
+            Node::Field { name, slot } => {
                 // Most fields hold one value: no list is built for it.
-                let mut one: Option<&Json> = None;
+                let mut one: Option<Val<'a>> = None;
                 let mut more: Vec<Val<'a>> = Vec::new();
-                doc::each_value(doc, &field.name, &mut |value| match one {
-                    None if more.is_empty() => one = Some(value),
-                    _ => {
-                        if let Some(first) = one.take() {
-                            more.push(Val::from_json(first));
-                        }
-                        more.push(Val::from_json(value));
+                doc.each(self.slots_id, name, *slot, &mut |value| {
+                    if one.is_none() && more.is_empty() {
+                        one = Some(value);
+                    } else {
+                        more.extend(one.take());
+                        more.push(value);
                     }
                 });
                 match (one, more.is_empty()) {
-                    (Some(value), true) => Val::from_json(value),
+                    (Some(value), true) => value,
                     (None, true) => Val::Null,
                     _ => Val::Many(more),
                 }
             }
-            Expr::And(items) => Val::Bool(items.iter().all(|i| self.eval(i, doc).truthy())),
-            Expr::Or(items) => Val::Bool(items.iter().any(|i| self.eval(i, doc).truthy())),
-            Expr::Not(inner) => Val::Bool(!self.eval(inner, doc).truthy()),
-            Expr::Compare { op, left, right } => {
+            Node::And(items) => Val::Bool(items.iter().all(|i| self.eval(i, doc).truthy())),
+            Node::Or(items) => Val::Bool(items.iter().any(|i| self.eval(i, doc).truthy())),
+            Node::Not(inner) => Val::Bool(!self.eval(inner, doc).truthy()),
+            Node::Compare {
+                op,
+                left,
+                right,
+                null_test,
+            } => {
                 let l = self.eval(left, doc);
                 let r = self.eval(right, doc);
-                // `x == null` asks whether x is null; otherwise null makes the comparison fail.
-                let null_test = matches!(**left, Expr::Literal(Literal::Null))
-                    || matches!(**right, Expr::Literal(Literal::Null));
                 match op {
-                    CmpOp::Eq | CmpOp::Ne if null_test => {
+                    // `x == null` asks whether x is null; otherwise null fails the comparison.
+                    CmpOp::Eq | CmpOp::Ne if *null_test => {
                         Val::Bool((l.is_null() && r.is_null()) == (*op == CmpOp::Eq))
                     }
                     CmpOp::Ne if !l.is_null() && !r.is_null() => {
@@ -274,7 +316,7 @@ impl Matcher {
                     _ => Val::Bool(any_pair(&l, &r, &mut |a, b| compare(*op, a, b))),
                 }
             }
-            Expr::In {
+            Node::In {
                 expr,
                 list,
                 negated,
@@ -290,84 +332,61 @@ impl Matcher {
                 });
                 Val::Bool(found != *negated)
             }
-            Expr::Match {
+            Node::Match {
                 expr,
-                op,
                 insensitive,
                 patterns,
-                ..
             } => {
                 let v = self.eval(expr, doc);
                 Val::Bool(any_value(&v, &mut |scalar| {
                     let Some(text) = scalar.to_text() else {
                         return false;
                     };
-                    patterns
-                        .iter()
-                        .any(|p| self.pattern_matches(*op, *insensitive, p, &text))
+                    patterns.iter().any(|p| match p {
+                        Pattern::Wildcard(p) if *insensitive => wildcard_match_folded(p, &text),
+                        Pattern::Wildcard(p) => wildcard_match(p, &text),
+                        Pattern::Regex(re) => re.is_match(&text),
+                    })
                 }))
             }
-            Expr::Arith { op, left, right } => {
+            Node::Arith { op, left, right } => {
                 arith(*op, &self.eval(left, doc), &self.eval(right, doc))
             }
-            Expr::Neg(inner) => match self.eval(inner, doc) {
+            Node::Neg(inner) => match self.eval(inner, doc) {
                 Val::Int(n) => n.checked_neg().map_or(Val::Null, Val::Int),
                 Val::Float(x) => Val::Float(-x),
                 _ => Val::Null,
             },
-            Expr::Call {
-                name,
+            Node::Call {
+                function,
                 insensitive,
                 args,
+                wildcard,
             } => {
-                if let Some(found) = self.pushed_down(name, *insensitive, args, doc) {
-                    return found;
+                let Some(function) = *function else {
+                    return Val::Null;
+                };
+                if let (Some(pattern), Some(field)) = (wildcard, args.first()) {
+                    let value = self.eval(field, doc);
+                    return Val::Bool(any_value(&value, &mut |scalar| match scalar {
+                        Val::Str(s) => pattern.matches(s),
+                        _ => false,
+                    }));
                 }
-                let args: Vec<Val<'a>> = args.iter().map(|a| self.eval(a, doc)).collect();
-                functions::call(name, *insensitive, &args)
+                let eval = |a| self.eval(a, doc);
+                // Calls of up to three arguments, nearly all, take them on the stack.
+                match args.as_slice() {
+                    [a] => functions::call(function, *insensitive, &[eval(a)]),
+                    [a, b] => functions::call(function, *insensitive, &[eval(a), eval(b)]),
+                    [a, b, c] => {
+                        functions::call(function, *insensitive, &[eval(a), eval(b), eval(c)])
+                    }
+                    _ => {
+                        let args: Vec<Val<'a>> = args.iter().map(eval).collect();
+                        functions::call(function, *insensitive, &args)
+                    }
+                }
             }
-        }
-    }
-
-    /// `stringContains(field, "text")` and `endsWith(field, "text")`: Elasticsearch runs these
-    /// as a wildcard query on the field (`*text*`, `*text`; its EQL `QueryTranslator`) without
-    /// escaping the text, so a `*`, `?` or `\` in it acts as in a wildcard query. Other
-    /// arguments are evaluated as the functions define.
-    fn pushed_down<'a>(
-        &'a self,
-        name: &str,
-        insensitive: bool,
-        args: &'a [Expr],
-        doc: &'a Json,
-    ) -> Option<Val<'a>> {
-        let [field @ Expr::Field(_), Expr::Literal(Literal::String(text))] = args else {
-            return None;
-        };
-        // Without wildcard characters the query matches as the function does: no pattern
-        // needs building for the common case.
-        if !text.contains(['*', '?', '\\']) {
-            return None;
-        }
-        let pattern = match name {
-            "stringContains" => format!("*{text}*"),
-            "endsWith" => format!("*{text}"),
-            _ => return None,
-        };
-        let value = self.eval(field, doc);
-        Some(Val::Bool(any_value(&value, &mut |scalar| match scalar {
-            Val::Str(s) => lucene_wildcard_match(&pattern, s, insensitive),
-            _ => false,
-        })))
-    }
-
-    fn pattern_matches(&self, op: MatchOp, insensitive: bool, pattern: &str, text: &str) -> bool {
-        match op {
-            MatchOp::Colon | MatchOp::Like if insensitive => wildcard_match_folded(pattern, text),
-            MatchOp::Colon | MatchOp::Like => wildcard_match(pattern, text),
-            MatchOp::Regex => self
-                .regexes
-                .get(&(pattern.to_string(), insensitive))
-                .is_some_and(|re| re.is_match(text)),
         }
     }
 }

@@ -3,11 +3,19 @@ use serde_json::json;
 use super::*;
 use crate::eql::parse;
 
+/// Whether `query` matches `doc`, checking that a prepared copy of `doc` gives the same answer.
 fn matches(query: &str, doc: &Json) -> bool {
-    let query = parse(query).expect("the test query parses");
-    Matcher::new(&query, &MatchOptions::default())
-        .expect("compiles")
-        .matches(doc)
+    let parsed = parse(query).expect("the test query parses");
+    let mut slots = FieldSlots::new();
+    let matcher =
+        Matcher::with_slots(&parsed, &MatchOptions::default(), &mut slots).expect("compiles");
+    let matched = matcher.matches(doc);
+    assert_eq!(
+        matcher.matches_prepared(&slots.prepare(doc)),
+        matched,
+        "{query} on the prepared {doc}"
+    );
+    matched
 }
 
 #[test]
@@ -194,10 +202,12 @@ proptest::proptest! {
         query in crate::eql::parser::tests::query(),
         doc in json_value(),
     ) {
-        let matcher = Matcher::new(&query, &MatchOptions::default());
+        let mut slots = FieldSlots::new();
+        let matcher = Matcher::with_slots(&query, &MatchOptions::default(), &mut slots);
         proptest::prop_assert!(matcher.is_ok());
         if let Ok(matcher) = matcher {
             let matched = matcher.matches(&doc);
+            proptest::prop_assert_eq!(matcher.matches_prepared(&slots.prepare(&doc)), matched);
             // `any where C` and `any where not C` split every document between them.
             let negated = crate::eql::Query {
                 category: Category::Any,
@@ -215,4 +225,41 @@ proptest::proptest! {
             proptest::prop_assert!(!matched || any.matches(&doc));
         }
     }
+}
+
+#[test]
+fn a_block_prepared_for_other_slots_or_before_a_field_was_added_reads_the_document() {
+    let doc = json!({"event": {"category": "process", "action": ["a", "b"]}, "n": 2});
+    let mut slots = FieldSlots::new();
+    let first = Matcher::with_slots(
+        &parse("process where event.action == \"b\"").expect("parses"),
+        &MatchOptions::default(),
+        &mut slots,
+    )
+    .expect("compiles");
+    let block = slots.prepare(&doc);
+    assert_eq!(
+        slots.paths().collect::<Vec<_>>(),
+        ["event.category", "event.action"]
+    );
+    let later = Matcher::with_slots(
+        &parse("any where n + 1 == 3").expect("parses"),
+        &MatchOptions::default(),
+        &mut slots,
+    )
+    .expect("compiles");
+    assert!(first.matches_prepared(&block));
+    assert!(
+        later.matches_prepared(&block),
+        "slot 2 was not in the block"
+    );
+    let unrelated = Matcher::new(
+        &parse("any where n == 2").expect("parses"),
+        &MatchOptions::default(),
+    )
+    .expect("compiles");
+    assert!(unrelated.matches_prepared(&block));
+    let other = json!({"n": 5});
+    let next = slots.prepare_in(block.into_buffer(), &other);
+    assert!(!first.matches_prepared(&next) && !later.matches_prepared(&next));
 }

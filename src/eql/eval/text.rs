@@ -33,53 +33,105 @@ fn char_wildcard_match(pattern: &str, text: &str) -> bool {
 }
 
 /// A symbol of a Lucene wildcard pattern: `\` makes the next character literal.
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum WildcardSymbol {
     Char(char),
     Star,
     One,
 }
 
-/// Whether `text` matches the Lucene wildcard `pattern` (as Elasticsearch's wildcard query
-/// reads it: `*`, `?`, and `\` escaping the next character), folding case when `fold`.
-pub(crate) fn lucene_wildcard_match(pattern: &str, text: &str, fold: bool) -> bool {
-    let fold_char = |c: char| {
-        if fold {
-            c.to_lowercase().next().unwrap_or(c)
-        } else {
-            c
+/// A Lucene wildcard pattern (as Elasticsearch's wildcard query reads it: `*`, `?`, and `\`
+/// escaping the next character), read once and matched against many texts.
+#[derive(Debug, Clone)]
+pub(crate) struct LuceneWildcard {
+    symbols: Vec<WildcardSymbol>,
+    /// The symbols as bytes (`STAR`, `ONE` above the byte range) when all are ASCII: ASCII
+    /// text then matches without being decoded.
+    ascii: Option<Vec<u16>>,
+    fold: bool,
+}
+
+const STAR: u16 = 256;
+const ONE: u16 = 257;
+
+impl LuceneWildcard {
+    /// `pattern`, folding case when `fold`.
+    pub(crate) fn new(pattern: &str, fold: bool) -> Self {
+        let fold_char = |c: char| {
+            if fold {
+                c.to_lowercase().next().unwrap_or(c)
+            } else {
+                c
+            }
+        };
+        let mut symbols = Vec::new();
+        let mut chars = pattern.chars();
+        while let Some(c) = chars.next() {
+            symbols.push(match c {
+                '*' => WildcardSymbol::Star,
+                '?' => WildcardSymbol::One,
+                '\\' => WildcardSymbol::Char(fold_char(chars.next().unwrap_or('\\'))),
+                c => WildcardSymbol::Char(fold_char(c)),
+            });
         }
-    };
-    let mut symbols = Vec::new();
-    let mut chars = pattern.chars();
-    while let Some(c) = chars.next() {
-        symbols.push(match c {
-            '*' => WildcardSymbol::Star,
-            '?' => WildcardSymbol::One,
-            '\\' => WildcardSymbol::Char(fold_char(chars.next().unwrap_or('\\'))),
-            c => WildcardSymbol::Char(fold_char(c)),
-        });
+        let ascii = symbols
+            .iter()
+            .map(|s| match s {
+                WildcardSymbol::Star => Some(STAR),
+                WildcardSymbol::One => Some(ONE),
+                WildcardSymbol::Char(c) if c.is_ascii() => Some(*c as u16),
+                WildcardSymbol::Char(_) => None,
+            })
+            .collect();
+        LuceneWildcard {
+            symbols,
+            ascii,
+            fold,
+        }
     }
-    let text: Vec<WildcardSymbol> = text
-        .chars()
-        .map(|c| WildcardSymbol::Char(fold_char(c)))
-        .collect();
-    glob(
-        &symbols,
-        &text,
-        WildcardSymbol::Star,
-        WildcardSymbol::One,
-        |a, b| a == b,
-    )
+
+    pub(crate) fn matches(&self, text: &str) -> bool {
+        if let (Some(p), true) = (&self.ascii, text.is_ascii()) {
+            // Folding an ASCII character gives an ASCII character, and the pattern's are
+            // already folded.
+            return glob(p, text.as_bytes(), STAR, ONE, |a, b| {
+                let b = if self.fold { b.to_ascii_lowercase() } else { b };
+                a == u16::from(b)
+            });
+        }
+        let fold = self.fold;
+        let text: Vec<char> = text
+            .chars()
+            .map(|c| {
+                if fold {
+                    c.to_lowercase().next().unwrap_or(c)
+                } else {
+                    c
+                }
+            })
+            .collect();
+        glob(
+            &self.symbols,
+            &text,
+            WildcardSymbol::Star,
+            WildcardSymbol::One,
+            |a, b| a == WildcardSymbol::Char(b),
+        )
+    }
+}
+
+#[cfg(test)]
+pub(crate) fn lucene_wildcard_match(pattern: &str, text: &str, fold: bool) -> bool {
+    LuceneWildcard::new(pattern, fold).matches(text)
 }
 
 /// The matcher itself, over any symbols: `star` is any run, `one` exactly one symbol.
-fn glob<T: Copy + PartialEq>(
-    p: &[T],
+fn glob<P: Copy + PartialEq, T: Copy>(
+    p: &[P],
     t: &[T],
-    star: T,
-    one: T,
-    same: impl Fn(T, T) -> bool,
+    star: P,
+    one: P,
+    same: impl Fn(P, T) -> bool,
 ) -> bool {
     let (mut pi, mut ti) = (0, 0);
     // Where the last `star` was, and the text position it currently absorbs up to.
@@ -176,6 +228,14 @@ mod tests {
         assert!(lucene_wildcard_match("*A?C*", "xabcx", true));
         assert!(!lucene_wildcard_match("*A?C*", "xabcx", false));
         assert!(lucene_wildcard_match("a\\\\b", "a\\b", false));
+        // Non-ASCII patterns and texts take the character path, folding alike.
+        assert!(lucene_wildcard_match("*É?*", "xéyz", true));
+        assert!(lucene_wildcard_match("*A?*", "xaéz", true));
+        assert!(!lucene_wildcard_match("*É*", "xéy", false));
+        assert!(
+            lucene_wildcard_match("a\\*", "a*", false)
+                && !lucene_wildcard_match("a\\*", "ab", false)
+        );
     }
 
     #[test]
