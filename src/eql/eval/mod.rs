@@ -141,6 +141,8 @@ pub(crate) fn compile_regex(pattern: &str, insensitive: bool) -> Result<Regex, r
 
 /// Where the evaluator reads field values: a JSON document, or a block prepared from one.
 pub(crate) trait Document {
+    /// Call `f` with each value of the field `name` (at `slot` of blocks prepared for the
+    /// slots `slots_id`).
     fn each<'s>(
         &'s self,
         slots_id: u64,
@@ -148,6 +150,26 @@ pub(crate) trait Document {
         slot: Option<u32>,
         f: &mut dyn FnMut(Val<'s>),
     );
+
+    /// The field's value: null when it has none, `Many` when it has several.
+    fn field<'s>(&'s self, slots_id: u64, name: &'s str, slot: Option<u32>) -> Val<'s> {
+        // Most fields hold one value: no list is built for it.
+        let mut one: Option<Val<'s>> = None;
+        let mut more: Vec<Val<'s>> = Vec::new();
+        self.each(slots_id, name, slot, &mut |value| {
+            if one.is_none() && more.is_empty() {
+                one = Some(value);
+            } else {
+                more.extend(one.take());
+                more.push(value);
+            }
+        });
+        match (one, more.is_empty()) {
+            (Some(value), true) => value,
+            (None, true) => Val::Null,
+            _ => Val::Many(more),
+        }
+    }
 }
 
 impl Document for Json {
@@ -164,12 +186,21 @@ impl Document for Prepared<'_> {
         slot: Option<u32>,
         f: &mut dyn FnMut(Val<'s>),
     ) {
-        if let Some(slot) = slot {
-            if Prepared::each(self, slots_id, slot, f) {
-                return;
-            }
+        match slot.and_then(|slot| self.values(slots_id, slot)) {
+            Some(values) => values.for_each(f),
+            None => doc::each_value(self.json(), name, &mut |v| f(Val::from_json(v))),
         }
-        doc::each_value(self.json(), name, &mut |v| f(Val::from_json(v)));
+    }
+
+    fn field<'s>(&'s self, slots_id: u64, name: &'s str, slot: Option<u32>) -> Val<'s> {
+        let Some(mut values) = slot.and_then(|slot| self.values(slots_id, slot)) else {
+            return self.json().field(slots_id, name, None);
+        };
+        match values.len() {
+            0 => Val::Null,
+            1 => values.next().unwrap_or(Val::Null),
+            _ => Val::Many(values.collect()),
+        }
     }
 }
 
@@ -276,24 +307,7 @@ impl Matcher {
     fn eval<'a, D: Document + ?Sized>(&'a self, node: &'a Node, doc: &'a D) -> Val<'a> {
         match node {
             Node::Literal(l) => Val::from_literal(l),
-            Node::Field { name, slot } => {
-                // Most fields hold one value: no list is built for it.
-                let mut one: Option<Val<'a>> = None;
-                let mut more: Vec<Val<'a>> = Vec::new();
-                doc.each(self.slots_id, name, *slot, &mut |value| {
-                    if one.is_none() && more.is_empty() {
-                        one = Some(value);
-                    } else {
-                        more.extend(one.take());
-                        more.push(value);
-                    }
-                });
-                match (one, more.is_empty()) {
-                    (Some(value), true) => value,
-                    (None, true) => Val::Null,
-                    _ => Val::Many(more),
-                }
-            }
+            Node::Field { name, slot } => doc.field(self.slots_id, name, *slot),
             Node::And(items) => Val::Bool(items.iter().all(|i| self.eval(i, doc).truthy())),
             Node::Or(items) => Val::Bool(items.iter().any(|i| self.eval(i, doc).truthy())),
             Node::Not(inner) => Val::Bool(!self.eval(inner, doc).truthy()),
@@ -401,7 +415,14 @@ fn any_value<'a>(v: &Val<'a>, f: &mut dyn FnMut(&Val<'a>) -> bool) -> bool {
 }
 
 fn any_pair<'a>(l: &Val<'a>, r: &Val<'a>, f: &mut dyn FnMut(&Val<'a>, &Val<'a>) -> bool) -> bool {
-    any_value(l, &mut |a| any_value(r, &mut |b| f(a, b)))
+    match (l, r) {
+        (Val::Many(_), _) | (_, Val::Many(_)) => {
+            any_value(l, &mut |a| any_value(r, &mut |b| f(a, b)))
+        }
+        (Val::Null, _) | (_, Val::Null) => false,
+        // Two scalars, nearly always.
+        _ => f(l, r),
+    }
 }
 
 /// The order of two scalars, `None` when they do not compare (a string that is not a number

@@ -153,30 +153,33 @@ impl<'d> Prepared<'d> {
         self.buffer
     }
 
-    /// Call `f` with each value of `slot`; false (and no call) if this block was not prepared
-    /// for those slots or lacks the slot, and the document must be read instead.
-    pub(super) fn each<'s>(&'s self, slots_id: u64, slot: u32, f: &mut dyn FnMut(Val<'s>)) -> bool {
+    /// The values of `slot`, or `None` if this block was not prepared for those slots or
+    /// lacks the slot, and the document must be read instead.
+    pub(super) fn values<'s>(
+        &'s self,
+        slots_id: u64,
+        slot: u32,
+    ) -> Option<impl ExactSizeIterator<Item = Val<'s>>> {
         if slots_id != self.slots_id {
-            return false;
+            return None;
         }
         let PrepareBuffer { ends, values, text } = &self.buffer;
         let slot = slot as usize;
-        let Some(end) = ends.get(slot) else {
-            return false;
-        };
+        let end = *ends.get(slot)?;
         let start = slot.checked_sub(1).map_or(0, |previous| ends[previous]);
-        for value in &values[start as usize..*end as usize] {
-            f(match *value {
-                Stored::Bool(b) => Val::Bool(b),
-                Stored::Int(n) => Val::Int(n),
-                Stored::Float(x) => Val::Float(x),
-                Stored::Null => Val::Null,
-                Stored::Str { start, end } => {
-                    Val::Str(Cow::Borrowed(&text[start as usize..end as usize]))
-                }
-            });
-        }
-        true
+        Some(
+            values[start as usize..end as usize]
+                .iter()
+                .map(move |value| match *value {
+                    Stored::Bool(b) => Val::Bool(b),
+                    Stored::Int(n) => Val::Int(n),
+                    Stored::Float(x) => Val::Float(x),
+                    Stored::Null => Val::Null,
+                    Stored::Str { start, end } => {
+                        Val::Str(Cow::Borrowed(&text[start as usize..end as usize]))
+                    }
+                }),
+        )
     }
 }
 
