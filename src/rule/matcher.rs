@@ -8,9 +8,49 @@ use serde_json::Value;
 use super::filters::{FilterError, es_clauses, memory::NotEvaluable};
 use super::model::Rule;
 use super::model::unsupported_reason;
-use crate::kql::{
-    self, FieldSlots, FieldTypes, MatchOptions, Matcher, ParseError, Prepared, Query,
-};
+use crate::eql;
+use crate::kql::{self, FieldTypes, MatchOptions, Matcher, ParseError, Query};
+
+/// The fields a set of rules reads, KQL's and EQL's apart (each language prepares its own
+/// block), so that each document is prepared once for all the rules.
+#[derive(Debug, Default)]
+pub struct RuleSlots {
+    pub kql: kql::FieldSlots,
+    pub eql: eql::FieldSlots,
+}
+
+/// The storage of a [`PreparedDoc`], kept to prepare the next document in.
+#[derive(Debug, Default)]
+pub struct PrepareBuffers {
+    kql: kql::PrepareBuffer,
+    eql: eql::PrepareBuffer,
+}
+
+/// A document prepared for [`RuleMatcher::matches_prepared`].
+#[derive(Debug)]
+pub struct PreparedDoc<'d> {
+    kql: kql::Prepared<'d>,
+    eql: eql::Prepared<'d>,
+}
+
+impl RuleSlots {
+    pub fn prepare_in<'d>(&self, buffers: PrepareBuffers, doc: &'d Value) -> PreparedDoc<'d> {
+        PreparedDoc {
+            kql: self.kql.prepare_in(buffers.kql, doc),
+            eql: self.eql.prepare_in(buffers.eql, doc),
+        }
+    }
+}
+
+impl PreparedDoc<'_> {
+    /// Give the storage back, to prepare another document with.
+    pub fn into_buffer(self) -> PrepareBuffers {
+        PrepareBuffers {
+            kql: self.kql.into_buffer(),
+            eql: self.eql.into_buffer(),
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum MatcherError {
@@ -81,7 +121,7 @@ impl RuleMatcher {
         parsed: Option<&Query>,
         fields: Option<&FieldTypes>,
         options: &MatchOptions,
-        slots: &mut FieldSlots,
+        slots: &mut RuleSlots,
     ) -> Result<RuleMatcher, MatcherError> {
         Self::compile(rule, parsed, fields, options, Some(slots))
     }
@@ -91,7 +131,7 @@ impl RuleMatcher {
         parsed: Option<&Query>,
         fields: Option<&FieldTypes>,
         options: &MatchOptions,
-        slots: Option<&mut FieldSlots>,
+        mut slots: Option<&mut RuleSlots>,
     ) -> Result<RuleMatcher, MatcherError> {
         if let Some(reason) = unsupported_reason(rule) {
             return Err(MatcherError::Unsupported(reason));
@@ -101,7 +141,12 @@ impl RuleMatcher {
             .then(|| clauses.to_kql())
             .transpose()?;
         let (combined, eql) = if rule.rule_type == "eql" {
-            (filters, eql_matchers(rule)?)
+            let mut own = eql::FieldSlots::new();
+            let eql_slots = match slots.as_deref_mut() {
+                Some(slots) => &mut slots.eql,
+                None => &mut own,
+            };
+            (filters, eql_matchers(rule, eql_slots)?)
         } else {
             let query = match parsed {
                 Some(query) => query.clone(),
@@ -114,7 +159,7 @@ impl RuleMatcher {
             (Some(combined), Vec::new())
         };
         let matcher = combined.map(|combined| match slots {
-            Some(slots) => Matcher::with_slots(&combined, fields, options, slots),
+            Some(slots) => Matcher::with_slots(&combined, fields, options, &mut slots.kql),
             None => Matcher::new(&combined, fields, options),
         });
         Ok(RuleMatcher { matcher, eql })
@@ -126,11 +171,11 @@ impl RuleMatcher {
     }
 
     /// As [`RuleMatcher::matches`], on a prepared document.
-    pub fn matches_prepared(&self, doc: &Prepared<'_>) -> bool {
+    pub fn matches_prepared(&self, doc: &PreparedDoc<'_>) -> bool {
         self.matcher
             .as_ref()
-            .is_none_or(|m| m.matches_prepared(doc))
-            && self.eql_matches(doc.json())
+            .is_none_or(|m| m.matches_prepared(&doc.kql))
+            && (self.eql.is_empty() || self.eql.iter().any(|m| m.matches_prepared(&doc.eql)))
     }
 
     /// The fields the query and filters read, or `None` when they may read any (see
@@ -152,7 +197,10 @@ impl RuleMatcher {
 }
 
 /// The event query of an EQL rule, or the stages (and `until`) of its sequence.
-fn eql_matchers(rule: &Rule) -> Result<Vec<crate::eql::Matcher>, MatcherError> {
+fn eql_matchers(
+    rule: &Rule,
+    slots: &mut eql::FieldSlots,
+) -> Result<Vec<crate::eql::Matcher>, MatcherError> {
     let kind = match rule.kind() {
         Ok(super::RuleKind::Eql(kind)) => kind,
         Ok(_) => return Err(MatcherError::Unsupported("not an EQL rule".into())),
@@ -176,7 +224,7 @@ fn eql_matchers(rule: &Rule) -> Result<Vec<crate::eql::Matcher>, MatcherError> {
     queries
         .into_iter()
         .map(|query| {
-            crate::eql::Matcher::new(query, &options)
+            crate::eql::Matcher::with_slots(query, &options, slots)
                 .map_err(|error| MatcherError::EqlRegex(error.to_string()))
         })
         .collect()

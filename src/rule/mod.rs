@@ -26,6 +26,6 @@ mod toml;
 pub use embedded::shipped_rules;
 pub use kind::{NewTerms, RuleKind};
 pub use load::{LoadReport, LoadedRule, Origin, Problem, ProblemKind, RuleStatus, load_paths};
-pub use matcher::{MatcherError, RuleMatcher};
+pub use matcher::{MatcherError, PrepareBuffers, PreparedDoc, RuleMatcher, RuleSlots};
 pub use model::{Rule, Severity, Technique, Threat, ThreatRef};
 pub use time::{DateMath, RuleTiming, TimeError, parse_interval};

@@ -32,7 +32,6 @@ use serde_json::Value;
 use crate::alert::fields::{lookup, parse_timestamp};
 use crate::alert::{AlertBuilder, AlertEvent, RunContext, event_identity, sha256_hex};
 use crate::cloudtrail::{DocumentReader, InputFile, NormalizeOptions, Problem};
-use crate::kql::PrepareBuffer;
 use crate::new_terms::Schedule;
 use crate::rule::RuleKind;
 use aggregate::{AggregateRule, Aggregates, Cadence, Observation, StoredEvent};
@@ -207,7 +206,7 @@ fn scan_file(
         problems_not_listed: 0,
         stats: Default::default(),
     };
-    let mut buffer = PrepareBuffer::default();
+    let mut buffer = crate::rule::PrepareBuffers::default();
     let mut candidates = Vec::new();
     for item in reader.by_ref() {
         let doc = match item {

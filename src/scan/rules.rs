@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::cloudtrail::{FieldMask, FieldSelector, Flavor};
-use crate::kql::{FieldInfo, FieldSlots, FieldTypes, MatchOptions};
+use crate::kql::{FieldInfo, FieldTypes, MatchOptions};
 use crate::rule::{LoadReport, Rule, RuleKind, RuleMatcher};
 
 use super::prefilter::{Dispatch, Prefilter, RuleQuery};
@@ -42,7 +42,7 @@ pub struct RuleSet {
     /// Which raw records can match at all (`None`: every record must be evaluated).
     pub prefilter: Option<Prefilter>,
     /// The fields the rules read; each document is prepared with them once for all rules.
-    pub slots: Arc<FieldSlots>,
+    pub slots: Arc<crate::rule::RuleSlots>,
 }
 
 impl RuleSet {
@@ -154,7 +154,7 @@ impl RuleSet {
         let index = source_index(flavor, namespace);
         let options = MatchOptions::default();
         let mut set = RuleSet::default();
-        let mut slots = FieldSlots::new();
+        let mut slots = crate::rule::RuleSlots::default();
         let mut queries = Vec::new();
         let mut unconstrained = false;
         for loaded in &report.rules {
