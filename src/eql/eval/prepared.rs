@@ -9,6 +9,10 @@
 //! [`SequenceMatcher::with_slots`](crate::eql::SequenceMatcher::with_slots)) read such blocks;
 //! a block prepared for other slots, or a slot added after it was prepared, is read from the
 //! document instead, so the answer never depends on which path was taken.
+//!
+//! The slot registry mirrors `kql`'s (`kql/eval/prepared.rs`): the language modules import
+//! nothing of each other or of the crate, and what they store differs (EQL keeps scalars as
+//! its evaluator's values; KQL keeps composites too, for `field: *`).
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
