@@ -5,6 +5,8 @@
 //! - `Display` on [`Query`] / [`Expr`]: the tree back to EQL text that parses to the same tree.
 //! - [`Matcher`]: a query evaluated in memory against JSON documents with Elasticsearch's
 //!   semantics, the event category read from a configurable field ([`MatchOptions`]).
+//! - [`FieldSlots`] / [`Prepared`]: the fields many matchers read, resolved once per document
+//!   into a block they read by slot (`Matcher::with_slots`, `SequenceMatcher::with_slots`).
 //! - [`parse_statement`]: also sequences and `| head` / `| tail` pipes; [`SequenceMatcher`]
 //!   matches a sequence over events fed in timestamp order.
 
