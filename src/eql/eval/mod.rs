@@ -188,7 +188,7 @@ impl Document for Prepared<'_> {
     ) {
         match slot.and_then(|slot| self.values(slots_id, slot)) {
             Some(values) => values.for_each(f),
-            None => doc::each_value(self.json(), name, &mut |v| f(Val::from_json(v))),
+            None => self.json().each(slots_id, name, None, f),
         }
     }
 

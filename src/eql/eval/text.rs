@@ -57,13 +57,7 @@ const ONE: u16 = 257;
 impl LuceneWildcard {
     /// `pattern`, folding case when `fold`.
     pub(crate) fn new(pattern: &str, fold: bool) -> Self {
-        let fold_char = |c: char| {
-            if fold {
-                c.to_lowercase().next().unwrap_or(c)
-            } else {
-                c
-            }
-        };
+        let fold_char = |c: char| fold_char(c, fold);
         let mut symbols = Vec::new();
         let mut chars = pattern.chars();
         while let Some(c) = chars.next() {
@@ -99,17 +93,7 @@ impl LuceneWildcard {
                 a == u16::from(b)
             });
         }
-        let fold = self.fold;
-        let text: Vec<char> = text
-            .chars()
-            .map(|c| {
-                if fold {
-                    c.to_lowercase().next().unwrap_or(c)
-                } else {
-                    c
-                }
-            })
-            .collect();
+        let text: Vec<char> = text.chars().map(|c| fold_char(c, self.fold)).collect();
         glob(
             &self.symbols,
             &text,
@@ -117,6 +101,15 @@ impl LuceneWildcard {
             WildcardSymbol::One,
             |a, b| a == WildcardSymbol::Char(b),
         )
+    }
+}
+
+/// `c` lowercased (its first lowercase character) when `fold`.
+fn fold_char(c: char, fold: bool) -> char {
+    if fold {
+        c.to_lowercase().next().unwrap_or(c)
+    } else {
+        c
     }
 }
 
