@@ -7,6 +7,11 @@ use super::fields::FieldMask;
 
 /// A JSON object under construction, addressed by dotted paths; fields outside its mask are
 /// not written.
+///
+/// A whole document nests its objects (`{"event": {"action": ..}}`), as Elasticsearch's
+/// `_source` would. A partial one (some fields left out) is only read by the scan's matchers,
+/// which read dotted keys as Elasticsearch does, so it stays flat (`{"event.action": ..}`):
+/// one map instead of one per object level, which is most of the cost of building it.
 pub(super) struct Doc(Map<String, Value>, FieldMask);
 
 impl Doc {
@@ -27,6 +32,10 @@ impl Doc {
         if !self.1.wants(path) {
             return;
         }
+        if !self.1.is_all() {
+            self.0.insert(path.to_string(), value);
+            return;
+        }
         let mut map = &mut self.0;
         let mut parts = path.split('.').peekable();
         while let Some(part) = parts.next() {
@@ -34,18 +43,22 @@ impl Doc {
                 map.insert(part.to_string(), value);
                 return;
             }
-            let slot = map
-                .entry(part.to_string())
-                .or_insert_with(|| Value::Object(Map::new()));
-            if !slot.is_object() {
-                *slot = Value::Object(Map::new());
+            // Most parents already exist: look them up before allocating a key. Replacing a
+            // non-object keeps the key's place, as the processor does.
+            if !matches!(map.get(part), Some(Value::Object(_))) {
+                map.insert(part.to_string(), Value::Object(Map::new()));
             }
-            let Value::Object(inner) = slot else { return };
+            let Some(Value::Object(inner)) = map.get_mut(part) else {
+                return;
+            };
             map = inner;
         }
     }
 
     pub(super) fn get(&self, path: &str) -> Option<&Value> {
+        if !self.1.is_all() {
+            return self.0.get(path);
+        }
         let mut parts = path.split('.');
         let first = self.0.get(parts.next()?)?;
         parts.try_fold(first, |v, p| v.get(p))

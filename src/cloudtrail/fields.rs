@@ -3,8 +3,9 @@
 //! that matched (the alert's source). A field left out is one no candidate rule reads, so every
 //! rule's result is the same as over the whole document.
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
+
+use rustc_hash::FxHashMap;
 
 /// Every field the normalizer writes, each one bit of a [`FieldMask`]. A field written under a
 /// name not listed here is always written.
@@ -78,10 +79,12 @@ const FIELDS: [&str; 67] = [
     "data_stream.namespace",
 ];
 
-fn bits() -> &'static HashMap<&'static str, u128> {
-    static BITS: OnceLock<HashMap<&'static str, u128>> = OnceLock::new();
+// Looked up for every field of every record built, hence the fast (not DoS-resistant) hash:
+// the keys are this fixed list.
+fn bits() -> &'static FxHashMap<&'static str, u128> {
+    static BITS: OnceLock<FxHashMap<&'static str, u128>> = OnceLock::new();
     BITS.get_or_init(|| {
-        let mut bits = HashMap::new();
+        let mut bits = FxHashMap::default();
         for (i, field) in FIELDS.iter().enumerate() {
             bits.insert(*field, 1u128 << i);
         }

@@ -167,7 +167,17 @@ impl<'a> Node<'a> {
 
 /// Parse one record's JSON text.
 pub fn parse(bytes: &[u8]) -> Result<Node<'_>, serde_json::Error> {
-    serde_json::from_slice(bytes)
+    from_json(bytes)
+}
+
+/// Deserialize JSON text, checking its UTF-8 once for the whole text rather than string by
+/// string (serde_json's slice reader checks each string; its str reader trusts them). Text
+/// that is not UTF-8 goes through the slice reader, for its error and position.
+pub fn from_json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, serde_json::Error> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(bytes),
+    }
 }
 
 impl<'de> Deserialize<'de> for Node<'de> {

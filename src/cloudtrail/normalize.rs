@@ -102,7 +102,7 @@ pub fn normalize_record_selected(
     select: impl Fn(&RawFields) -> Option<FieldMask>,
 ) -> Result<Option<(Normalized, FieldMask)>, RecordError> {
     let mut mask = FieldMask::ALL;
-    if let Ok(peek) = serde_json::from_slice::<Peek>(raw)
+    if let Ok(peek) = node::from_json::<Peek>(raw)
         && (peek.source.is_some() || peek.name.is_some())
     {
         match select(&RawFields {
