@@ -377,6 +377,25 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_stage_with_runs_is_that_many_missing_stages() {
+        let events = [
+            (1, json!({"a": 1, "u": "x"})),
+            (2, json!({"m": 1, "u": "x"})),
+            (3, json!({"b": 1, "u": "x"})),
+            (10, json!({"a": 1, "u": "y"})),
+            (11, json!({"b": 1, "u": "y"})),
+        ];
+        let written = "sequence by u with maxspan=1s [any where a == 1] ![any where m == 1] with runs=2 [any where b == 1]";
+        let spelled = "sequence by u with maxspan=1s [any where a == 1] ![any where m == 1] ![any where m == 1] [any where b == 1]";
+        let hits = run(written, &events);
+        assert_eq!(hits, run(spelled, &events));
+        // `x` saw a missing event in its gap; `y` did not.
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].events, [3, 4]);
+        assert_eq!(hits[0].missing, [1, 2]);
+    }
+
+    #[test]
     fn stages_join_by_key_in_order() {
         let events = [
             (1, ev("process", "a")),

@@ -40,19 +40,14 @@ impl Parser {
     }
 
     pub(super) fn stage(&mut self) -> Result<Stage, ParseError> {
-        let at = self.at();
         let missing = self.eat(&Tok::Bang);
         self.expect(&Tok::LBracket, "\"[\"")?;
         let query = self.query()?;
         self.expect(&Tok::RBracket, "\"]\"")?;
         let by = self.join_keys()?;
+        // On a missing event too, `with runs=N` is N consecutive stages, as Elasticsearch
+        // expands it.
         let runs = self.runs()?;
-        if missing && runs != 1 {
-            return Err(ParseError::new(
-                at,
-                "a missing-event stage `![...]` takes no `runs` in rule-runner",
-            ));
-        }
         Ok(Stage {
             query,
             by,

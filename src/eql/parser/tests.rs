@@ -231,10 +231,6 @@ fn missing_event_stages_parse_print_and_are_checked() {
             "at least one stage that is not a missing event",
         ),
         (
-            "sequence with maxspan=1s [any where true] ![any where true] with runs=2",
-            "takes no `runs`",
-        ),
-        (
             "sequence with maxspan=1s [any where true] [any where true] until ![any where true]",
             "cannot be a missing event",
         ),
@@ -509,8 +505,7 @@ pub(crate) fn statement() -> impl Strategy<Value = Statement> {
                     |(query, by, runs, missing)| Stage {
                         query,
                         by,
-                        // A missing event takes no `runs`.
-                        runs: if missing { 1 } else { runs },
+                        runs,
                         missing,
                     },
                 )
