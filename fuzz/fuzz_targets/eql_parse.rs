@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rule_runner::eql::{self, Body, MatchOptions, Matcher, SequenceMatcher};
+use rule_runner::eql::{self, Body, JoinMatcher, MatchOptions, Matcher};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -33,11 +33,12 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
         }
-        Body::Sequence(sequence) => {
-            if let Ok(mut matcher) = SequenceMatcher::new(sequence, &options) {
+        joined => {
+            if let Some(Ok(mut matcher)) = JoinMatcher::new(joined, &options, 2) {
                 for (i, doc) in docs.iter().enumerate() {
                     let _ = matcher.push(i, i as i128, doc);
                 }
+                let _ = matcher.finish();
             }
         }
     }

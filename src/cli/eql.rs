@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::Value as Json;
 
-use crate::eql::{self, Body, MatchOptions, Matcher, SequenceMatcher, apply_pipes};
+use crate::eql::{self, Body, JoinMatcher, MatchOptions, Matcher, apply_pipes};
 
 #[derive(Debug, Args)]
 pub struct EqlArgs {
@@ -22,8 +22,9 @@ pub enum EqlCommand {
     /// Parse queries and report OK or where each one goes wrong; exit status 1 on any error.
     Check(CheckArgs),
     /// Print the NDJSON events of a file (or stdin) that match an event query, unchanged, in
-    /// timestamp order as Elasticsearch returns them; for a sequence, one line
-    /// `{"sequence": [events], "join_keys": [values]}` per match. Exit status 2 if some lines
+    /// timestamp order as Elasticsearch returns them; for a sequence or a sample, one line
+    /// `{"sequence": [events], "join_keys": [values]}` per match (a sample takes the earliest
+    /// events in input order and needs no timestamp). Exit status 2 if some lines
     /// could not be read (reported on stderr with their line number, the rest is processed).
     Match(MatchArgs),
 }
@@ -56,7 +57,12 @@ pub struct MatchArgs {
     /// At most this many events, the earliest first (Elasticsearch's default is 10).
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub size: usize,
-    /// The EQL query: an event query or a sequence, optionally with `| head N` / `| tail N`.
+    /// How many samples one join key tuple may give, as Elasticsearch's
+    /// `max_samples_per_key` (samples only).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_samples_per_key: u32,
+    /// The EQL query: an event query, a sequence or a sample, optionally with `| head N` /
+    /// `| tail N`.
     pub query: String,
     /// NDJSON events, one object per line; `-` reads stdin.
     pub file: PathBuf,
@@ -140,14 +146,15 @@ fn match_events(args: MatchArgs) -> anyhow::Result<ExitCode> {
     };
     let event_matcher = match &statement.body {
         Body::Event(query) => Some(Matcher::new(query, &options).context("invalid EQL query")?),
-        Body::Sequence(_) => None,
+        Body::Sequence(_) | Body::Sample(_) => None,
     };
-    let mut sequence_matcher = match &statement.body {
-        Body::Sequence(seq) => {
-            Some(SequenceMatcher::new(seq, &options).context("invalid EQL query")?)
-        }
-        Body::Event(_) => None,
-    };
+    let per_key = args.max_samples_per_key as usize;
+    let join_matcher = JoinMatcher::new(&statement.body, &options, per_key)
+        .transpose()
+        .context("invalid EQL query")?;
+    // A sample needs no time: its events are taken in input order, as Elasticsearch takes
+    // them in index order.
+    let timed = !matches!(statement.body, Body::Sample(_));
     let mut skipped = false;
     let mut events = Vec::new();
     // An event query keeps only its matches; a sequence needs every event.
@@ -161,6 +168,7 @@ fn match_events(args: MatchArgs) -> anyhow::Result<ExitCode> {
             io::stdin().lock(),
             "<stdin>",
             &args,
+            timed,
             &mut keep,
             &mut skipped,
         );
@@ -170,6 +178,7 @@ fn match_events(args: MatchArgs) -> anyhow::Result<ExitCode> {
                 BufReader::new(file),
                 &args.file.display().to_string(),
                 &args,
+                timed,
                 &mut keep,
                 &mut skipped,
             ),
@@ -182,6 +191,9 @@ fn match_events(args: MatchArgs) -> anyhow::Result<ExitCode> {
     // Stable: events of the same instant (and tiebreaker) keep their order in the input.
     let tiebreaker = args.tiebreaker_field.as_deref();
     events.sort_by(|a, b| {
+        if !timed {
+            return std::cmp::Ordering::Equal;
+        }
         a.nanos.cmp(&b.nanos).then_with(|| {
             tiebreak(&a.doc, tiebreaker)
                 .partial_cmp(&tiebreak(&b.doc, tiebreaker))
@@ -193,13 +205,13 @@ fn match_events(args: MatchArgs) -> anyhow::Result<ExitCode> {
         true => doc.clone(),
         false => project(doc, &args.fields, "").unwrap_or_default(),
     };
-    let results: Vec<Vec<u8>> = match sequence_matcher.as_mut() {
+    let results: Vec<Vec<u8>> = match join_matcher {
         None if args.fields.is_empty() => events.into_iter().map(|event| event.line).collect(),
         None => events
             .iter()
             .map(|event| shown(&event.doc).to_string().into_bytes())
             .collect(),
-        Some(matcher) => {
+        Some(mut matcher) => {
             let mut hits = Vec::new();
             for (id, event) in events.iter().enumerate() {
                 hits.extend(matcher.push(id, event.nanos, &event.doc));
@@ -245,12 +257,13 @@ fn match_events(args: MatchArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Hand each event of `input` to `keep`. Lines that are not JSON objects or have no usable
-/// timestamp are reported as `name:line: ...` on stderr and skipped.
+/// Hand each event of `input` to `keep`. Lines that are not JSON objects, or (when `timed`)
+/// have no usable timestamp, are reported as `name:line: ...` on stderr and skipped.
 fn collect(
     mut input: impl BufRead,
     name: &str,
     args: &MatchArgs,
+    timed: bool,
     keep: &mut dyn FnMut(Event),
     skipped: &mut bool,
 ) {
@@ -285,7 +298,8 @@ fn collect(
                 continue;
             }
         };
-        let Some(nanos) = timestamp(&doc, &args.timestamp_field) else {
+        let nanos = timestamp(&doc, &args.timestamp_field);
+        let Some(nanos) = nanos.or((!timed).then_some(0)) else {
             eprintln!(
                 "{name}:{number}: no usable {} (an RFC 3339 time or epoch milliseconds)",
                 args.timestamp_field

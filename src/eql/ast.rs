@@ -375,7 +375,7 @@ impl fmt::Display for Query {
     }
 }
 
-/// A whole EQL statement: an event query or a sequence, then pipes.
+/// A whole EQL statement: an event query, a sequence or a sample, then pipes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Statement {
     pub body: Body,
@@ -386,6 +386,28 @@ pub struct Statement {
 pub enum Body {
     Event(Query),
     Sequence(Sequence),
+    Sample(Sample),
+}
+
+impl Body {
+    /// The event queries: the one of an event query, or every stage's (and `until`'s).
+    pub fn queries(&self) -> Vec<&Query> {
+        match self {
+            Body::Event(query) => vec![query],
+            Body::Sequence(sequence) => sequence
+                .stages
+                .iter()
+                .chain(&sequence.until)
+                .map(|stage| &stage.query)
+                .collect(),
+            Body::Sample(sample) => sample.stages.iter().map(|stage| &stage.query).collect(),
+        }
+    }
+
+    /// Whether results join several events (a sequence or a sample).
+    pub fn joins(&self) -> bool {
+        !matches!(self, Body::Event(_))
+    }
 }
 
 /// `| head N` keeps the first N results, `| tail N` the last N.
@@ -454,6 +476,16 @@ impl Maxspan {
     }
 }
 
+/// `sample [by k, ...] [filter] [by k, ...] [filter]...`: events, one per filter, sharing
+/// their join key values, in no particular time order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// Join keys every filter shares, before each filter's own; fields only.
+    pub by: Vec<Expr>,
+    /// Two or more, each with `runs` 1 and not missing.
+    pub stages: Vec<Stage>,
+}
+
 fn write_keys(f: &mut fmt::Formatter<'_>, keys: &[Expr]) -> fmt::Result {
     if keys.is_empty() {
         return Ok(());
@@ -497,6 +529,13 @@ impl fmt::Display for Statement {
                 }
                 if let Some(until) = &seq.until {
                     write!(f, " until {until}")?;
+                }
+            }
+            Body::Sample(sample) => {
+                f.write_str("sample")?;
+                write_keys(f, &sample.by)?;
+                for stage in &sample.stages {
+                    write!(f, " {stage}")?;
                 }
             }
         }

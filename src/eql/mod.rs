@@ -7,22 +7,27 @@
 //!   semantics, the event category read from a configurable field ([`MatchOptions`]).
 //! - [`FieldSlots`] / [`Prepared`]: the fields many matchers read, resolved once per document
 //!   into a block they read by slot (`Matcher::with_slots`, `SequenceMatcher::with_slots`).
-//! - [`parse_statement`]: also sequences and `| head` / `| tail` pipes; [`SequenceMatcher`]
-//!   matches a sequence over events fed in timestamp order.
+//! - [`parse_statement`]: also sequences, samples and `| head` / `| tail` pipes;
+//!   [`SequenceMatcher`] matches a sequence over events fed in timestamp order,
+//!   [`SampleMatcher`] a sample over events fed in any order.
 
 mod ast;
 mod error;
 mod eval;
 mod functions;
+mod join;
 mod lexer;
 mod parser;
+mod sample;
 mod sequence;
 
 pub use ast::{
-    ArithOp, Body, Category, CmpOp, Expr, Field, Literal, MatchOp, Maxspan, Pipe, Query, Sequence,
-    Stage, Statement, apply_pipes,
+    ArithOp, Body, Category, CmpOp, Expr, Field, Literal, MatchOp, Maxspan, Pipe, Query, Sample,
+    Sequence, Stage, Statement, apply_pipes,
 };
 pub use error::ParseError;
 pub use eval::{FieldSlots, MatchOptions, Matcher, PrepareBuffer, Prepared, wildcard_match};
+pub use join::JoinMatcher;
 pub use parser::{MAX_DEPTH, MAX_QUERY_BYTES, parse, parse_statement};
+pub use sample::SampleMatcher;
 pub use sequence::{SequenceHit, SequenceMatcher};

@@ -31,12 +31,16 @@ pub fn parse(query: &str) -> Result<Query, ParseError> {
     Ok(parsed)
 }
 
-/// Parse a whole EQL statement: an event query or a sequence, then `| head N` / `| tail N`.
+/// Parse a whole EQL statement: an event query, a sequence or a sample, then `| head N` /
+/// `| tail N`.
 pub fn parse_statement(query: &str) -> Result<Statement, ParseError> {
     let mut parser = Parser::new(query)?;
-    let body = if parser.peek() == &Tok::Ident("sequence".into()) {
+    let body = if parser.is_word("sequence") {
         parser.pos += 1;
         Body::Sequence(parser.sequence()?)
+    } else if parser.is_word("sample") {
+        parser.pos += 1;
+        Body::Sample(parser.sample()?)
     } else {
         Body::Event(parser.query()?)
     };

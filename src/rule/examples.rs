@@ -326,7 +326,7 @@ fn test_rule(
         }
     };
     let aggregating = matches!(rule.rule_type.as_str(), "new_terms" | "threshold")
-        || matches!(rule.kind(), Ok(super::RuleKind::Eql(eql)) if eql.sequence().is_some());
+        || matches!(rule.kind(), Ok(super::RuleKind::Eql(eql)) if eql.joins());
     for example in mine {
         let at = Origin {
             path: path.to_owned(),

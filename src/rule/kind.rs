@@ -34,12 +34,16 @@ impl Eql {
         }
     }
 
-    /// The sequence, for a sequence statement.
-    pub fn sequence(&self) -> Option<&crate::eql::Sequence> {
-        match &self.statement.body {
-            crate::eql::Body::Sequence(sequence) => Some(sequence),
-            crate::eql::Body::Event(_) => None,
-        }
+    /// Whether the statement joins events (a sequence or a sample).
+    pub fn joins(&self) -> bool {
+        self.statement.body.joins()
+    }
+
+    /// The matcher of a sequence or sample, as Elasticsearch runs it for Kibana (one sample
+    /// per key tuple, Elasticsearch's default, since Kibana sets no `max_samples_per_key`);
+    /// `None` for an event query.
+    pub fn join_matcher(&self) -> Option<Result<crate::eql::JoinMatcher, regex::Error>> {
+        crate::eql::JoinMatcher::new(&self.statement.body, &self.options(), 1)
     }
 }
 

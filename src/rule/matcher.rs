@@ -212,16 +212,9 @@ fn eql_matchers(
         }
     };
     let options = kind.options();
-    let queries: Vec<&crate::eql::Query> = match &kind.statement.body {
-        crate::eql::Body::Event(query) => vec![query],
-        crate::eql::Body::Sequence(sequence) => sequence
-            .stages
-            .iter()
-            .chain(&sequence.until)
-            .map(|stage| &stage.query)
-            .collect(),
-    };
-    queries
+    kind.statement
+        .body
+        .queries()
         .into_iter()
         .map(|query| {
             crate::eql::Matcher::with_slots(query, &options, slots)

@@ -10,7 +10,7 @@ use super::{RuleSet, ScanOptions, scan};
 use crate::alert::RunContext;
 use crate::alert::fields::{lookup, parse_timestamp};
 use crate::cloudtrail::{Input, InputFile, NormalizeOptions};
-use crate::eql::SequenceMatcher;
+use crate::eql::JoinMatcher;
 use crate::kql::FieldTypes;
 use crate::rule::examples::ExpectedAlert;
 use crate::rule::{LoadReport, LoadedRule};
@@ -24,9 +24,10 @@ pub fn run_sequence(
     warm_up: bool,
 ) -> Result<Vec<ExpectedAlert>, String> {
     if let Ok(RuleKind::Eql(eql)) = loaded.rule.kind()
-        && let Some(sequence) = eql.sequence()
+        && let Some(matcher) = eql.join_matcher()
     {
-        return eql_sequences(loaded, sequence, &eql.options(), events);
+        let matcher = matcher.map_err(|error| error.to_string())?;
+        return eql_sequences(loaded, matcher, events);
     }
     let mut ndjson = Vec::new();
     for (n, event) in events.iter().enumerate() {
@@ -88,8 +89,7 @@ pub fn run_sequence(
 /// the events that pass the rule's filters and one of its stages, fed to the matcher.
 fn eql_sequences(
     loaded: &LoadedRule,
-    sequence: &crate::eql::Sequence,
-    options: &crate::eql::MatchOptions,
+    mut matcher: JoinMatcher,
     events: &[Value],
 ) -> Result<Vec<ExpectedAlert>, String> {
     let selection = RuleMatcher::new(
@@ -99,7 +99,6 @@ fn eql_sequences(
         &Default::default(),
     )
     .map_err(|error| error.to_string())?;
-    let mut matcher = SequenceMatcher::new(sequence, options).map_err(|error| error.to_string())?;
     let mut timed = Vec::with_capacity(events.len());
     for (n, event) in events.iter().enumerate() {
         let time = lookup(event, "@timestamp")

@@ -269,7 +269,7 @@ fn scan_file(
                 Some(_) => whole.get_or_insert_with(|| doc.whole(&opts.normalize)),
             };
             if let RuleKind::Eql(eql) = &compiled.kind
-                && eql.sequence().is_some()
+                && eql.joins()
             {
                 let identity = event_identity(builders[i].identity(), index, &doc_id, source_doc);
                 result.sequence_events.push((

@@ -282,12 +282,11 @@ impl RuleQuery {
             RuleQuery::Kql(query) => alternatives(query),
             RuleQuery::Eql(statement) => match &statement.body {
                 crate::eql::Body::Event(query) => eql_alternatives(&query.condition),
-                crate::eql::Body::Sequence(sequence) => any_of(
-                    sequence
-                        .stages
-                        .iter()
-                        .chain(&sequence.until)
-                        .map(|stage| eql_alternatives(&stage.query.condition)),
+                joined => any_of(
+                    joined
+                        .queries()
+                        .into_iter()
+                        .map(|query| eql_alternatives(&query.condition)),
                 ),
             },
         }

@@ -1,9 +1,9 @@
-//! EQL sequence rules offline: the events that may take part (those passing the rule's
-//! filters and matching one of its stages or `until`) are collected from every file, then
-//! fed to the sequence matcher in event-time order (ties in input order), as Elasticsearch
-//! orders them by timestamp and tiebreaker. Memory holds those events for the whole input,
-//! as a sequence without `maxspan` may span all of it (and files come in any order), up to
-//! `--sequence-memory`; beyond, the scan stops and says so.
+//! EQL sequence and sample rules offline: the events that may take part (those passing the
+//! rule's filters and matching one of its stages or `until`) are collected from every file,
+//! then fed to the sequence or sample matcher in event-time order (ties in input order), as
+//! Elasticsearch orders them by timestamp and tiebreaker. Memory holds those events for the
+//! whole input, as a sequence without `maxspan` or a sample may span all of it (and files
+//! come in any order), up to `--sequence-memory`; beyond, the scan stops and says so.
 
 use std::collections::HashMap;
 
@@ -13,7 +13,6 @@ use serde_json::Value;
 use super::rules::CompiledRule;
 use crate::alert::sequence::sequence_alerts;
 use crate::alert::{AlertBuilder, AlertDoc, AlertEvent};
-use crate::eql::SequenceMatcher;
 use crate::rule::RuleKind;
 
 /// An event a sequence rule may use.
@@ -103,10 +102,7 @@ impl SequenceEvents {
             let RuleKind::Eql(eql) = &rules[rule].kind else {
                 continue;
             };
-            let Some(sequence) = eql.sequence() else {
-                continue;
-            };
-            let Ok(mut matcher) = SequenceMatcher::new(sequence, &eql.options()) else {
+            let Some(Ok(mut matcher)) = eql.join_matcher() else {
                 continue;
             };
             events.sort_by_key(|e| (e.time, e.position));

@@ -493,3 +493,51 @@ fn a_scan_whose_sequence_events_outgrow_their_memory_stops_and_says_what_to_narr
     assert_exit!(out, 0);
     assert_eq!(lines(&out).len(), 4, "{}", stdout(&out));
 }
+
+#[test]
+fn scan_runs_eql_samples_whatever_the_order_of_their_events() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let rule = std::fs::read_to_string("examples/eql/rules/user_created_then_access_key.toml")
+        .unwrap_or_default()
+        .replace(
+            "sequence by aws.cloudtrail.user_identity.arn with maxspan=5m",
+            "sample by aws.cloudtrail.user_identity.arn",
+        )
+        .replace("\"CreateUser\"]", "\"CreateUser_\"]")
+        .replace("\"CreateAccessKey\"]", "\"CreateUser\"]")
+        .replace("\"CreateUser_\"]", "\"CreateAccessKey\"]");
+    assert!(rule.contains("sample by"), "{rule}");
+    std::fs::write(dir.path().join("sample.toml"), rule).expect("write");
+    let (out, alerts) = scan_with(dir.path().to_str(), &["examples/eql/trail.ndjson"]);
+    assert_exit!(out, 0);
+    // Both users created a user and a key: no time bound, so alice's 20 minutes apart count
+    // too; the key's event is the first of each sample, as the first filter asks for it.
+    let shells: Vec<&Value> = alerts
+        .iter()
+        .filter(|a| a.get("kibana.alert.building_block_type").is_none())
+        .collect();
+    assert_eq!(shells.len(), 2, "{alerts:?}");
+    assert_eq!(alerts.len(), 6);
+    let mut blocks: Vec<(&str, &str, i64)> = alerts
+        .iter()
+        .filter(|a| a.get("kibana.alert.building_block_type").is_some())
+        .map(|a| {
+            (
+                text(a, "kibana.alert.group.id"),
+                a["event"]["action"].as_str().unwrap_or_default(),
+                a["kibana.alert.group.index"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect();
+    blocks.sort_by_key(|(group, _, index)| (*group, *index));
+    let actions: Vec<(&str, i64)> = blocks.iter().map(|(_, a, i)| (*a, *i)).collect();
+    assert_eq!(
+        actions,
+        [
+            ("CreateAccessKey", 0),
+            ("CreateUser", 1),
+            ("CreateAccessKey", 0),
+            ("CreateUser", 1)
+        ]
+    );
+}

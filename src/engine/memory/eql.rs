@@ -3,7 +3,7 @@
 //! first. The statement's `head` / `tail` pipes apply as Elasticsearch applies them.
 
 use crate::engine::ports::{EqlReply, EventHit, PortError};
-use crate::eql::{Body, SequenceMatcher, apply_pipes};
+use crate::eql::{Body, apply_pipes};
 use crate::rule::{Rule, RuleKind};
 
 /// The events or sequences of `rule` among `candidates` (in time order), at most `size`.
@@ -24,8 +24,11 @@ pub(super) fn search(
             reply.events = apply_pipes(candidates, &eql.statement.pipes);
             reply.events.truncate(size);
         }
-        Body::Sequence(sequence) => {
-            let mut matcher = SequenceMatcher::new(sequence, &eql.options())
+        Body::Sequence(_) | Body::Sample(_) => {
+            let Some(matcher) = eql.join_matcher() else {
+                return Ok(reply);
+            };
+            let mut matcher = matcher
                 .map_err(|e| PortError::Permanent(format!("rule `{}`: {e}", rule.rule_id)))?;
             let mut found = Vec::new();
             for (i, hit) in candidates.iter().enumerate() {

@@ -101,6 +101,17 @@ impl<'a> Val<'a> {
     }
 }
 
+/// A scalar value as JSON; `None` for null (and a list, which is no scalar).
+fn val_json(value: &Val<'_>) -> Option<Json> {
+    match value {
+        Val::Null | Val::Many(_) => None,
+        Val::Bool(b) => Some(Json::Bool(*b)),
+        Val::Int(n) => Some(Json::from(*n)),
+        Val::Float(x) => serde_json::Number::from_f64(*x).map(Json::Number),
+        Val::Str(s) => Some(Json::String(s.to_string())),
+    }
+}
+
 /// Settings of the evaluation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MatchOptions {
@@ -253,17 +264,25 @@ impl Matcher {
     pub(crate) fn keys<D: Document + ?Sized>(&self, doc: &D) -> Option<Vec<Json>> {
         self.keys
             .iter()
+            .map(|key| match self.eval(key, doc) {
+                Val::Many(_) => None,
+                one => Some(val_json(&one).unwrap_or(Json::Null)),
+            })
+            .collect()
+    }
+
+    /// Each join key's values over `doc` as JSON, every value of a multi-valued field apart
+    /// (a sample groups an event under each, as a terms aggregation does); none for null.
+    pub(crate) fn key_values<D: Document + ?Sized>(&self, doc: &D) -> Vec<Vec<Json>> {
+        self.keys
+            .iter()
             .map(|key| {
-                Some(match self.eval(key, doc) {
-                    Val::Null => Json::Null,
-                    Val::Bool(b) => Json::Bool(b),
-                    Val::Int(n) => Json::from(n),
-                    Val::Float(x) => {
-                        serde_json::Number::from_f64(x).map_or(Json::Null, Json::Number)
-                    }
-                    Val::Str(s) => Json::String(s.into_owned()),
-                    Val::Many(_) => return None,
-                })
+                let mut values = Vec::new();
+                match self.eval(key, doc) {
+                    Val::Many(items) => values.extend(items.iter().filter_map(val_json)),
+                    one => values.extend(val_json(&one)),
+                }
+                values
             })
             .collect()
     }

@@ -1,7 +1,7 @@
-//! The sequence part of the grammar: `sequence [by ...] [with maxspan=...]`, its stages with
-//! their join keys and `with runs=N`, and `until`.
+//! The joining part of the grammar: `sequence [by ...] [with maxspan=...]`, its stages with
+//! their join keys and `with runs=N`, and `until`; `sample [by ...]` and its filters.
 
-use super::super::ast::{Expr, Maxspan, Sequence, Stage};
+use super::super::ast::{Expr, Maxspan, Sample, Sequence, Stage};
 use super::super::error::ParseError;
 use super::super::lexer::Tok;
 use super::{MAX_RUNS, Parser};
@@ -140,5 +140,70 @@ impl Parser {
             stages,
             until,
         })
+    }
+}
+
+impl Parser {
+    /// After `sample`: `[by k, ...]`, then two or more `[filter] [by k, ...]`. The keys are
+    /// fields (Elasticsearch groups them with a composite aggregation), at least one in all.
+    pub(super) fn sample(&mut self) -> Result<Sample, ParseError> {
+        let start = self.at();
+        let by = self.join_keys()?;
+        let mut stages = Vec::new();
+        let mut starts = Vec::new();
+        while matches!(self.peek(), Tok::LBracket | Tok::Bang) {
+            let at = self.at();
+            if self.peek() == &Tok::Bang {
+                return Err(ParseError::new(
+                    at,
+                    "a sample has no missing events `![...]`",
+                ));
+            }
+            starts.push(at);
+            self.pos += 1;
+            let query = self.query()?;
+            self.expect(&Tok::RBracket, "\"]\"")?;
+            let keys = self.join_keys()?;
+            if self.is_word("with") {
+                return Err(ParseError::new(
+                    self.at(),
+                    "a sample's filter takes no `with` (no `runs`, no `maxspan`)",
+                ));
+            }
+            stages.push(Stage {
+                query,
+                by: keys,
+                runs: 1,
+                missing: false,
+            });
+        }
+        if stages.len() < 2 {
+            return Err(self.unexpected("\"[\" (a sample needs at least two filters)"));
+        }
+        for (stage, at) in stages.iter().zip(&starts) {
+            if stage.by.len() != stages[0].by.len() {
+                return Err(ParseError::new(
+                    *at,
+                    "every filter of a sample needs the same number of join keys",
+                ));
+            }
+        }
+        if by.is_empty() && stages[0].by.is_empty() {
+            return Err(ParseError::new(
+                start,
+                "a sample needs join keys: `sample by field [...] [...]` or `[...] by field`",
+            ));
+        }
+        if let Some(key) = by
+            .iter()
+            .chain(stages.iter().flat_map(|s| &s.by))
+            .find(|key| !matches!(key, Expr::Field(_)))
+        {
+            return Err(ParseError::new(
+                start,
+                format!("a sample's join keys are fields, not `{key}`"),
+            ));
+        }
+        Ok(Sample { by, stages })
     }
 }

@@ -1,7 +1,7 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::eql::ast::{Maxspan, Sequence, Stage};
+use crate::eql::ast::{Maxspan, Sample, Sequence, Stage};
 
 fn cond(query: &str) -> Expr {
     parse(query).expect("the test query parses").condition
@@ -469,6 +469,50 @@ fn stage_runs_repeat_a_stage_and_are_bounded() {
 }
 
 #[test]
+fn samples_parse_print_and_are_checked() {
+    let text = "sample by host [any where uptime > 0] by os [any where port > 100] by ?op_sys";
+    let statement = parse_statement(text).expect("parses");
+    let Body::Sample(sample) = &statement.body else {
+        panic!("a sample");
+    };
+    assert_eq!(sample.by, [field("host")]);
+    assert_eq!(sample.stages.len(), 2);
+    assert_eq!(sample.stages[0].by, [field("os")]);
+    assert_eq!(statement.to_string(), text);
+    let err = |q: &str| parse_statement(q).expect_err(q).message;
+    for (query, wanted) in [
+        ("sample by h [any where true]", "at least two filters"),
+        (
+            "sample [any where true] [any where true]",
+            "a sample needs join keys",
+        ),
+        (
+            "sample by h [any where true] by x [any where true]",
+            "the same number of join keys",
+        ),
+        (
+            "sample by h [any where true] ![any where true]",
+            "no missing events",
+        ),
+        (
+            "sample by h [any where true] with runs=2 [any where true]",
+            "takes no `with`",
+        ),
+        (
+            "sample by length(h) [any where true] [any where true]",
+            "join keys are fields, not `length(h)`",
+        ),
+        (
+            "sample by h [any where true] [any where true] until [any where true]",
+            "end of input",
+        ),
+    ] {
+        let message = err(query);
+        assert!(message.contains(wanted), "{query}: {message}");
+    }
+}
+
+#[test]
 fn sequence_errors() {
     let err = |q: &str| parse_statement(q).expect_err("rejected").message;
     assert_eq!(
@@ -554,7 +598,26 @@ pub(crate) fn statement() -> impl Strategy<Value = Statement> {
                     })
                 })
         });
-    let body = prop_oneof![query().prop_map(Body::Event), sequence];
+    let key = || {
+        (field_name(), any::<bool>())
+            .prop_map(|(name, optional)| Expr::Field(Field { name, optional }))
+    };
+    let sample = (1..3usize, 2..4usize).prop_flat_map(move |(n, stages)| {
+        let stage = move || {
+            (query(), prop::collection::vec(key(), n..=n)).prop_map(|(query, by)| Stage {
+                query,
+                by,
+                runs: 1,
+                missing: false,
+            })
+        };
+        (
+            prop::collection::vec(key(), 0..2),
+            prop::collection::vec(stage(), stages..=stages),
+        )
+            .prop_map(|(by, stages)| Body::Sample(Sample { by, stages }))
+    });
+    let body = prop_oneof![query().prop_map(Body::Event), sequence, sample];
     let pipe = prop_oneof![
         (0..=i64::MAX as u64).prop_map(Pipe::Head),
         (0..=i64::MAX as u64).prop_map(Pipe::Tail)
