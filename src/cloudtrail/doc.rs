@@ -16,7 +16,10 @@ pub(super) struct Doc(Map<String, Value>, FieldMask);
 
 impl Doc {
     pub(super) fn new(mask: FieldMask) -> Doc {
-        Doc(Map::new(), mask)
+        // A flat document's map is sized once: growing it insert by insert was a tenth of
+        // building it.
+        let capacity = if mask.is_all() { 0 } else { mask.count() };
+        Doc(Map::with_capacity(capacity), mask)
     }
 
     pub(super) fn into_value(self) -> Value {

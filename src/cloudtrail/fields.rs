@@ -141,6 +141,11 @@ impl FieldMask {
             .union(FieldMask::reading("event.id"))
     }
 
+    /// How many listed fields the set holds: about how many a partial document gets.
+    pub fn count(self) -> usize {
+        self.0.count_ones() as usize
+    }
+
     /// Whether the normalizer writes `field`.
     pub fn wants(self, field: &str) -> bool {
         self.is_all() || bits().get(field).is_none_or(|bit| self.0 & bit != 0)
