@@ -293,20 +293,28 @@ fn build(json: &Obj, original: Option<String>, opts: &NormalizeOptions, mask: Fi
     }
     let issuer = [uid[0], "sessionContext", "sessionIssuer"];
     let issuer_field = |k: &'static str| [issuer[0], issuer[1], issuer[2], k];
-    let prefix = "aws.cloudtrail.user_identity.session_context.session_issuer";
-    copy(&mut doc, &issuer_field("type"), &format!("{prefix}.type"));
+    // Field names spelled out, not formatted: this runs for every record.
+    copy(
+        &mut doc,
+        &issuer_field("type"),
+        "aws.cloudtrail.user_identity.session_context.session_issuer.type",
+    );
     // Assumed roles: the role name replaces the user name.
     copy(&mut doc, &issuer_field("userName"), "user.name");
     copy(
         &mut doc,
         &issuer_field("principalId"),
-        &format!("{prefix}.principal_id"),
+        "aws.cloudtrail.user_identity.session_context.session_issuer.principal_id",
     );
-    copy(&mut doc, &issuer_field("arn"), &format!("{prefix}.arn"));
+    copy(
+        &mut doc,
+        &issuer_field("arn"),
+        "aws.cloudtrail.user_identity.session_context.session_issuer.arn",
+    );
     copy(
         &mut doc,
         &issuer_field("accountId"),
-        &format!("{prefix}.account_id"),
+        "aws.cloudtrail.user_identity.session_context.session_issuer.account_id",
     );
     copy(
         &mut doc,
@@ -343,17 +351,29 @@ fn build(json: &Obj, original: Option<String>, opts: &NormalizeOptions, mask: Fi
     copy(&mut doc, &["errorCode"], "aws.cloudtrail.error_code");
     copy(&mut doc, &["errorMessage"], "aws.cloudtrail.error_message");
 
-    for (source, field) in [
-        ("requestParameters", "request_parameters"),
-        ("responseElements", "response_elements"),
-        ("additionalEventData", "additional_eventdata"),
-        ("serviceEventDetails", "service_event_details"),
+    for (source, text_field, flat_field) in [
+        (
+            "requestParameters",
+            "aws.cloudtrail.request_parameters",
+            "aws.cloudtrail.flattened.request_parameters",
+        ),
+        (
+            "responseElements",
+            "aws.cloudtrail.response_elements",
+            "aws.cloudtrail.flattened.response_elements",
+        ),
+        (
+            "additionalEventData",
+            "aws.cloudtrail.additional_eventdata",
+            "aws.cloudtrail.flattened.additional_eventdata",
+        ),
+        (
+            "serviceEventDetails",
+            "aws.cloudtrail.service_event_details",
+            "aws.cloudtrail.flattened.service_event_details",
+        ),
     ] {
-        let (text_field, flat_field) = (
-            format!("aws.cloudtrail.{field}"),
-            format!("aws.cloudtrail.flattened.{field}"),
-        );
-        if !doc.wants(&text_field) && !doc.wants(&flat_field) {
+        if !doc.wants(text_field) && !doc.wants(flat_field) {
             continue;
         }
         let Some(payload) = get(&[source]).filter(|n| **n != Node::Null) else {
@@ -361,9 +381,9 @@ fn build(json: &Obj, original: Option<String>, opts: &NormalizeOptions, mask: Fi
         };
         let text = javamap::render(payload);
         let short = text.encode_utf16().count() < FLATTENED_MAX;
-        doc.set(&text_field, Value::String(text));
-        if (short || !integration) && doc.wants(&flat_field) {
-            doc.set(&flat_field, payload.to_json());
+        doc.set(text_field, Value::String(text));
+        if (short || !integration) && doc.wants(flat_field) {
+            doc.set(flat_field, payload.to_json());
         }
     }
 
