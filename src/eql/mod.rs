@@ -28,6 +28,6 @@ pub use ast::{
 pub use error::ParseError;
 pub use eval::{FieldSlots, MatchOptions, Matcher, PrepareBuffer, Prepared, wildcard_match};
 pub use join::JoinMatcher;
-pub use parser::{MAX_DEPTH, MAX_QUERY_BYTES, parse, parse_statement};
+pub use parser::{MAX_DEPTH, MAX_QUERY_BYTES, MAX_SAMPLE_FILTERS, parse, parse_statement};
 pub use sample::SampleMatcher;
 pub use sequence::{SequenceHit, SequenceMatcher};

@@ -19,6 +19,9 @@ use super::lexer::{RESERVED, Tok, Token, tokenize};
 pub const MAX_DEPTH: usize = 100;
 /// The most `runs` a sequence stage may repeat (Elasticsearch's limit).
 pub const MAX_RUNS: u32 = 100;
+/// The most filters a sample may have: real samples have a handful, and the bound keeps the
+/// search for distinct events (one per filter) small whatever the data.
+pub const MAX_SAMPLE_FILTERS: usize = 32;
 
 /// The longest query accepted, in bytes. Elastic's rules are a few KiB at most.
 pub const MAX_QUERY_BYTES: usize = 1 << 20;

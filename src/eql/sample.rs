@@ -150,7 +150,10 @@ fn key_tuples(values: Vec<Vec<Json>>, optional: &[bool]) -> Vec<Vec<Json>> {
 }
 
 /// Distinct events, one per filter, earliest first: up to `max` such choices, in the order
-/// a depth-first search over the filters' events finds them.
+/// a depth-first search over the filters' events finds them. A branch is entered only when
+/// the filters after it can still each get an event of their own (a bipartite matching), so
+/// the search finds the same choices without ever exploring a dead end, which plain
+/// backtracking can do for factorially long when the events run short.
 fn pick(firsts: &[Vec<usize>], chosen: &mut Vec<usize>, found: &mut Vec<Vec<usize>>, max: usize) {
     let Some(events) = firsts.get(chosen.len()) else {
         found.push(chosen.clone());
@@ -164,9 +167,41 @@ fn pick(firsts: &[Vec<usize>], chosen: &mut Vec<usize>, found: &mut Vec<Vec<usiz
             continue;
         }
         chosen.push(event);
-        pick(firsts, chosen, found, max);
+        if completable(&firsts[chosen.len()..], chosen) {
+            pick(firsts, chosen, found, max);
+        }
         chosen.pop();
     }
+}
+
+/// Whether each of `filters` can take a distinct event of its own, none of them `used`
+/// (Kuhn's augmenting paths).
+fn completable(filters: &[Vec<usize>], used: &[usize]) -> bool {
+    fn augment(
+        filter: usize,
+        filters: &[Vec<usize>],
+        used: &[usize],
+        owner: &mut HashMap<usize, usize>,
+        seen: &mut Vec<usize>,
+    ) -> bool {
+        for &event in &filters[filter] {
+            if used.contains(&event) || seen.contains(&event) {
+                continue;
+            }
+            seen.push(event);
+            let free = match owner.get(&event) {
+                None => true,
+                Some(&other) => augment(other, filters, used, owner, seen),
+            };
+            if free {
+                owner.insert(event, filter);
+                return true;
+            }
+        }
+        false
+    }
+    let mut owner = HashMap::new();
+    (0..filters.len()).all(|filter| augment(filter, filters, used, &mut owner, &mut Vec::new()))
 }
 
 fn tuple_order(a: &[Json], b: &[Json]) -> Ordering {
@@ -264,6 +299,21 @@ mod tests {
                 (vec![1, 0], vec![json!("x")]),
                 (vec![1, 2], vec![json!("x")]),
             ]
+        );
+    }
+
+    #[test]
+    fn too_few_distinct_events_end_the_search_at_once() {
+        // Twelve filters that each match the same eleven events: no sample, and the search
+        // must say so without trying the 11! orders of those events.
+        let filters: Vec<String> = (0..12).map(|_| "[any where a == 1]".to_string()).collect();
+        let query = format!("sample by h {}", filters.join(" "));
+        let events: Vec<Json> = (0..11).map(|_| json!({"h": "x", "a": 1})).collect();
+        assert!(run(&query, &events, 1).is_empty());
+        let events: Vec<Json> = (0..12).map(|_| json!({"h": "x", "a": 1})).collect();
+        assert_eq!(
+            run(&query, &events, 1),
+            [((0..12).collect(), vec![json!("x")])]
         );
     }
 

@@ -4,7 +4,7 @@
 use super::super::ast::{Expr, Maxspan, Sample, Sequence, Stage};
 use super::super::error::ParseError;
 use super::super::lexer::Tok;
-use super::{MAX_RUNS, Parser};
+use super::{MAX_RUNS, MAX_SAMPLE_FILTERS, Parser};
 
 impl Parser {
     /// `by k, ...` (after `by` has been seen or not: empty when absent).
@@ -179,6 +179,12 @@ impl Parser {
         }
         if stages.len() < 2 {
             return Err(self.unexpected("\"[\" (a sample needs at least two filters)"));
+        }
+        if stages.len() > MAX_SAMPLE_FILTERS {
+            return Err(ParseError::new(
+                starts[MAX_SAMPLE_FILTERS],
+                format!("a sample takes at most {MAX_SAMPLE_FILTERS} filters in rule-runner"),
+            ));
         }
         for (stage, at) in stages.iter().zip(&starts) {
             if stage.by.len() != stages[0].by.len() {

@@ -506,6 +506,10 @@ fn samples_parse_print_and_are_checked() {
             "sample by h [any where true] [any where true] until [any where true]",
             "end of input",
         ),
+        (
+            &format!("sample by h {}", "[any where true] ".repeat(33)),
+            "at most 32 filters",
+        ),
     ] {
         let message = err(query);
         assert!(message.contains(wanted), "{query}: {message}");
