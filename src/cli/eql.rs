@@ -157,7 +157,7 @@ fn match_events(args: MatchArgs) -> anyhow::Result<ExitCode> {
     let timed = !matches!(statement.body, Body::Sample(_));
     let mut skipped = false;
     let mut events = Vec::new();
-    // An event query keeps only its matches; a sequence needs every event.
+    // An event query keeps only its matches; a sequence or sample needs every event.
     let mut keep = |event: Event| {
         if event_matcher.as_ref().is_none_or(|m| m.matches(&event.doc)) {
             events.push(event);
@@ -190,16 +190,15 @@ fn match_events(args: MatchArgs) -> anyhow::Result<ExitCode> {
     }
     // Stable: events of the same instant (and tiebreaker) keep their order in the input.
     let tiebreaker = args.tiebreaker_field.as_deref();
-    events.sort_by(|a, b| {
-        if !timed {
-            return std::cmp::Ordering::Equal;
-        }
-        a.nanos.cmp(&b.nanos).then_with(|| {
-            tiebreak(&a.doc, tiebreaker)
-                .partial_cmp(&tiebreak(&b.doc, tiebreaker))
-                .unwrap_or(std::cmp::Ordering::Equal)
-        })
-    });
+    if timed {
+        events.sort_by(|a, b| {
+            a.nanos.cmp(&b.nanos).then_with(|| {
+                tiebreak(&a.doc, tiebreaker)
+                    .partial_cmp(&tiebreak(&b.doc, tiebreaker))
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            })
+        });
+    }
     // The selection applies to what is printed, after every condition saw the whole event.
     let shown = |doc: &Json| match args.fields.is_empty() {
         true => doc.clone(),

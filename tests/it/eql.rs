@@ -541,3 +541,50 @@ fn scan_runs_eql_samples_whatever_the_order_of_their_events() {
         ]
     );
 }
+
+#[test]
+fn match_finds_samples_without_timestamps_and_several_per_key_when_asked() {
+    // No timestamps: a sample takes its events in input order.
+    let input = r#"{"host": "b", "a": 1, "n": 1}
+{"host": "a", "a": 1, "b": 1, "n": 2}
+{"host": "a", "b": 1, "n": 3}
+{"host": "a", "a": 1, "n": 4}
+"#;
+    let query = "sample by host [any where a == 1] [any where b == 1]";
+    let ns = |hit: &Value| -> Vec<Value> {
+        hit["sequence"]
+            .as_array()
+            .map(|events| events.iter().map(|e| e["n"].clone()).collect())
+            .unwrap_or_default()
+    };
+    let out = run_cli_with_stdin(&["eql", "match", query, "-"], input.as_bytes());
+    assert_exit!(out, 0);
+    let hits = lines(&out);
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert_eq!(hits[0]["join_keys"], json!(["a"]));
+    assert_eq!(ns(&hits[0]), [json!(2), json!(3)]);
+    let out = run_cli_with_stdin(
+        &["eql", "match", "--max-samples-per-key", "3", query, "-"],
+        input.as_bytes(),
+    );
+    assert_exit!(out, 0);
+    let all: Vec<Vec<Value>> = lines(&out).iter().map(ns).collect();
+    assert_eq!(
+        all,
+        [
+            vec![json!(2), json!(3)],
+            vec![json!(4), json!(2)],
+            vec![json!(4), json!(3)]
+        ]
+    );
+    let out = run_cli_with_stdin(
+        &["eql", "match", "--max-samples-per-key", "0", query, "-"],
+        input.as_bytes(),
+    );
+    assert_exit!(out, 1);
+    assert!(
+        stderr(&out).contains("max-samples-per-key"),
+        "{}",
+        stderr(&out)
+    );
+}
