@@ -91,11 +91,6 @@ impl SampleMatcher {
         }
     }
 
-    /// How many key tuples are held: what the memory grows with.
-    pub fn groups(&self) -> usize {
-        self.groups.len()
-    }
-
     /// Every sample, by key tuple; within one, its events in filter order.
     pub fn finish(self) -> Vec<SequenceHit> {
         let mut groups: Vec<(Vec<Json>, Vec<Vec<usize>>)> = self
