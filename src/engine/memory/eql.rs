@@ -3,7 +3,7 @@
 //! first. The statement's `head` / `tail` pipes apply as Elasticsearch applies them.
 
 use crate::engine::ports::{EqlReply, EventHit, PortError};
-use crate::eql::{Body, apply_pipes};
+use crate::eql::apply_pipes;
 use crate::rule::{Rule, RuleKind};
 
 /// The events or sequences of `rule` among `candidates` (in time order), at most `size`.
@@ -19,15 +19,13 @@ pub(super) fn search(
         )));
     };
     let mut reply = EqlReply::default();
-    match &eql.statement.body {
-        Body::Event(_) => {
+    match eql.join_matcher() {
+        // An event query.
+        None => {
             reply.events = apply_pipes(candidates, &eql.statement.pipes);
             reply.events.truncate(size);
         }
-        Body::Sequence(_) | Body::Sample(_) => {
-            let Some(matcher) = eql.join_matcher() else {
-                return Ok(reply);
-            };
+        Some(matcher) => {
             let mut matcher = matcher
                 .map_err(|e| PortError::Permanent(format!("rule `{}`: {e}", rule.rule_id)))?;
             let mut found = Vec::new();

@@ -153,29 +153,21 @@ impl Parser {
         let mut starts = Vec::new();
         while matches!(self.peek(), Tok::LBracket | Tok::Bang) {
             let at = self.at();
-            if self.peek() == &Tok::Bang {
+            let stage = self.stage()?;
+            if stage.missing {
                 return Err(ParseError::new(
                     at,
                     "a sample has no missing events `![...]`",
                 ));
             }
-            starts.push(at);
-            self.pos += 1;
-            let query = self.query()?;
-            self.expect(&Tok::RBracket, "\"]\"")?;
-            let keys = self.join_keys()?;
-            if self.is_word("with") {
+            if stage.runs != 1 {
                 return Err(ParseError::new(
-                    self.at(),
+                    at,
                     "a sample's filter takes no `with` (no `runs`, no `maxspan`)",
                 ));
             }
-            stages.push(Stage {
-                query,
-                by: keys,
-                runs: 1,
-                missing: false,
-            });
+            starts.push(at);
+            stages.push(stage);
         }
         if stages.len() < 2 {
             return Err(self.unexpected("\"[\" (a sample needs at least two filters)"));
